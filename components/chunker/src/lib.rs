@@ -1,0 +1,144 @@
+//! warmlane's built-in chunker: page texts in, chunks with page provenance
+//! out, sized in cl100k tokens or in characters.
+//!
+//! Pages are joined with a paragraph break into one text, split by
+//! [`split`], and each chunk's ends are mapped back to (page, offset).
+
+pub mod bpe;
+pub mod split;
+
+pub use split::Unit;
+
+/// One page's text (or the tail of one, from `offset`).
+pub struct PageText {
+    pub number: u32,
+    pub offset: u32,
+    pub text: String,
+}
+
+/// A chunk and where it came from; offsets are UTF-8 bytes into the full
+/// page texts of `first_page` and `last_page`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub text: String,
+    pub first_page: u32,
+    pub last_page: u32,
+    pub start: u32,
+    pub end: u32,
+    pub size: u32,
+}
+
+/// Splits `pages` into chunks of at most `max` units, overlapping by `overlap`.
+pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<Vec<Chunk>, String> {
+    if max == 0 {
+        return Err("max-size must be at least 1".into());
+    }
+    if overlap >= max {
+        return Err(format!("overlap ({overlap}) must be smaller than max-size ({max})"));
+    }
+    const JOIN: &str = "\n\n";
+    let mut text = String::new();
+    // (start in `text`, page index)
+    let mut starts = Vec::with_capacity(pages.len());
+    for (i, page) in pages.iter().enumerate() {
+        if i > 0 {
+            text.push_str(JOIN);
+        }
+        starts.push(text.len());
+        text.push_str(&page.text);
+    }
+    let locate = |at: usize, is_end: bool| -> (u32, u32) {
+        // The page holding byte `at` (for an end, the byte before it).
+        let probe = if is_end { at.saturating_sub(1) } else { at };
+        let i = starts.partition_point(|&s| s <= probe).saturating_sub(1);
+        let page = &pages[i];
+        let within = at.saturating_sub(starts[i]).min(page.text.len());
+        (page.number, page.offset + within as u32)
+    };
+    Ok(split::split(&text, max as usize, overlap as usize, unit)
+        .into_iter()
+        .map(|(s, e)| {
+            let (first_page, start) = locate(s, false);
+            let (last_page, end) = locate(e, true);
+            let body = &text[s..e];
+            Chunk { text: body.to_string(), first_page, last_page, start, end, size: unit.measure(body) as u32 }
+        })
+        .collect())
+}
+
+#[cfg(target_arch = "wasm32")]
+mod component {
+    wit_bindgen::generate!({ path: "../../wit", world: "chunker-component" });
+
+    use exports::warmlane::worker::chunker::{Chunk, Guest, Options, PageText, SizeUnit};
+
+    struct Chunker;
+
+    impl Guest for Chunker {
+        fn split(pages: Vec<PageText>, options: Options) -> Result<Vec<Chunk>, String> {
+            let unit = match options.unit {
+                SizeUnit::Tokens => super::Unit::Tokens,
+                SizeUnit::Characters => super::Unit::Characters,
+            };
+            let pages: Vec<super::PageText> = pages
+                .into_iter()
+                .map(|p| super::PageText { number: p.number, offset: p.offset, text: p.text })
+                .collect();
+            Ok(super::chunk(&pages, options.max_size, options.overlap, unit)?
+                .into_iter()
+                .map(|c| Chunk {
+                    text: c.text,
+                    first_page: c.first_page,
+                    last_page: c.last_page,
+                    start: c.start,
+                    end: c.end,
+                    size: c.size,
+                })
+                .collect())
+        }
+    }
+
+    export!(Chunker);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(number: u32, text: &str) -> PageText {
+        PageText { number, offset: 0, text: text.into() }
+    }
+
+    #[test]
+    fn chunks_carry_their_pages_and_offsets() {
+        let pages = [page(1, "Alpha beta gamma."), page(2, "Delta epsilon.\n\nZeta eta theta iota.")];
+        let chunks = chunk(&pages, 20, 0, Unit::Characters).unwrap();
+        assert_eq!(chunks[0].text, "Alpha beta gamma.");
+        assert_eq!((chunks[0].first_page, chunks[0].last_page, chunks[0].start, chunks[0].end), (1, 1, 0, 17));
+        let last = chunks.last().unwrap();
+        assert_eq!(last.text, "Zeta eta theta iota.");
+        assert_eq!((last.first_page, last.start), (2, 16));
+        assert_eq!(&pages[1].text[last.start as usize..last.end as usize], last.text);
+    }
+
+    #[test]
+    fn a_chunk_may_span_pages() {
+        let pages = [page(3, "end of one"), page(4, "start of two")];
+        let chunks = chunk(&pages, 100, 0, Unit::Characters).unwrap();
+        assert_eq!(chunks.len(), 1);
+        assert_eq!((chunks[0].first_page, chunks[0].last_page, chunks[0].end), (3, 4, 12));
+    }
+
+    #[test]
+    fn offsets_respect_a_partial_first_page() {
+        let pages = [PageText { number: 7, offset: 100, text: "tail text".into() }];
+        let c = &chunk(&pages, 50, 0, Unit::Characters).unwrap()[0];
+        assert_eq!((c.start, c.end), (100, 109));
+    }
+
+    #[test]
+    fn bad_options_are_errors() {
+        assert!(chunk(&[], 0, 0, Unit::Tokens).is_err());
+        assert!(chunk(&[], 10, 10, Unit::Tokens).is_err());
+    }
+}

@@ -1,0 +1,41 @@
+//! A deliberately misbehaving tool, for the host's tests: it loops forever,
+//! allocates without bound, traps, or answers normally, as asked. It is
+//! built with the other components but never embedded in the binary.
+
+wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
+
+use exports::warmlane::worker::tool::{Description, Guest, ToolError};
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn describe() -> Description {
+        Description {
+            name: "hostile".into(),
+            description: "Misbehaves on request: loop, allocate, trap, or echo.".into(),
+            input_schema: r#"{"type":"object","properties":{"do":{"type":"string","enum":["loop","alloc","trap","echo"]}},"required":["do"]}"#.into(),
+        }
+    }
+
+    fn invoke(input: String) -> Result<String, ToolError> {
+        if input.contains("\"loop\"") {
+            let mut x: u64 = 0;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        if input.contains("\"alloc\"") {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        if input.contains("\"trap\"") {
+            panic!("asked to trap");
+        }
+        Ok(input)
+    }
+}
+
+export!(Hostile);

@@ -1,0 +1,356 @@
+//! CMaps: the embedded ones a PDF carries (`/ToUnicode`, or an `/Encoding`
+//! stream of a Type0 font), and Adobe's CID → Unicode tables for the CJK
+//! character collections, embedded in the component.
+
+use std::collections::HashMap;
+
+/// A parsed CMap: how to cut a string into codes, and what each code means.
+#[derive(Default)]
+pub(crate) struct CMap {
+    /// `begincodespacerange` entries: (byte length, low, high).
+    codespace: Vec<(u8, u32, u32)>,
+    /// `bfchar` / `bfrange` targets: code → Unicode text.
+    unicode: HashMap<u32, String>,
+    /// `cidchar` / `cidrange` targets: code → CID.
+    cids: Vec<(u32, u32, u32)>,
+}
+
+impl CMap {
+    /// Parses a CMap stream's decoded content. Unknown operators are skipped,
+    /// so a partially broken CMap still yields what it can.
+    pub(crate) fn parse(data: &[u8]) -> CMap {
+        let mut cmap = CMap::default();
+        let tokens = tokenize(data);
+        let mut i = 0;
+        while i < tokens.len() {
+            match &tokens[i] {
+                Tok::Op(op) if op == b"begincodespacerange" => {
+                    i += 1;
+                    while i + 1 < tokens.len() {
+                        match (&tokens[i], &tokens[i + 1]) {
+                            (Tok::Hex(lo), Tok::Hex(hi)) => {
+                                cmap.codespace.push((lo.len().clamp(1, 4) as u8, be(lo), be(hi)));
+                                i += 2;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Tok::Op(op) if op == b"beginbfchar" => {
+                    i += 1;
+                    while i + 1 < tokens.len() {
+                        match (&tokens[i], &tokens[i + 1]) {
+                            (Tok::Hex(src), Tok::Hex(dst)) => {
+                                cmap.unicode.insert(be(src), utf16(dst));
+                                i += 2;
+                            }
+                            (Tok::Hex(src), Tok::Name(name)) => {
+                                if let Some(c) = crate::fonts::glyph_name_to_char(name) {
+                                    cmap.unicode.insert(be(src), c.to_string());
+                                }
+                                i += 2;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Tok::Op(op) if op == b"beginbfrange" => {
+                    i += 1;
+                    while i + 2 < tokens.len() {
+                        let (Tok::Hex(lo), Tok::Hex(hi)) = (&tokens[i], &tokens[i + 1]) else {
+                            break;
+                        };
+                        let (lo, hi) = (be(lo), be(hi));
+                        // Guard against absurd ranges in broken files.
+                        let hi = hi.min(lo.saturating_add(0xFFFF));
+                        match &tokens[i + 2] {
+                            Tok::Hex(dst) => {
+                                let mut units = utf16_units(dst);
+                                for code in lo..=hi {
+                                    if let Ok(s) = String::from_utf16(&units) {
+                                        cmap.unicode.insert(code, s);
+                                    }
+                                    if let Some(last) = units.last_mut() {
+                                        *last = last.wrapping_add(1);
+                                    }
+                                }
+                                i += 3;
+                            }
+                            Tok::ArrayStart => {
+                                let mut j = i + 3;
+                                let mut code = lo;
+                                while j < tokens.len() {
+                                    match &tokens[j] {
+                                        Tok::Hex(dst) => {
+                                            if code <= hi {
+                                                cmap.unicode.insert(code, utf16(dst));
+                                            }
+                                            code += 1;
+                                        }
+                                        Tok::ArrayEnd => break,
+                                        _ => {}
+                                    }
+                                    j += 1;
+                                }
+                                i = j + 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Tok::Op(op) if op == b"begincidchar" => {
+                    i += 1;
+                    while i + 1 < tokens.len() {
+                        match (&tokens[i], &tokens[i + 1]) {
+                            (Tok::Hex(src), Tok::Int(cid)) => {
+                                let code = be(src);
+                                cmap.cids.push((code, code, *cid));
+                                i += 2;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                Tok::Op(op) if op == b"begincidrange" => {
+                    i += 1;
+                    while i + 2 < tokens.len() {
+                        match (&tokens[i], &tokens[i + 1], &tokens[i + 2]) {
+                            (Tok::Hex(lo), Tok::Hex(hi), Tok::Int(cid)) => {
+                                cmap.cids.push((be(lo), be(hi), *cid));
+                                i += 3;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        cmap.cids.sort_unstable();
+        cmap
+    }
+
+    /// Whether the CMap declares its own code space.
+    pub(crate) fn has_codespace(&self) -> bool {
+        !self.codespace.is_empty()
+    }
+
+    /// Length in bytes of the code that starts `bytes`, by the code space;
+    /// falls back to `default` where the code space says nothing.
+    pub(crate) fn code_len(&self, bytes: &[u8], default: usize) -> usize {
+        for len in 1..=4usize {
+            if len > bytes.len() {
+                break;
+            }
+            let code = be(&bytes[..len]);
+            if self
+                .codespace
+                .iter()
+                .any(|&(l, lo, hi)| l as usize == len && code >= lo && code <= hi)
+            {
+                return len;
+            }
+        }
+        default.min(bytes.len()).max(1)
+    }
+
+    /// The Unicode text for `code`, if the CMap maps it.
+    pub(crate) fn unicode(&self, code: u32) -> Option<&str> {
+        self.unicode.get(&code).map(String::as_str)
+    }
+
+    /// Whether the CMap maps any code to text.
+    pub(crate) fn has_unicode(&self) -> bool {
+        !self.unicode.is_empty()
+    }
+
+    /// The CID for `code`, if the CMap has `cidchar`/`cidrange` entries for it.
+    pub(crate) fn cid(&self, code: u32) -> Option<u32> {
+        let i = self.cids.partition_point(|&(lo, _, _)| lo <= code);
+        let &(lo, hi, cid) = self.cids.get(i.checked_sub(1)?)?;
+        (code >= lo && code <= hi).then(|| cid + (code - lo))
+    }
+
+    /// Whether the CMap maps codes to CIDs.
+    pub(crate) fn has_cids(&self) -> bool {
+        !self.cids.is_empty()
+    }
+}
+
+/// Adobe's CID → Unicode table for a character collection (`/Ordering`).
+pub(crate) fn collection_table(ordering: &[u8]) -> Option<&'static [u8]> {
+    Some(match ordering {
+        b"GB1" => include_bytes!("../cmaps/GB1.bin"),
+        b"CNS1" => include_bytes!("../cmaps/CNS1.bin"),
+        b"Japan1" => include_bytes!("../cmaps/Japan1.bin"),
+        b"Korea1" => include_bytes!("../cmaps/Korea1.bin"),
+        b"KR" => include_bytes!("../cmaps/KR.bin"),
+        _ => return None,
+    })
+}
+
+/// Looks `cid` up in a table from [`collection_table`].
+pub(crate) fn collection_char(table: &[u8], cid: u32) -> Option<char> {
+    let at = cid as usize * 4;
+    let bytes = table.get(at..at + 4)?;
+    let u = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    if u == 0 { None } else { char::from_u32(u) }
+}
+
+fn be(bytes: &[u8]) -> u32 {
+    bytes.iter().take(4).fold(0u32, |acc, &b| (acc << 8) | b as u32)
+}
+
+fn utf16_units(bytes: &[u8]) -> Vec<u16> {
+    if bytes.len() == 1 {
+        return vec![bytes[0] as u16];
+    }
+    bytes.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect()
+}
+
+fn utf16(bytes: &[u8]) -> String {
+    String::from_utf16_lossy(&utf16_units(bytes))
+}
+
+enum Tok {
+    Hex(Vec<u8>),
+    Int(u32),
+    Name(Vec<u8>),
+    Op(Vec<u8>),
+    ArrayStart,
+    ArrayEnd,
+}
+
+fn tokenize(data: &[u8]) -> Vec<Tok> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < data.len() {
+        let c = data[i];
+        match c {
+            b'%' => {
+                while i < data.len() && data[i] != b'\n' && data[i] != b'\r' {
+                    i += 1;
+                }
+            }
+            b'<' if data.get(i + 1) == Some(&b'<') => i += 2,
+            b'>' if data.get(i + 1) == Some(&b'>') => i += 2,
+            b'<' => {
+                let mut hex = Vec::new();
+                let mut nibble: Option<u8> = None;
+                i += 1;
+                while i < data.len() && data[i] != b'>' {
+                    if let Some(v) = (data[i] as char).to_digit(16) {
+                        match nibble.take() {
+                            Some(h) => hex.push((h << 4) | v as u8),
+                            None => nibble = Some(v as u8),
+                        }
+                    }
+                    i += 1;
+                }
+                if let Some(h) = nibble {
+                    hex.push(h << 4);
+                }
+                i += 1;
+                out.push(Tok::Hex(hex));
+            }
+            b'[' => {
+                out.push(Tok::ArrayStart);
+                i += 1;
+            }
+            b']' => {
+                out.push(Tok::ArrayEnd);
+                i += 1;
+            }
+            b'(' => {
+                // Literal strings only appear in headers (CMapName etc.); skip.
+                let mut depth = 0;
+                while i < data.len() {
+                    match data[i] {
+                        b'\\' => i += 1,
+                        b'(' => depth += 1,
+                        b')' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'/' => {
+                let start = i + 1;
+                i += 1;
+                while i < data.len() && !is_delim(data[i]) {
+                    i += 1;
+                }
+                out.push(Tok::Name(data[start..i].to_vec()));
+            }
+            _ if is_white(c) => i += 1,
+            _ => {
+                let start = i;
+                while i < data.len() && !is_delim(data[i]) {
+                    i += 1;
+                }
+                if start == i {
+                    i += 1;
+                    continue;
+                }
+                let word = &data[start..i];
+                match std::str::from_utf8(word).ok().and_then(|s| s.parse::<u32>().ok()) {
+                    Some(n) => out.push(Tok::Int(n)),
+                    None => out.push(Tok::Op(word.to_vec())),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn is_white(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
+}
+
+fn is_delim(c: u8) -> bool {
+    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bfchar_bfrange_and_codespace() {
+        let cmap = CMap::parse(
+            b"1 begincodespacerange <0000> <FFFF> endcodespacerange\n\
+              2 beginbfchar <0003> <0020> <0044> <00660069> endbfchar\n\
+              1 beginbfrange <0010> <0012> <0041> endbfrange\n\
+              1 beginbfrange <0020> <0021> [<4E2D> <6587>] endbfrange",
+        );
+        assert_eq!(cmap.code_len(&[0, 3], 1), 2);
+        assert_eq!(cmap.unicode(3), Some(" "));
+        assert_eq!(cmap.unicode(0x44), Some("fi"));
+        assert_eq!(cmap.unicode(0x12), Some("C"));
+        assert_eq!(cmap.unicode(0x21), Some("文"));
+        assert_eq!(cmap.unicode(0x13), None);
+    }
+
+    #[test]
+    fn parses_cid_ranges() {
+        let cmap = CMap::parse(b"1 begincidrange <8140> <817e> 633 endcidrange 1 begincidchar <20> 1 endcidchar");
+        assert_eq!(cmap.cid(0x8141), Some(634));
+        assert_eq!(cmap.cid(0x20), Some(1));
+        assert_eq!(cmap.cid(0x817f), None);
+    }
+
+    #[test]
+    fn collection_tables_know_common_characters() {
+        // Adobe-GB1 CID 4559 is U+4E2D (中) in every GB1 supplement.
+        let gb1 = collection_table(b"GB1").unwrap();
+        assert_eq!(collection_char(gb1, 4559), Some('中'));
+        let japan1 = collection_table(b"Japan1").unwrap();
+        assert_eq!(collection_char(japan1, 34), Some('A'));
+    }
+}

@@ -1,0 +1,600 @@
+//! Runs a page's content streams far enough to know where each glyph lands:
+//! graphics state (`q`/`Q`/`cm`), text state and positioning (`Td`, `TD`,
+//! `Tm`, `T*`, `TJ` offsets, spacing), and Form XObjects (`Do`), which are
+//! entered with their own matrix and resources.
+
+use std::collections::{HashMap, HashSet};
+
+use lopdf::{Dictionary, Document, Object, ObjectId};
+
+use crate::fonts::{Font, deref, number};
+use crate::layout::{Layout, Placed};
+
+type Matrix = [f32; 6];
+const IDENTITY: Matrix = [1.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+
+fn mul(m: &Matrix, n: &Matrix) -> Matrix {
+    [
+        m[0] * n[0] + m[1] * n[2],
+        m[0] * n[1] + m[1] * n[3],
+        m[2] * n[0] + m[3] * n[2],
+        m[2] * n[1] + m[3] * n[3],
+        m[4] * n[0] + m[5] * n[2] + n[4],
+        m[4] * n[1] + m[5] * n[3] + n[5],
+    ]
+}
+
+/// Form XObjects nest at most this deep; deeper (or cyclic) ones are skipped.
+const MAX_FORM_DEPTH: usize = 12;
+
+#[derive(Clone)]
+struct GState {
+    ctm: Matrix,
+    font: Option<usize>,
+    size: f32,
+    char_spacing: f32,
+    word_spacing: f32,
+    scale: f32,
+    leading: f32,
+    rise: f32,
+}
+
+/// Fonts already loaded for this batch, shared by its pages.
+#[derive(Default)]
+pub(crate) struct FontCache {
+    fonts: Vec<Font>,
+    by_id: HashMap<ObjectId, usize>,
+}
+
+impl FontCache {
+    fn lookup(&mut self, doc: &Document, resources: Option<&Dictionary>, name: &[u8]) -> Option<usize> {
+        let fonts = resources?.get(b"Font").ok().map(|o| deref(doc, o))?.as_dict().ok()?;
+        let entry = fonts.get(name).ok()?;
+        if let Object::Reference(id) = entry
+            && let Some(&i) = self.by_id.get(id)
+        {
+            return Some(i);
+        }
+        let dict = deref(doc, entry).as_dict().ok()?;
+        self.fonts.push(Font::load(doc, dict));
+        let i = self.fonts.len() - 1;
+        if let Object::Reference(id) = entry {
+            self.by_id.insert(*id, i);
+        }
+        Some(i)
+    }
+}
+
+/// Interprets one content stream (a page's, or a form's) into `layout`.
+pub(crate) struct Interpreter<'a> {
+    doc: &'a Document,
+    fonts: &'a mut FontCache,
+    layout: &'a mut Layout,
+    forms_open: HashSet<ObjectId>,
+}
+
+impl<'a> Interpreter<'a> {
+    pub(crate) fn new(doc: &'a Document, fonts: &'a mut FontCache, layout: &'a mut Layout) -> Self {
+        Interpreter { doc, fonts, layout, forms_open: HashSet::new() }
+    }
+
+    /// Runs `content` with `resources`, starting from `ctm`.
+    pub(crate) fn run(&mut self, content: &[u8], resources: Option<&Dictionary>, ctm: Matrix, depth: usize) {
+        let mut gs = GState {
+            ctm,
+            font: None,
+            size: 0.0,
+            char_spacing: 0.0,
+            word_spacing: 0.0,
+            scale: 1.0,
+            leading: 0.0,
+            rise: 0.0,
+        };
+        let mut stack: Vec<GState> = Vec::new();
+        let mut tm = IDENTITY;
+        let mut tlm = IDENTITY;
+        let mut lexer = Lexer { data: content, pos: 0 };
+        let mut operands: Vec<Operand> = Vec::new();
+        while let Some(tok) = lexer.next() {
+            let op = match tok {
+                Token::Operand(o) => {
+                    if operands.len() < 64 {
+                        operands.push(o);
+                    }
+                    continue;
+                }
+                Token::Operator(op) => op,
+            };
+            let nums = |k: usize| -> Option<Vec<f32>> {
+                let start = operands.len().checked_sub(k)?;
+                operands[start..].iter().map(Operand::num).collect()
+            };
+            match op {
+                b"q" => {
+                    if stack.len() < 256 {
+                        stack.push(gs.clone());
+                    }
+                }
+                b"Q" => {
+                    if let Some(saved) = stack.pop() {
+                        gs = saved;
+                    }
+                }
+                b"cm" => {
+                    if let Some(m) = nums(6) {
+                        gs.ctm = mul(&[m[0], m[1], m[2], m[3], m[4], m[5]], &gs.ctm);
+                    }
+                }
+                b"BT" => {
+                    tm = IDENTITY;
+                    tlm = IDENTITY;
+                }
+                b"Tf" => {
+                    if let [.., Operand::Name(name), size] = operands.as_slice() {
+                        gs.font = self.fonts.lookup(self.doc, resources, name);
+                        gs.size = size.num().unwrap_or(0.0);
+                    }
+                }
+                b"Tc" => gs.char_spacing = nums(1).map_or(0.0, |n| n[0]),
+                b"Tw" => gs.word_spacing = nums(1).map_or(0.0, |n| n[0]),
+                b"Tz" => gs.scale = nums(1).map_or(100.0, |n| n[0]) / 100.0,
+                b"TL" => gs.leading = nums(1).map_or(0.0, |n| n[0]),
+                b"Ts" => gs.rise = nums(1).map_or(0.0, |n| n[0]),
+                b"Td" | b"TD" => {
+                    if let Some(n) = nums(2) {
+                        if op == b"TD" {
+                            gs.leading = -n[1];
+                        }
+                        tlm = mul(&[1.0, 0.0, 0.0, 1.0, n[0], n[1]], &tlm);
+                        tm = tlm;
+                    }
+                }
+                b"Tm" => {
+                    if let Some(m) = nums(6) {
+                        tlm = [m[0], m[1], m[2], m[3], m[4], m[5]];
+                        tm = tlm;
+                    }
+                }
+                b"T*" => {
+                    tlm = mul(&[1.0, 0.0, 0.0, 1.0, 0.0, -gs.leading], &tlm);
+                    tm = tlm;
+                }
+                b"Tj" | b"'" | b"\"" => {
+                    if op != b"Tj" {
+                        if op == b"\""
+                            && let Some(n) = operands.len().checked_sub(3).and_then(|s| {
+                                operands[s..s + 2].iter().map(Operand::num).collect::<Option<Vec<_>>>()
+                            })
+                        {
+                            gs.word_spacing = n[0];
+                            gs.char_spacing = n[1];
+                        }
+                        tlm = mul(&[1.0, 0.0, 0.0, 1.0, 0.0, -gs.leading], &tlm);
+                        tm = tlm;
+                    }
+                    if let Some(Operand::Str(s)) = operands.last() {
+                        self.show(&gs, &mut tm, s);
+                    }
+                }
+                b"TJ" => {
+                    if let Some(Operand::Array(items)) = operands.last() {
+                        for item in items {
+                            match item {
+                                Operand::Str(s) => self.show(&gs, &mut tm, s),
+                                other => {
+                                    if let Some(n) = other.num() {
+                                        let tx = -n / 1000.0 * gs.size * gs.scale;
+                                        tm = mul(&[1.0, 0.0, 0.0, 1.0, tx, 0.0], &tm);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                b"Do" => {
+                    if let Some(Operand::Name(name)) = operands.last()
+                        && depth < MAX_FORM_DEPTH
+                    {
+                        self.form(resources, name, &gs.ctm, depth);
+                    }
+                }
+                _ => {}
+            }
+            operands.clear();
+        }
+    }
+
+    fn show(&mut self, gs: &GState, tm: &mut Matrix, bytes: &[u8]) {
+        let Some(font) = gs.font.and_then(|i| self.fonts.fonts.get_mut(i)) else {
+            return;
+        };
+        let layout = &mut *self.layout;
+        let (size, scale, cs, ws, rise, ctm) = (gs.size, gs.scale, gs.char_spacing, gs.word_spacing, gs.rise, gs.ctm);
+        font.decode(bytes, |glyph| {
+            let m = mul(tm, &ctm);
+            let trm = mul(&[size * scale, 0.0, 0.0, size, 0.0, rise], &m);
+            let mut tx = (glyph.width / 1000.0 * size + cs) * scale;
+            if glyph.is_space_code {
+                tx += ws * scale;
+            }
+            let x_scale = (m[0] * m[0] + m[1] * m[1]).sqrt();
+            let device_size = (trm[2] * trm[2] + trm[3] * trm[3]).sqrt();
+            // Rotated text: measure along its own baseline.
+            let (x, y) = if m[1].abs() > m[0].abs() {
+                if m[1] > 0.0 { (trm[5], -trm[4]) } else { (-trm[5], trm[4]) }
+            } else if m[0] < 0.0 {
+                (-trm[4], -trm[5])
+            } else {
+                (trm[4], trm[5])
+            };
+            layout.push(Placed { x, y, size: device_size, advance: tx * x_scale, text: glyph.text });
+            *tm = mul(&[1.0, 0.0, 0.0, 1.0, tx, 0.0], tm);
+        });
+    }
+
+    fn form(&mut self, resources: Option<&Dictionary>, name: &[u8], ctm: &Matrix, depth: usize) {
+        let doc = self.doc;
+        let Some(xobjects) = resources
+            .and_then(|r| r.get(b"XObject").ok())
+            .and_then(|o| deref(doc, o).as_dict().ok())
+        else {
+            return;
+        };
+        let Ok(entry) = xobjects.get(name) else { return };
+        let id = match entry {
+            Object::Reference(id) => Some(*id),
+            _ => None,
+        };
+        let Ok(stream) = deref(doc, entry).as_stream() else { return };
+        if stream.dict.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Form".as_slice()) {
+            return;
+        }
+        if let Some(id) = id
+            && !self.forms_open.insert(id)
+        {
+            return;
+        }
+        let matrix = stream
+            .dict
+            .get(b"Matrix")
+            .ok()
+            .and_then(|o| deref(doc, o).as_array().ok())
+            .and_then(|a| a.iter().map(|o| number(deref(doc, o))).collect::<Option<Vec<f32>>>())
+            .filter(|m| m.len() == 6)
+            .map_or(IDENTITY, |m| [m[0], m[1], m[2], m[3], m[4], m[5]]);
+        let own = stream.dict.get(b"Resources").ok().and_then(|o| deref(doc, o).as_dict().ok());
+        let content = stream.decompressed_content().unwrap_or_else(|_| stream.content.clone());
+        self.run(&content, own.or(resources), mul(&matrix, ctm), depth + 1);
+        if let Some(id) = id {
+            self.forms_open.remove(&id);
+        }
+    }
+}
+
+enum Operand {
+    Num(f32),
+    Name(Vec<u8>),
+    Str(Vec<u8>),
+    Array(Vec<Operand>),
+    Other,
+}
+
+impl Operand {
+    fn num(&self) -> Option<f32> {
+        match self {
+            Operand::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+enum Token<'a> {
+    Operand(Operand),
+    Operator(&'a [u8]),
+}
+
+/// A content-stream tokenizer: fast, allocation-light, and tolerant of junk.
+struct Lexer<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+fn is_white(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
+}
+
+fn is_delim(c: u8) -> bool {
+    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+}
+
+impl<'a> Lexer<'a> {
+    fn next(&mut self) -> Option<Token<'a>> {
+        loop {
+            self.skip_space();
+            let c = *self.data.get(self.pos)?;
+            return Some(match c {
+                b'[' => {
+                    self.pos += 1;
+                    let mut items = Vec::new();
+                    loop {
+                        self.skip_space();
+                        match self.data.get(self.pos) {
+                            None => break,
+                            Some(b']') => {
+                                self.pos += 1;
+                                break;
+                            }
+                            _ => {}
+                        }
+                        match self.next() {
+                            Some(Token::Operand(o)) => items.push(o),
+                            // An operator inside an array: malformed; stop the array.
+                            Some(Token::Operator(_)) | None => break,
+                        }
+                    }
+                    Token::Operand(Operand::Array(items))
+                }
+                b']' | b'{' | b'}' | b')' | b'>' => {
+                    self.pos += 1;
+                    continue;
+                }
+                b'<' if self.data.get(self.pos + 1) == Some(&b'<') => {
+                    self.skip_dict();
+                    Token::Operand(Operand::Other)
+                }
+                b'<' => Token::Operand(Operand::Str(self.hex_string())),
+                b'(' => Token::Operand(Operand::Str(self.literal_string())),
+                b'/' => {
+                    self.pos += 1;
+                    let start = self.pos;
+                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
+                        self.pos += 1;
+                    }
+                    Token::Operand(Operand::Name(unescape_name(&self.data[start..self.pos])))
+                }
+                b'0'..=b'9' | b'+' | b'-' | b'.' => {
+                    let start = self.pos;
+                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
+                        self.pos += 1;
+                    }
+                    let word = &self.data[start..self.pos];
+                    match std::str::from_utf8(word).ok().and_then(|s| s.parse::<f32>().ok()) {
+                        Some(n) => Token::Operand(Operand::Num(n)),
+                        None => Token::Operand(Operand::Num(lenient_number(word))),
+                    }
+                }
+                _ => {
+                    let start = self.pos;
+                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
+                        self.pos += 1;
+                    }
+                    if start == self.pos {
+                        self.pos += 1;
+                        continue;
+                    }
+                    let word = &self.data[start..self.pos];
+                    match word {
+                        b"true" | b"false" | b"null" => Token::Operand(Operand::Other),
+                        b"BI" => {
+                            self.skip_inline_image();
+                            continue;
+                        }
+                        _ => Token::Operator(word),
+                    }
+                }
+            });
+        }
+    }
+
+    fn skip_space(&mut self) {
+        while let Some(&c) = self.data.get(self.pos) {
+            if is_white(c) {
+                self.pos += 1;
+            } else if c == b'%' {
+                while let Some(&c) = self.data.get(self.pos) {
+                    if c == b'\n' || c == b'\r' {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn skip_dict(&mut self) {
+        let mut depth = 0usize;
+        while self.pos < self.data.len() {
+            match (self.data[self.pos], self.data.get(self.pos + 1)) {
+                (b'<', Some(b'<')) => {
+                    depth += 1;
+                    self.pos += 2;
+                }
+                (b'>', Some(b'>')) => {
+                    self.pos += 2;
+                    depth -= 1;
+                    if depth == 0 {
+                        return;
+                    }
+                }
+                (b'(', _) => {
+                    self.literal_string();
+                }
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn skip_inline_image(&mut self) {
+        // Skip the image dictionary up to `ID`, then binary data up to `EI`
+        // standing alone.
+        while self.pos + 1 < self.data.len() {
+            if &self.data[self.pos..self.pos + 2] == b"ID"
+                && self.pos > 0
+                && is_white(self.data[self.pos - 1])
+                && self.data.get(self.pos + 2).is_none_or(|&c| is_white(c))
+            {
+                self.pos += 3;
+                break;
+            }
+            self.pos += 1;
+        }
+        while self.pos + 1 < self.data.len() {
+            if &self.data[self.pos..self.pos + 2] == b"EI"
+                && is_white(self.data[self.pos - 1])
+                && self.data.get(self.pos + 2).is_none_or(|&c| is_delim(c))
+            {
+                self.pos += 2;
+                return;
+            }
+            self.pos += 1;
+        }
+        self.pos = self.data.len();
+    }
+
+    fn hex_string(&mut self) -> Vec<u8> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        let mut high: Option<u8> = None;
+        while let Some(&c) = self.data.get(self.pos) {
+            self.pos += 1;
+            if c == b'>' {
+                break;
+            }
+            if let Some(v) = (c as char).to_digit(16) {
+                match high.take() {
+                    Some(h) => out.push((h << 4) | v as u8),
+                    None => high = Some(v as u8),
+                }
+            }
+        }
+        if let Some(h) = high {
+            out.push(h << 4);
+        }
+        out
+    }
+
+    fn literal_string(&mut self) -> Vec<u8> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        let mut depth = 1usize;
+        while let Some(&c) = self.data.get(self.pos) {
+            self.pos += 1;
+            match c {
+                b'(' => {
+                    depth += 1;
+                    out.push(c);
+                }
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                    out.push(c);
+                }
+                b'\\' => {
+                    let Some(&e) = self.data.get(self.pos) else { break };
+                    self.pos += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'\r' => {
+                            if self.data.get(self.pos) == Some(&b'\n') {
+                                self.pos += 1;
+                            }
+                        }
+                        b'\n' => {}
+                        b'0'..=b'7' => {
+                            let mut v = (e - b'0') as u32;
+                            for _ in 0..2 {
+                                match self.data.get(self.pos) {
+                                    Some(&d @ b'0'..=b'7') => {
+                                        v = v * 8 + (d - b'0') as u32;
+                                        self.pos += 1;
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            out.push(v as u8);
+                        }
+                        other => out.push(other),
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+fn unescape_name(raw: &[u8]) -> Vec<u8> {
+    if !raw.contains(&b'#') {
+        return raw.to_vec();
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'#'
+            && let Some(v) = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Numbers like `--5` or `1.2.3` appear in broken files; take what parses.
+fn lenient_number(word: &[u8]) -> f32 {
+    let s: String = word.iter().map(|&b| b as char).collect();
+    let neg = s.starts_with('-');
+    let digits: String = s.trim_start_matches(['-', '+']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let mut parts = digits.splitn(3, '.');
+    let int = parts.next().unwrap_or("");
+    let frac = parts.next().unwrap_or("");
+    let v = format!("{}.{}", if int.is_empty() { "0" } else { int }, if frac.is_empty() { "0" } else { frac })
+        .parse::<f32>()
+        .unwrap_or(0.0);
+    if neg { -v } else { v }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(data: &[u8]) -> Vec<String> {
+        let mut lexer = Lexer { data, pos: 0 };
+        let mut out = Vec::new();
+        while let Some(t) = lexer.next() {
+            out.push(match t {
+                Token::Operator(op) => String::from_utf8_lossy(op).into_owned(),
+                Token::Operand(Operand::Num(n)) => format!("{n}"),
+                Token::Operand(Operand::Str(s)) => format!("({})", String::from_utf8_lossy(&s)),
+                Token::Operand(Operand::Name(n)) => format!("/{}", String::from_utf8_lossy(&n)),
+                Token::Operand(Operand::Array(a)) => format!("[{}]", a.len()),
+                Token::Operand(Operand::Other) => "?".into(),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn lexes_strings_arrays_and_inline_images() {
+        assert_eq!(
+            tokens(b"BT /F1 12 Tf (a\\(b\\)\\101) Tj [(x) -250 <4142>] TJ ET BI /W 1 ID \x00\xff EI Q"),
+            vec!["BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "Q"]
+        );
+    }
+
+    #[test]
+    fn broken_numbers_do_not_stop_the_page() {
+        assert_eq!(tokens(b"--5 1.2.3 Td"), vec!["-5", "1.2", "Td"]);
+    }
+}

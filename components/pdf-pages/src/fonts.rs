@@ -1,0 +1,580 @@
+//! Fonts: how a shown string's bytes become Unicode text and advance widths.
+//!
+//! The order of trust, per glyph: the font's `/ToUnicode` map; then, for
+//! simple fonts, the `/Encoding` (with `/Differences` glyph names) or the
+//! embedded Type 1 program's built-in encoding; for Type0 (CID) fonts, a
+//! predefined Unicode or legacy CJK encoding, the CID's character collection
+//! (Adobe-GB1, -CNS1, -Japan1, -Korea1, -KR), or the embedded TrueType
+//! font's own `cmap` table.
+
+use std::collections::HashMap;
+
+use lopdf::{Dictionary, Document, Object};
+
+use crate::cmap::{self, CMap};
+use crate::truetype;
+
+/// One decoded glyph.
+pub(crate) struct Glyph<'a> {
+    /// Its text; empty when the font gives no Unicode for it.
+    pub(crate) text: &'a str,
+    /// The advance width in thousandths of the font size.
+    pub(crate) width: f32,
+    /// Whether this is the single-byte code 32 (word spacing applies).
+    pub(crate) is_space_code: bool,
+}
+
+enum Decoder {
+    /// One byte per code, table-driven.
+    Simple { table: Vec<Box<str>> },
+    /// Type0 composite font.
+    Composite(Box<Composite>),
+}
+
+struct Composite {
+    /// The `/Encoding` CMap when embedded (or `None` for Identity).
+    encoding: Option<CMap>,
+    /// A predefined encoding that is itself Unicode or a legacy CJK charset.
+    text_encoding: Option<TextEncoding>,
+    /// How many bytes a code takes when the encoding does not say.
+    default_len: usize,
+    to_unicode: Option<CMap>,
+    collection: Option<&'static [u8]>,
+    /// GID → text, from an embedded TrueType font's `cmap`.
+    glyph_text: HashMap<u16, char>,
+    cid_to_gid: Option<Vec<u16>>,
+    widths: HashMap<u32, f32>,
+    default_width: f32,
+    /// Per-code text, filled as codes are met.
+    cache: HashMap<u32, Box<str>>,
+}
+
+#[derive(Clone, Copy)]
+enum TextEncoding {
+    Utf16,
+    Legacy(&'static encoding_rs::Encoding),
+}
+
+/// A font, ready to decode strings shown with it.
+pub(crate) struct Font {
+    decoder: Decoder,
+    /// Simple fonts: advance width per code, in thousandths of the font size.
+    widths: Vec<f32>,
+}
+
+impl Font {
+    /// Builds a font from its dictionary. Never fails: what cannot be read
+    /// degrades to glyphs with no text, which the page reports.
+    pub(crate) fn load(doc: &Document, dict: &Dictionary) -> Font {
+        let subtype = name_of(doc, dict.get(b"Subtype").ok()).unwrap_or_default();
+        if subtype == b"Type0" {
+            return Self::load_composite(doc, dict);
+        }
+        let to_unicode = stream_content(doc, dict.get(b"ToUnicode").ok()).map(|d| CMap::parse(&d));
+        let base = simple_base_table(doc, dict);
+        let mut table: Vec<Box<str>> = Vec::with_capacity(256);
+        for code in 0..256u32 {
+            let text = to_unicode
+                .as_ref()
+                .and_then(|m| m.unicode(code))
+                .map(|s| s.to_string())
+                .or_else(|| base[code as usize].clone())
+                .unwrap_or_default();
+            table.push(normalize(&text).into_boxed_str());
+        }
+        let widths = simple_widths(doc, dict, subtype == b"Type3");
+        Font { decoder: Decoder::Simple { table }, widths }
+    }
+
+    fn load_composite(doc: &Document, dict: &Dictionary) -> Font {
+        let descendant = dict
+            .get(b"DescendantFonts")
+            .ok()
+            .and_then(|o| deref(doc, o).as_array().ok())
+            .and_then(|a| a.first())
+            .and_then(|o| deref(doc, o).as_dict().ok());
+        let to_unicode = stream_content(doc, dict.get(b"ToUnicode").ok())
+            .map(|d| CMap::parse(&d))
+            .filter(CMap::has_unicode);
+
+        let mut encoding = None;
+        let mut text_encoding = None;
+        let mut default_len = 2;
+        match dict.get(b"Encoding").map(|o| deref(doc, o)) {
+            Ok(Object::Name(name)) => {
+                (text_encoding, default_len) = predefined_encoding(name);
+            }
+            Ok(Object::Stream(s)) => {
+                let data = s.decompressed_content().unwrap_or_else(|_| s.content.clone());
+                encoding = Some(CMap::parse(&data));
+            }
+            _ => {}
+        }
+
+        let mut collection = None;
+        let mut glyph_text = HashMap::new();
+        let mut cid_to_gid = None;
+        let mut widths = HashMap::new();
+        let mut default_width = 1000.0;
+        if let Some(desc) = descendant {
+            let ordering = desc
+                .get(b"CIDSystemInfo")
+                .ok()
+                .and_then(|o| deref(doc, o).as_dict().ok())
+                .and_then(|info| info.get(b"Ordering").ok())
+                .map(|o| match deref(doc, o) {
+                    Object::String(s, _) => s.clone(),
+                    Object::Name(n) => n.clone(),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default();
+            collection = cmap::collection_table(&ordering);
+            if let Some(dw) = desc.get(b"DW").ok().and_then(|o| number(deref(doc, o))) {
+                default_width = dw;
+            }
+            if let Ok(w) = desc.get(b"W").and_then(|o| deref(doc, o).as_array()) {
+                widths = cid_widths(doc, w);
+            }
+            // Only consult the embedded font where nothing better exists.
+            let needs_font_cmap = to_unicode.is_none() && collection.is_none() && text_encoding.is_none();
+            if needs_font_cmap {
+                let font_file = desc
+                    .get(b"FontDescriptor")
+                    .ok()
+                    .and_then(|o| deref(doc, o).as_dict().ok())
+                    .and_then(|fd| fd.get(b"FontFile2").ok());
+                if let Some(data) = stream_content(doc, font_file) {
+                    glyph_text = truetype::glyph_to_char(&data);
+                }
+                if let Some(map) = stream_content(doc, desc.get(b"CIDToGIDMap").ok()) {
+                    cid_to_gid = Some(map.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect());
+                }
+            }
+        }
+        Font {
+            decoder: Decoder::Composite(Box::new(Composite {
+                encoding,
+                text_encoding,
+                default_len,
+                to_unicode,
+                collection,
+                glyph_text,
+                cid_to_gid,
+                widths,
+                default_width,
+                cache: HashMap::new(),
+            })),
+            widths: Vec::new(),
+        }
+    }
+
+    /// Decodes `bytes` glyph by glyph.
+    pub(crate) fn decode(&mut self, bytes: &[u8], mut each: impl FnMut(Glyph<'_>)) {
+        match &mut self.decoder {
+            Decoder::Simple { table } => {
+                for &b in bytes {
+                    each(Glyph {
+                        text: &table[b as usize],
+                        width: self.widths[b as usize],
+                        is_space_code: b == b' ',
+                    });
+                }
+            }
+            Decoder::Composite(c) => {
+                let mut i = 0;
+                while i < bytes.len() {
+                    let len = c.code_len(&bytes[i..]);
+                    let code_bytes = &bytes[i..i + len];
+                    i += len;
+                    let code = code_bytes.iter().fold(0u32, |a, &b| (a << 8) | b as u32);
+                    let cid = c.cid(code);
+                    let width = c.widths.get(&cid).copied().unwrap_or(c.default_width);
+                    if !c.cache.contains_key(&code) {
+                        let text = c.text_for(code, code_bytes, cid);
+                        c.cache.insert(code, normalize(&text).into_boxed_str());
+                    }
+                    each(Glyph { text: &c.cache[&code], width, is_space_code: len == 1 && code == 32 });
+                }
+            }
+        }
+    }
+}
+
+impl Composite {
+    fn code_len(&self, bytes: &[u8]) -> usize {
+        if let Some(enc) = &self.encoding
+            && enc.has_codespace()
+        {
+            return enc.code_len(bytes, self.default_len);
+        }
+        match self.text_encoding {
+            Some(TextEncoding::Legacy(enc)) => legacy_code_len(enc, bytes),
+            Some(TextEncoding::Utf16) if bytes.len() >= 4 && (0xD8..0xDC).contains(&bytes[0]) => 4,
+            _ => self.default_len.min(bytes.len()).max(1),
+        }
+    }
+
+    fn cid(&self, code: u32) -> u32 {
+        match &self.encoding {
+            Some(enc) if enc.has_cids() => enc.cid(code).unwrap_or(0),
+            _ => code,
+        }
+    }
+
+    fn text_for(&self, code: u32, code_bytes: &[u8], cid: u32) -> String {
+        if let Some(s) = self.to_unicode.as_ref().and_then(|m| m.unicode(code)) {
+            return s.to_string();
+        }
+        match self.text_encoding {
+            Some(TextEncoding::Utf16) => return String::from_utf16_lossy(&units(code_bytes)),
+            Some(TextEncoding::Legacy(enc)) => {
+                let (text, _, bad) = enc.decode(code_bytes);
+                if !bad {
+                    return text.into_owned();
+                }
+            }
+            None => {}
+        }
+        if let Some(c) = self.collection.and_then(|t| cmap::collection_char(t, cid)) {
+            return c.to_string();
+        }
+        if !self.glyph_text.is_empty() {
+            let gid = match &self.cid_to_gid {
+                Some(map) => map.get(cid as usize).copied().unwrap_or(0),
+                None => cid as u16,
+            };
+            if let Some(c) = self.glyph_text.get(&gid) {
+                return c.to_string();
+            }
+        }
+        String::new()
+    }
+}
+
+fn units(bytes: &[u8]) -> Vec<u16> {
+    bytes.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect()
+}
+
+/// What a predefined CMap name says about the codes: a Unicode or legacy
+/// text encoding (when the codes are themselves text), and the code length.
+fn predefined_encoding(name: &[u8]) -> (Option<TextEncoding>, usize) {
+    let name = String::from_utf8_lossy(name);
+    if name.starts_with("Identity") {
+        return (None, 2);
+    }
+    if name.starts_with("Uni") && (name.contains("UCS2") || name.contains("UTF16")) {
+        return (Some(TextEncoding::Utf16), 2);
+    }
+    let legacy = if name.starts_with("GBK") || name.starts_with("GB-") || name.starts_with("GBpc") || name.starts_with("GBT") {
+        Some(encoding_rs::GBK)
+    } else if name.starts_with("B5") || name.starts_with("ETen") || name.starts_with("HKscs") || name.starts_with("ETHK") {
+        Some(encoding_rs::BIG5)
+    } else if name.contains("RKSJ") {
+        Some(encoding_rs::SHIFT_JIS)
+    } else if name.starts_with("EUC-") {
+        Some(encoding_rs::EUC_JP)
+    } else if name.starts_with("KSC") {
+        Some(encoding_rs::EUC_KR)
+    } else {
+        None
+    };
+    (legacy.map(TextEncoding::Legacy), 2)
+}
+
+fn legacy_code_len(enc: &'static encoding_rs::Encoding, bytes: &[u8]) -> usize {
+    let b = bytes[0];
+    let two = if enc == encoding_rs::SHIFT_JIS {
+        (0x81..=0x9F).contains(&b) || (0xE0..=0xFC).contains(&b)
+    } else {
+        b >= 0x81
+    };
+    if two && bytes.len() >= 2 { 2 } else { 1 }
+}
+
+/// Unicode for each code of a simple font without (or beyond) `/ToUnicode`.
+fn simple_base_table(doc: &Document, dict: &Dictionary) -> Vec<Option<String>> {
+    let mut probe = Dictionary::new();
+    probe.set("Type", Object::Name(b"Font".to_vec()));
+    probe.set("Subtype", Object::Name(b"Type1".to_vec()));
+    let mut explicit_names: HashMap<u8, Vec<u8>> = HashMap::new();
+    match dict.get(b"Encoding").map(|o| deref(doc, o)) {
+        Ok(Object::Name(n)) => probe.set("Encoding", Object::Name(n.clone())),
+        Ok(Object::Dictionary(enc)) => {
+            let mut enc = enc.clone();
+            if let Ok(diffs) = enc.get(b"Differences").and_then(|o| deref(doc, o).as_array()) {
+                let mut code = 0i64;
+                let mut kept = Vec::new();
+                for item in diffs {
+                    match deref(doc, item) {
+                        Object::Integer(n) => {
+                            code = *n;
+                            kept.push(Object::Integer(*n));
+                        }
+                        Object::Name(name) => {
+                            if (0..256).contains(&code) {
+                                explicit_names.insert(code as u8, name.clone());
+                            }
+                            kept.push(Object::Name(name.clone()));
+                            code += 1;
+                        }
+                        _ => {}
+                    }
+                }
+                enc.set("Differences", Object::Array(kept));
+            }
+            if enc.get(b"BaseEncoding").is_err() && is_symbolic_type1(doc, dict) {
+                // No base encoding: the font's built-in one applies.
+                for (code, name) in builtin_type1_encoding(doc, dict) {
+                    explicit_names.entry(code).or_insert(name);
+                }
+            }
+            probe.set("Encoding", Object::Dictionary(enc));
+        }
+        _ => {
+            for (code, name) in builtin_type1_encoding(doc, dict) {
+                explicit_names.insert(code, name);
+            }
+        }
+    }
+    let encoding = probe.get_font_encoding(doc).ok();
+    (0..256u32)
+        .map(|code| {
+            if let Some(name) = explicit_names.get(&(code as u8)) {
+                if let Some(c) = glyph_name_to_char(name) {
+                    return Some(c.to_string());
+                }
+                return glyph_via_lopdf(doc, name);
+            }
+            let s = encoding.as_ref()?.bytes_to_string(&[code as u8]).ok()?;
+            if s.is_empty() || s.chars().all(|c| c == '\u{FFFD}' || c == '\0') { None } else { Some(s) }
+        })
+        .collect()
+}
+
+fn is_symbolic_type1(doc: &Document, dict: &Dictionary) -> bool {
+    dict.get(b"FontDescriptor")
+        .ok()
+        .and_then(|o| deref(doc, o).as_dict().ok())
+        .map(|fd| fd.get(b"FontFile").is_ok())
+        .unwrap_or(false)
+}
+
+/// Resolves a glyph name through lopdf's Adobe Glyph List.
+fn glyph_via_lopdf(doc: &Document, name: &[u8]) -> Option<String> {
+    let mut enc = Dictionary::new();
+    enc.set("Differences", Object::Array(vec![Object::Integer(65), Object::Name(name.to_vec())]));
+    let mut probe = Dictionary::new();
+    probe.set("Type", Object::Name(b"Font".to_vec()));
+    probe.set("Subtype", Object::Name(b"Type1".to_vec()));
+    probe.set("Encoding", Object::Dictionary(enc));
+    let s = probe.get_font_encoding(doc).ok()?.bytes_to_string(b"A").ok()?;
+    if s.is_empty() || s.contains('\u{FFFD}') || s.contains('\0') { None } else { Some(s) }
+}
+
+/// `uniXXXX`, `uXXXX[XX]` and a few names TeX fonts use that the Adobe
+/// Glyph List lacks.
+pub(crate) fn glyph_name_to_char(name: &[u8]) -> Option<char> {
+    let name = std::str::from_utf8(name).ok()?;
+    let base = name.split('.').next().unwrap_or(name);
+    if let Some(hex) = base.strip_prefix("uni").filter(|h| h.len() == 4) {
+        return u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
+    }
+    if let Some(hex) = base.strip_prefix('u').filter(|h| (4..=6).contains(&h.len())) {
+        return u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
+    }
+    match base {
+        "ff" => Some('\u{FB00}'),
+        "fi" => Some('\u{FB01}'),
+        "fl" => Some('\u{FB02}'),
+        "ffi" => Some('\u{FB03}'),
+        "ffl" => Some('\u{FB04}'),
+        "dotlessi" => Some('ı'),
+        "dotlessj" => Some('ȷ'),
+        "visiblespace" => Some('␣'),
+        "compwordmark" => Some('\u{200C}'),
+        "quoteleft" => Some('‘'),
+        "quoteright" => Some('’'),
+        _ => None,
+    }
+}
+
+/// The `dup <code> /<name> put` entries of an embedded Type 1 font program.
+fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>)> {
+    let Some(fd) = dict.get(b"FontDescriptor").ok().and_then(|o| deref(doc, o).as_dict().ok()) else {
+        return Vec::new();
+    };
+    let Some(program) = stream_content(doc, fd.get(b"FontFile").ok()) else {
+        return Vec::new();
+    };
+    let clear_end = find(&program, b"eexec").unwrap_or(program.len());
+    let clear = &program[..clear_end];
+    let Some(start) = find(clear, b"/Encoding") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let words: Vec<&[u8]> = clear[start..]
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let mut i = 0;
+    while i + 3 < words.len() {
+        if words[i] == b"readonly" || words[i] == b"def" {
+            break;
+        }
+        if words[i] == b"dup"
+            && let Some(code) = std::str::from_utf8(words[i + 1]).ok().and_then(|s| s.parse::<u8>().ok())
+            && let Some(name) = words[i + 2].strip_prefix(b"/")
+        {
+            out.push((code, name.to_vec()));
+            i += 4;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+fn simple_widths(doc: &Document, dict: &Dictionary, type3: bool) -> Vec<f32> {
+    let descriptor = dict.get(b"FontDescriptor").ok().and_then(|o| deref(doc, o).as_dict().ok());
+    let base_font = name_of(doc, dict.get(b"BaseFont").ok()).unwrap_or_default();
+    let missing = descriptor
+        .and_then(|fd| fd.get(b"MissingWidth").ok())
+        .and_then(|o| number(deref(doc, o)))
+        .filter(|w| *w > 0.0)
+        .unwrap_or_else(|| standard_width(&base_font));
+    let mut widths = vec![missing; 256];
+    let scale = if type3 {
+        dict.get(b"FontMatrix")
+            .ok()
+            .and_then(|o| deref(doc, o).as_array().ok())
+            .and_then(|m| m.first())
+            .and_then(|o| number(deref(doc, o)))
+            .map(|a| a * 1000.0)
+            .unwrap_or(1.0)
+    } else {
+        1.0
+    };
+    let first = dict.get(b"FirstChar").ok().and_then(|o| number(deref(doc, o))).unwrap_or(0.0) as usize;
+    if let Ok(ws) = dict.get(b"Widths").and_then(|o| deref(doc, o).as_array()) {
+        for (i, w) in ws.iter().enumerate() {
+            if let (Some(slot), Some(w)) = (widths.get_mut(first + i), number(deref(doc, w))) {
+                *slot = w * scale;
+            }
+        }
+    }
+    widths
+}
+
+/// A rough average advance for the standard 14 fonts, which may come without
+/// `/Widths`.
+fn standard_width(base_font: &[u8]) -> f32 {
+    if base_font.starts_with(b"Courier") { 600.0 } else { 500.0 }
+}
+
+fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
+    let mut out = HashMap::new();
+    let mut i = 0;
+    while i < w.len() {
+        let Some(first) = number(deref(doc, &w[i])) else { break };
+        match w.get(i + 1).map(|o| deref(doc, o)) {
+            Some(Object::Array(list)) => {
+                for (k, v) in list.iter().enumerate() {
+                    if let Some(v) = number(deref(doc, v)) {
+                        out.insert(first as u32 + k as u32, v);
+                    }
+                }
+                i += 2;
+            }
+            Some(last) => {
+                let (Some(last), Some(v)) = (number(last), w.get(i + 2).and_then(|o| number(deref(doc, o)))) else {
+                    break;
+                };
+                let (first, last) = (first as u32, (last as u32).min(first as u32 + 0xFFFF));
+                for cid in first..=last {
+                    out.insert(cid, v);
+                }
+                i += 3;
+            }
+            None => break,
+        }
+    }
+    out
+}
+
+/// Expands ligatures and drops control characters, so that "ﬁle" is found
+/// by a search for "file".
+fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{FB00}' => out.push_str("ff"),
+            '\u{FB01}' => out.push_str("fi"),
+            '\u{FB02}' => out.push_str("fl"),
+            '\u{FB03}' => out.push_str("ffi"),
+            '\u{FB04}' => out.push_str("ffl"),
+            '\u{FB05}' | '\u{FB06}' => out.push_str("st"),
+            '\u{00A0}' => out.push(' '),
+            '\u{00AD}' | '\u{200B}' | '\u{200C}' | '\u{FEFF}' => {}
+            c if c.is_control() && c != '\t' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub(crate) fn deref<'a>(doc: &'a Document, obj: &'a Object) -> &'a Object {
+    doc.dereference(obj).map(|(_, o)| o).unwrap_or(obj)
+}
+
+pub(crate) fn number(obj: &Object) -> Option<f32> {
+    match obj {
+        Object::Integer(i) => Some(*i as f32),
+        Object::Real(r) => Some(*r),
+        _ => None,
+    }
+}
+
+fn name_of(doc: &Document, obj: Option<&Object>) -> Option<Vec<u8>> {
+    match deref(doc, obj?) {
+        Object::Name(n) => Some(n.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn stream_content(doc: &Document, obj: Option<&Object>) -> Option<Vec<u8>> {
+    let stream = deref(doc, obj?).as_stream().ok()?;
+    match stream.decompressed_content() {
+        Ok(data) => Some(data),
+        Err(_) if stream.dict.get(b"Filter").is_err() => Some(stream.content.clone()),
+        Err(_) => None,
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glyph_names_with_code_points() {
+        assert_eq!(glyph_name_to_char(b"uni4E2D"), Some('中'));
+        assert_eq!(glyph_name_to_char(b"u1F600"), Some('😀'));
+        assert_eq!(glyph_name_to_char(b"fi"), Some('\u{FB01}'));
+        assert_eq!(glyph_name_to_char(b"A"), None);
+    }
+
+    #[test]
+    fn normalize_expands_ligatures() {
+        assert_eq!(normalize("\u{FB01}le\u{00AD}s"), "files");
+    }
+
+    #[test]
+    fn legacy_encodings_by_name() {
+        assert!(matches!(predefined_encoding(b"UniGB-UCS2-H").0, Some(TextEncoding::Utf16)));
+        assert!(matches!(predefined_encoding(b"90ms-RKSJ-H").0, Some(TextEncoding::Legacy(e)) if e == encoding_rs::SHIFT_JIS));
+        assert!(predefined_encoding(b"Identity-H").0.is_none());
+    }
+}

@@ -1,0 +1,140 @@
+//! Reads an embedded TrueType/OpenType font's `cmap` table backwards: glyph
+//! id → character, for CID fonts with Identity ordering and no `/ToUnicode`.
+
+use std::collections::HashMap;
+
+/// Glyph id → the character the font's Unicode `cmap` subtable maps to it
+/// (the lowest code point where several do). Empty when the font has no
+/// readable Unicode subtable.
+pub(crate) fn glyph_to_char(font: &[u8]) -> HashMap<u16, char> {
+    let mut out = HashMap::new();
+    let Some(cmap) = table(font, b"cmap") else { return out };
+    let count = u16_at(cmap, 2).unwrap_or(0) as usize;
+    // Prefer the full-repertoire subtable, then the BMP one.
+    let mut best: Option<(u8, usize)> = None;
+    for i in 0..count {
+        let rec = 4 + i * 8;
+        let (Some(platform), Some(encoding), Some(offset)) =
+            (u16_at(cmap, rec), u16_at(cmap, rec + 2), u32_at(cmap, rec + 4))
+        else {
+            break;
+        };
+        let rank = match (platform, encoding) {
+            (3, 10) | (0, 4) | (0, 6) => 3,
+            (3, 1) | (0, _) => 2,
+            _ => 0,
+        };
+        if rank > 0 && best.is_none_or(|(r, _)| rank > r) {
+            best = Some((rank, offset as usize));
+        }
+    }
+    let Some((_, offset)) = best else { return out };
+    let Some(sub) = cmap.get(offset..) else { return out };
+    let mut put = |code: u32, gid: u16| {
+        if gid != 0
+            && let Some(c) = char::from_u32(code)
+        {
+            out.entry(gid).and_modify(|old: &mut char| *old = (*old).min(c)).or_insert(c);
+        }
+    };
+    match u16_at(sub, 0) {
+        Some(4) => {
+            let segs = u16_at(sub, 6).unwrap_or(0) as usize / 2;
+            let ends = 14;
+            let starts = ends + segs * 2 + 2;
+            let deltas = starts + segs * 2;
+            let range_offsets = deltas + segs * 2;
+            for s in 0..segs {
+                let (Some(end), Some(start), Some(delta), Some(ro)) = (
+                    u16_at(sub, ends + s * 2),
+                    u16_at(sub, starts + s * 2),
+                    u16_at(sub, deltas + s * 2),
+                    u16_at(sub, range_offsets + s * 2),
+                ) else {
+                    break;
+                };
+                if start > end || start == 0xFFFF {
+                    continue;
+                }
+                for code in start..=end {
+                    let gid = if ro == 0 {
+                        code.wrapping_add(delta)
+                    } else {
+                        let at = range_offsets + s * 2 + ro as usize + (code - start) as usize * 2;
+                        match u16_at(sub, at) {
+                            Some(0) | None => 0,
+                            Some(g) => g.wrapping_add(delta),
+                        }
+                    };
+                    put(code as u32, gid);
+                }
+            }
+        }
+        Some(12) => {
+            let groups = u32_at(sub, 12).unwrap_or(0) as usize;
+            for g in 0..groups.min(1 << 20) {
+                let at = 16 + g * 12;
+                let (Some(start), Some(end), Some(gid)) = (u32_at(sub, at), u32_at(sub, at + 4), u32_at(sub, at + 8))
+                else {
+                    break;
+                };
+                for (k, code) in (start..=end.min(start + 0xFFFF)).enumerate() {
+                    put(code, (gid as usize + k) as u16);
+                }
+            }
+        }
+        Some(6) => {
+            let first = u16_at(sub, 6).unwrap_or(0) as u32;
+            let count = u16_at(sub, 8).unwrap_or(0) as usize;
+            for k in 0..count {
+                if let Some(gid) = u16_at(sub, 10 + k * 2) {
+                    put(first + k as u32, gid);
+                }
+            }
+        }
+        Some(0) => {
+            for code in 0..256usize {
+                if let Some(&gid) = sub.get(6 + code) {
+                    put(code as u32, gid as u16);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+fn table<'a>(font: &'a [u8], tag: &[u8; 4]) -> Option<&'a [u8]> {
+    let count = u16_at(font, 4)? as usize;
+    for i in 0..count {
+        let rec = 12 + i * 16;
+        if font.get(rec..rec + 4)? == tag {
+            let offset = u32_at(font, rec + 8)? as usize;
+            let len = u32_at(font, rec + 12)? as usize;
+            return font.get(offset..offset.checked_add(len)?.min(font.len()));
+        }
+    }
+    None
+}
+
+fn u16_at(data: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
+}
+
+fn u32_at(data: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_is_empty_not_a_panic() {
+        assert!(glyph_to_char(b"").is_empty());
+        assert!(glyph_to_char(&[0, 1, 0, 0, 0, 200, 0, 0]).is_empty());
+        let mut font = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        font.extend_from_slice(b"cmap\0\0\0\0\xff\xff\xff\xff\0\0\0\x10");
+        assert!(glyph_to_char(&font).is_empty());
+    }
+}
