@@ -1,1 +1,66 @@
-fn main(){}
+//! The `warmlane` command: run documents through warm WebAssembly workers,
+//! and call agent tools.
+
+mod args;
+mod commands;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+warmlane: run AI-service workers (PDF parsing, chunking, agent tools) as pre-warmed WebAssembly components
+
+Usage:
+  warmlane run [OPTIONS] FILE.pdf...     parse and chunk PDFs; NDJSON on stdout
+  warmlane tools list [--config FILE]    list the tools and their input schemas
+  warmlane tools call NAME JSON [--session ID] [--config FILE]
+                                         call a tool once
+  warmlane help                          this text
+
+Options for `run`:
+  --config FILE        TOML configuration (every value has a default)
+  --password PASSWORD  password for encrypted PDFs (the empty password is always tried)
+  --batch-pages N      pages per batch handed to the parser (default 16)
+  --workers N          batches parsed at once (default: one per core)
+  --chunk-size N       largest chunk (default 512)
+  --overlap N          how much each chunk repeats of the previous (default 64)
+  --unit UNIT          what sizes count: tokens (cl100k) or characters (default tokens)
+  --quiet              no progress bar and no summary line
+
+Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn).
+";
+
+fn main() -> ExitCode {
+    init_logging();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => commands::run::main(&args[1..]),
+        Some("tools") => commands::tools::main(&args[1..]),
+        Some("help" | "--help" | "-h") | None => {
+            print!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some("--version" | "-V") => {
+            println!("warmlane {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`; run `warmlane help`")),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warmlane: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging() {
+    let level = match std::env::var("WARMLANE_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+        "trace" => tracing::Level::TRACE,
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "error" => tracing::Level::ERROR,
+        _ => tracing::Level::WARN,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,273 @@
+//! Configuration: a TOML file, every value defaulted, unknown keys refused.
+//!
+//! Configuration flows one way: this file → validated settings per module →
+//! `wasmtime::Config` → `Engine` → `InstancePre` per component → `Store` per
+//! call.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// Everything warmlane can be told. `Config::default()` is what runs when no
+/// file is given.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The WebAssembly engine.
+    pub engine: EngineConfig,
+    /// How documents are split, parsed and chunked.
+    pub pipeline: PipelineConfig,
+    /// Limits and pool size for every component, unless overridden.
+    pub instances: InstanceConfig,
+    /// Per-component overrides of `instances`, by component name
+    /// (`pdf-pages`, `chunker`, `text-stats`, `notes`, or a plugin's name).
+    pub components: BTreeMap<String, InstanceOverride>,
+    /// Components loaded from a directory besides the built-ins.
+    pub plugins: PluginConfig,
+    /// Host-side session state.
+    pub sessions: SessionConfig,
+}
+
+/// The WebAssembly engine.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Use wasmtime's pooling allocator. When the address space it needs
+    /// cannot be reserved, warmlane warns and allocates on demand instead.
+    /// By default `true`.
+    pub pooling: bool,
+    /// Instance slots the pooling allocator reserves, across all components.
+    /// By default 0, meaning: enough for every warm pool plus four calls in
+    /// flight per core per component.
+    pub instance_slots: u32,
+    /// How often the deadline clock ticks, in milliseconds; deadlines are
+    /// enforced to within one tick. By default 5.
+    pub tick_ms: u64,
+    /// Keep compiled components in `$XDG_CACHE_HOME/warmlane` (or
+    /// `~/.cache/warmlane`), so later starts skip compilation. By default `true`.
+    pub compile_cache: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { pooling: true, instance_slots: 0, tick_ms: 5, compile_cache: true }
+    }
+}
+
+/// What sizes chunks count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChunkUnit {
+    /// cl100k tokens.
+    Tokens,
+    /// Unicode characters.
+    Characters,
+}
+
+/// How documents are split, parsed and chunked.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Pages per batch handed to the page parser. By default 16.
+    pub batch_pages: u32,
+    /// Batches parsed at once. By default 0, meaning one per core.
+    pub workers: usize,
+    /// Largest chunk, in `chunk_unit`s. By default 512.
+    pub chunk_size: u32,
+    /// How much of a chunk the next one repeats. By default 64.
+    pub chunk_overlap: u32,
+    /// What chunk sizes count. By default `tokens`.
+    pub chunk_unit: ChunkUnit,
+    /// The page-parser component to use. By default `pdf-pages`.
+    pub parser: String,
+    /// The chunker component to use. By default `chunker`.
+    pub chunker: String,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            batch_pages: 16,
+            workers: 0,
+            chunk_size: 512,
+            chunk_overlap: 64,
+            chunk_unit: ChunkUnit::Tokens,
+            parser: "pdf-pages".into(),
+            chunker: "chunker".into(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// `workers`, with 0 resolved to the number of cores.
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.workers
+        }
+    }
+}
+
+/// Limits on each instance and the size of each warm pool.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InstanceConfig {
+    /// Instances kept instantiated and ready. By default 2.
+    pub warm: usize,
+    /// Linear memory cap per instance, in MiB. By default 256.
+    pub memory_mib: u64,
+    /// Wall-clock deadline per call, in milliseconds. By default 30000.
+    pub deadline_ms: u64,
+    /// Calls an instance serves before it is thrown away. By default 1:
+    /// every call gets a fresh instance and nothing leaks between calls.
+    pub calls_per_instance: u32,
+}
+
+impl Default for InstanceConfig {
+    fn default() -> Self {
+        InstanceConfig { warm: 2, memory_mib: 256, deadline_ms: 30_000, calls_per_instance: 1 }
+    }
+}
+
+impl InstanceConfig {
+    /// The deadline as a duration.
+    pub fn deadline(&self) -> Duration {
+        Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The memory cap in bytes.
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_mib * 1024 * 1024
+    }
+}
+
+/// A per-component override: every field optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceOverride {
+    /// See [`InstanceConfig::warm`].
+    pub warm: Option<usize>,
+    /// See [`InstanceConfig::memory_mib`].
+    pub memory_mib: Option<u64>,
+    /// See [`InstanceConfig::deadline_ms`].
+    pub deadline_ms: Option<u64>,
+    /// See [`InstanceConfig::calls_per_instance`].
+    pub calls_per_instance: Option<u32>,
+}
+
+/// Components loaded from a directory.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginConfig {
+    /// A directory of `*.wasm` components. Each must export one of the
+    /// `warmlane:worker` interfaces; its file name (without `.wasm`) becomes
+    /// its name. By default none.
+    pub dir: Option<PathBuf>,
+}
+
+/// Host-side session state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// Largest total size of one session's values, in bytes. By default 1 MiB.
+    pub max_bytes: u64,
+    /// Idle time after which a session is forgotten, in seconds. By default 3600.
+    pub ttl_secs: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig { max_bytes: 1024 * 1024, ttl_secs: 3600 }
+    }
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
+    }
+
+    /// Parses and validates TOML text.
+    pub fn from_toml(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but make no sense.
+    pub fn validate(&self) -> Result<()> {
+        let p = &self.pipeline;
+        if p.batch_pages == 0 {
+            bail!("pipeline.batch_pages must be at least 1");
+        }
+        if p.chunk_size == 0 {
+            bail!("pipeline.chunk_size must be at least 1");
+        }
+        if p.chunk_overlap >= p.chunk_size {
+            bail!("pipeline.chunk_overlap ({}) must be smaller than chunk_size ({})", p.chunk_overlap, p.chunk_size);
+        }
+        if self.engine.tick_ms == 0 {
+            bail!("engine.tick_ms must be at least 1");
+        }
+        for (name, limits) in std::iter::once(("instances", &self.instances))
+            .chain(self.components.keys().map(|k| (k.as_str(), &self.instances)))
+        {
+            let limits = if name == "instances" { limits.clone() } else { self.limits_for(name) };
+            if limits.memory_mib == 0 || limits.deadline_ms == 0 || limits.calls_per_instance == 0 {
+                bail!("[{name}]: memory_mib, deadline_ms and calls_per_instance must be at least 1");
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits that apply to component `name`.
+    pub fn limits_for(&self, name: &str) -> InstanceConfig {
+        let base = &self.instances;
+        match self.components.get(name) {
+            None => base.clone(),
+            Some(o) => InstanceConfig {
+                warm: o.warm.unwrap_or(base.warm),
+                memory_mib: o.memory_mib.unwrap_or(base.memory_mib),
+                deadline_ms: o.deadline_ms.unwrap_or(base.deadline_ms),
+                calls_per_instance: o.calls_per_instance.unwrap_or(base.calls_per_instance),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = Config::from_toml("").unwrap();
+        assert_eq!(c.pipeline.batch_pages, 16);
+        assert_eq!(c.instances, InstanceConfig::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("[pipeline]\nbatch_size = 3\n").unwrap_err();
+        assert!(format!("{err:#}").contains("batch_size"), "{err:#}");
+    }
+
+    #[test]
+    fn overrides_apply_per_component() {
+        let c = Config::from_toml("[instances]\nwarm = 3\n[components.notes]\nmemory_mib = 8\n").unwrap();
+        assert_eq!(c.limits_for("notes").memory_mib, 8);
+        assert_eq!(c.limits_for("notes").warm, 3);
+        assert_eq!(c.limits_for("chunker").memory_mib, 256);
+    }
+
+    #[test]
+    fn nonsense_values_are_refused() {
+        assert!(Config::from_toml("[pipeline]\nchunk_size = 10\nchunk_overlap = 10\n").is_err());
+        assert!(Config::from_toml("[components.x]\ndeadline_ms = 0\n").is_err());
+    }
+}

@@ -1,0 +1,129 @@
+//! The errors callers branch on. Everything else travels as `anyhow::Error`
+//! with context.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why one call into a component failed. The instance that failed is always
+/// thrown away; the pool and the host carry on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The call ran past its wall-clock deadline and was interrupted.
+    Timeout {
+        /// The component's name.
+        component: String,
+        /// The deadline it ran past.
+        deadline: Duration,
+    },
+    /// The component tried to grow its memory past its cap.
+    OutOfMemory {
+        /// The component's name.
+        component: String,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The component trapped (a panic, an `unreachable`, a bad access).
+    Trap {
+        /// The component's name.
+        component: String,
+        /// What the trap said, with the guest's last words on stderr if any.
+        message: String,
+    },
+    /// No instance could be made: the pooling allocator is full.
+    PoolExhausted {
+        /// The component's name.
+        component: String,
+    },
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Timeout { component, deadline } => {
+                write!(f, "component `{component}` ran past its deadline of {deadline:?} and was stopped")
+            }
+            CallError::OutOfMemory { component, limit } => write!(
+                f,
+                "component `{component}` tried to use more than its memory cap of {} MiB and was stopped",
+                limit / (1024 * 1024)
+            ),
+            CallError::Trap { component, message } => write!(f, "component `{component}` trapped: {message}"),
+            CallError::PoolExhausted { component } => {
+                write!(f, "no instance of `{component}` could be made: every instance slot is in use")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// Why a tool call failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolError {
+    /// No tool has that name.
+    UnknownTool(String),
+    /// The tool rejected its input.
+    InvalidInput(String),
+    /// The tool understood the input but failed.
+    Failed(String),
+    /// The tool's output was not JSON.
+    BadOutput(String),
+    /// The call itself failed (trap, timeout, memory).
+    Call(CallError),
+}
+
+impl fmt::Display for ToolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ToolError::UnknownTool(name) => write!(f, "no tool named `{name}`"),
+            ToolError::InvalidInput(why) => write!(f, "invalid input: {why}"),
+            ToolError::Failed(why) => write!(f, "tool failed: {why}"),
+            ToolError::BadOutput(why) => write!(f, "tool returned output that is not JSON: {why}"),
+            ToolError::Call(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ToolError {}
+
+impl From<CallError> for ToolError {
+    fn from(e: CallError) -> Self {
+        ToolError::Call(e)
+    }
+}
+
+/// Why a document could not be processed at all. (A page that cannot be read
+/// is not this: it becomes a page error and the document goes on.)
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentError {
+    /// The file could not be read.
+    Io(String),
+    /// The bytes are not a PDF.
+    NotPdf(String),
+    /// The PDF is encrypted and neither the empty password nor the one given
+    /// opens it.
+    PasswordRequired {
+        /// Whether a password was given (and was wrong).
+        given: bool,
+    },
+    /// The PDF is damaged beyond repair, or uses something unsupported.
+    Unreadable(String),
+}
+
+impl fmt::Display for DocumentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DocumentError::Io(why) => write!(f, "cannot read the file: {why}"),
+            DocumentError::NotPdf(why) => write!(f, "not a PDF: {why}"),
+            DocumentError::PasswordRequired { given: false } => {
+                write!(f, "the PDF is encrypted and needs a password (give it with --password)")
+            }
+            DocumentError::PasswordRequired { given: true } => {
+                write!(f, "the PDF is encrypted and the password given does not open it")
+            }
+            DocumentError::Unreadable(why) => write!(f, "the PDF cannot be read: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for DocumentError {}

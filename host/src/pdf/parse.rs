@@ -1,0 +1,374 @@
+//! A small PDF object parser producing `lopdf` objects, for reading single
+//! objects at known offsets without loading the whole file.
+
+use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
+
+/// Nesting deeper than this is treated as damage.
+const MAX_DEPTH: usize = 64;
+
+pub(crate) fn is_white(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
+}
+
+fn is_delim(c: u8) -> bool {
+    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+}
+
+/// A cursor over PDF bytes.
+pub(crate) struct Parser<'a> {
+    pub(crate) data: &'a [u8],
+    pub(crate) pos: usize,
+}
+
+impl<'a> Parser<'a> {
+    pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
+        Parser { data, pos }
+    }
+
+    pub(crate) fn skip_ws(&mut self) {
+        while let Some(&c) = self.data.get(self.pos) {
+            if is_white(c) {
+                self.pos += 1;
+            } else if c == b'%' {
+                while let Some(&c) = self.data.get(self.pos) {
+                    if c == b'\r' || c == b'\n' {
+                        break;
+                    }
+                    self.pos += 1;
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// The next bare word (keyword or number), without consuming it.
+    pub(crate) fn peek_word(&mut self) -> &'a [u8] {
+        self.skip_ws();
+        let start = self.pos;
+        let mut end = start;
+        while end < self.data.len() && !is_delim(self.data[end]) {
+            end += 1;
+        }
+        &self.data[start..end]
+    }
+
+    pub(crate) fn word(&mut self) -> &'a [u8] {
+        let w = self.peek_word();
+        self.pos += w.len();
+        w
+    }
+
+    pub(crate) fn expect(&mut self, keyword: &[u8]) -> Result<(), String> {
+        let w = self.word();
+        if w == keyword {
+            Ok(())
+        } else {
+            Err(format!("expected `{}` at byte {}, found `{}`", lossy(keyword), self.pos, lossy(w)))
+        }
+    }
+
+    pub(crate) fn integer(&mut self) -> Result<i64, String> {
+        let w = self.word();
+        std::str::from_utf8(w)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("expected an integer at byte {}, found `{}`", self.pos, lossy(w)))
+    }
+
+    /// Parses one direct object (a reference counts as one).
+    pub(crate) fn object(&mut self, depth: usize) -> Result<Object, String> {
+        if depth > MAX_DEPTH {
+            return Err("objects nested too deeply".into());
+        }
+        self.skip_ws();
+        let Some(&c) = self.data.get(self.pos) else {
+            return Err("unexpected end of file".into());
+        };
+        match c {
+            b'/' => {
+                self.pos += 1;
+                let start = self.pos;
+                while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
+                    self.pos += 1;
+                }
+                Ok(Object::Name(unescape_name(&self.data[start..self.pos])))
+            }
+            b'<' if self.data.get(self.pos + 1) == Some(&b'<') => {
+                self.pos += 2;
+                let mut dict = Dictionary::new();
+                loop {
+                    self.skip_ws();
+                    match self.data.get(self.pos) {
+                        None => return Err("unterminated dictionary".into()),
+                        Some(b'>') if self.data.get(self.pos + 1) == Some(&b'>') => {
+                            self.pos += 2;
+                            return Ok(Object::Dictionary(dict));
+                        }
+                        Some(b'/') => {
+                            let key = match self.object(depth + 1)? {
+                                Object::Name(key) => key,
+                                _ => return Err("expected a name".into()),
+                            };
+                            let value = self.object(depth + 1)?;
+                            if !matches!(value, Object::Null) {
+                                dict.set(key, value);
+                            }
+                        }
+                        Some(_) => {
+                            // Junk inside a dictionary: skip one token.
+                            let w = self.word();
+                            if w.is_empty() {
+                                self.pos += 1;
+                            }
+                        }
+                    }
+                }
+            }
+            b'<' => {
+                self.pos += 1;
+                let mut out = Vec::new();
+                let mut high: Option<u8> = None;
+                while let Some(&c) = self.data.get(self.pos) {
+                    self.pos += 1;
+                    if c == b'>' {
+                        break;
+                    }
+                    if let Some(v) = (c as char).to_digit(16) {
+                        match high.take() {
+                            Some(h) => out.push((h << 4) | v as u8),
+                            None => high = Some(v as u8),
+                        }
+                    }
+                }
+                if let Some(h) = high {
+                    out.push(h << 4);
+                }
+                Ok(Object::String(out, StringFormat::Hexadecimal))
+            }
+            b'(' => Ok(Object::String(self.literal(), StringFormat::Literal)),
+            b'[' => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                loop {
+                    self.skip_ws();
+                    match self.data.get(self.pos) {
+                        None => return Err("unterminated array".into()),
+                        Some(b']') => {
+                            self.pos += 1;
+                            return Ok(Object::Array(items));
+                        }
+                        _ => items.push(self.object(depth + 1)?),
+                    }
+                }
+            }
+            _ => {
+                let w = self.word();
+                match w {
+                    b"true" => Ok(Object::Boolean(true)),
+                    b"false" => Ok(Object::Boolean(false)),
+                    b"null" => Ok(Object::Null),
+                    b"" => {
+                        self.pos += 1;
+                        Err(format!("unexpected `{}` at byte {}", c as char, self.pos - 1))
+                    }
+                    _ => self.number_or_reference(w),
+                }
+            }
+        }
+    }
+
+    fn number_or_reference(&mut self, w: &[u8]) -> Result<Object, String> {
+        let text = std::str::from_utf8(w).map_err(|_| format!("bad token at byte {}", self.pos))?;
+        if let Ok(n) = text.parse::<i64>() {
+            // `N G R`?
+            let save = self.pos;
+            if n >= 0 {
+                let g = self.word();
+                if let Some(g) = std::str::from_utf8(g).ok().and_then(|s| s.parse::<u16>().ok())
+                    && self.word() == b"R"
+                {
+                    return Ok(Object::Reference((n as u32, g)));
+                }
+            }
+            self.pos = save;
+            return Ok(Object::Integer(n));
+        }
+        text.parse::<f32>()
+            .map(Object::Real)
+            .map_err(|_| format!("unexpected `{text}` at byte {}", self.pos))
+    }
+
+    fn literal(&mut self) -> Vec<u8> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        let mut depth = 1usize;
+        while let Some(&c) = self.data.get(self.pos) {
+            self.pos += 1;
+            match c {
+                b'(' => {
+                    depth += 1;
+                    out.push(c);
+                }
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                    out.push(c);
+                }
+                b'\\' => {
+                    let Some(&e) = self.data.get(self.pos) else { break };
+                    self.pos += 1;
+                    match e {
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'\r' => {
+                            if self.data.get(self.pos) == Some(&b'\n') {
+                                self.pos += 1;
+                            }
+                        }
+                        b'\n' => {}
+                        b'0'..=b'7' => {
+                            let mut v = (e - b'0') as u32;
+                            for _ in 0..2 {
+                                match self.data.get(self.pos) {
+                                    Some(&d @ b'0'..=b'7') => {
+                                        v = v * 8 + (d - b'0') as u32;
+                                        self.pos += 1;
+                                    }
+                                    _ => break,
+                                }
+                            }
+                            out.push(v as u8);
+                        }
+                        other => out.push(other),
+                    }
+                }
+                _ => out.push(c),
+            }
+        }
+        out
+    }
+}
+
+fn unescape_name(raw: &[u8]) -> Vec<u8> {
+    if !raw.contains(&b'#') {
+        return raw.to_vec();
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'#'
+            && let Some(v) = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+pub(crate) fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(40)]).into_owned()
+}
+
+/// Parses the indirect object `N G obj … endobj` at `offset`. `length`
+/// resolves a stream's `/Length` when it is a reference.
+pub(crate) fn indirect_object(
+    data: &[u8],
+    offset: usize,
+    length: impl FnOnce(ObjectId) -> Option<i64>,
+) -> Result<(ObjectId, Object), String> {
+    let mut p = Parser::new(data, offset);
+    let n = p.integer()?;
+    let g = p.integer()?;
+    p.expect(b"obj")?;
+    let id = (u32::try_from(n).map_err(|_| "negative object number")?, g as u16);
+    let object = p.object(0)?;
+    let Object::Dictionary(dict) = object else { return Ok((id, object)) };
+    if p.peek_word() != b"stream" {
+        return Ok((id, Object::Dictionary(dict)));
+    }
+    p.pos += b"stream".len();
+    // The data starts after CRLF or LF.
+    if data.get(p.pos) == Some(&b'\r') {
+        p.pos += 1;
+    }
+    if data.get(p.pos) == Some(&b'\n') {
+        p.pos += 1;
+    }
+    let start = p.pos;
+    let declared = match dict.get(b"Length") {
+        Ok(Object::Integer(n)) => Some(*n),
+        Ok(Object::Reference(r)) => length(*r),
+        _ => None,
+    };
+    let end = declared
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| start.checked_add(n))
+        .filter(|&end| end <= data.len() && ends_stream(data, end))
+        .or_else(|| find_endstream(data, start))
+        .ok_or_else(|| format!("stream of object {} {} has no end", id.0, id.1))?;
+    Ok((id, Object::Stream(Stream::new(dict, data[start..end].to_vec()))))
+}
+
+fn ends_stream(data: &[u8], end: usize) -> bool {
+    let mut p = Parser::new(data, end);
+    p.peek_word() == b"endstream"
+}
+
+fn find_endstream(data: &[u8], start: usize) -> Option<usize> {
+    let at = data[start..].windows(9).position(|w| w == b"endstream")? + start;
+    let mut end = at;
+    if end > start && data[end - 1] == b'\n' {
+        end -= 1;
+    }
+    if end > start && data[end - 1] == b'\r' {
+        end -= 1;
+    }
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_nested_objects_and_references() {
+        let mut p = Parser::new(b"<< /Type /Page /Kids [1 0 R 2 0 R] /N -3 /R 1.5 /S (a\\)b) /H <4142> /Z null >>", 0);
+        let Object::Dictionary(d) = p.object(0).unwrap() else { panic!() };
+        assert_eq!(d.get(b"Type").unwrap().as_name().unwrap(), b"Page");
+        assert_eq!(d.get(b"Kids").unwrap().as_array().unwrap()[1], Object::Reference((2, 0)));
+        assert_eq!(d.get(b"N").unwrap(), &Object::Integer(-3));
+        assert_eq!(d.get(b"S").unwrap().as_str().unwrap(), b"a)b");
+        assert_eq!(d.get(b"H").unwrap().as_str().unwrap(), b"AB");
+        assert!(d.get(b"Z").is_err());
+    }
+
+    #[test]
+    fn reads_streams_with_wrong_lengths() {
+        let data = b"7 0 obj << /Length 99 >> stream\nhello\nendstream endobj";
+        let (id, obj) = indirect_object(data, 0, |_| None).unwrap();
+        assert_eq!(id, (7, 0));
+        assert_eq!(obj.as_stream().unwrap().content, b"hello");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(indirect_object(b"", 0, |_| None).is_err());
+        assert!(indirect_object(b"1 0 obj << /A [ ", 0, |_| None).is_err());
+        assert!(indirect_object(b"1 0 obj >>", 0, |_| None).is_err());
+        let deep = "[".repeat(1000);
+        assert!(Parser::new(deep.as_bytes(), 0).object(0).is_err());
+    }
+}

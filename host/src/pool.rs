@@ -1,0 +1,362 @@
+//! Warm pools: ready instances of one component, instantiated ahead of need.
+//!
+//! Each pool keeps `warm` instances instantiated from the component's
+//! `InstancePre`, each in its own `Store` with its limits set. Taking one
+//! costs a lock and a pop; when none is ready the caller instantiates on
+//! demand (a *miss*). A background thread refills the pool and drops used
+//! instances, so neither instantiation nor teardown sits on the hot path.
+//! A pool never decides what to call; it hands out instances and takes them
+//! back.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::InstancePre;
+use wasmtime::{Engine, Store, Trap};
+
+use crate::config::InstanceConfig;
+use crate::error::CallError;
+use crate::session::SessionBinding;
+use crate::state::HostState;
+
+/// A world whose instances a pool can hold: how to check a component
+/// against it once, and how to instantiate it.
+pub(crate) trait World: Sized + Send + 'static {
+    /// The checked, import-resolved form of a component of this world.
+    type Pre: Send + Sync + 'static;
+    /// Checks the component's exports against the world.
+    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
+    /// Instantiates into `store`.
+    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+}
+
+/// What a pool has done, for metrics and readiness.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Instances ready now.
+    pub ready: usize,
+    /// Instances the pool keeps ready.
+    pub target: usize,
+    /// Takes served from the ready instances.
+    pub hits: u64,
+    /// Takes that had to instantiate on demand.
+    pub misses: u64,
+    /// Calls stopped at their deadline.
+    pub timeouts: u64,
+    /// Calls stopped at their memory cap.
+    pub out_of_memory: u64,
+    /// Calls that trapped otherwise.
+    pub traps: u64,
+    /// Acquire latency: count of takes per bucket; bucket `i` holds takes
+    /// that took less than `2^i` microseconds (the last bucket: the rest).
+    pub acquire_histogram: [u64; ACQUIRE_BUCKETS],
+    /// Total acquire time, in nanoseconds.
+    pub acquire_nanos: u64,
+}
+
+/// Buckets in [`PoolStats::acquire_histogram`].
+pub const ACQUIRE_BUCKETS: usize = 20;
+
+impl PoolStats {
+    /// An upper bound on the `q`-quantile (0..=1) of acquire latency.
+    pub fn acquire_quantile(&self, q: f64) -> Duration {
+        let total: u64 = self.acquire_histogram.iter().sum();
+        if total == 0 {
+            return Duration::ZERO;
+        }
+        let want = ((total as f64) * q).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, n) in self.acquire_histogram.iter().enumerate() {
+            seen += n;
+            if seen >= want {
+                return Duration::from_micros(1 << i);
+            }
+        }
+        Duration::from_micros(1 << (ACQUIRE_BUCKETS - 1))
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    timeouts: AtomicU64,
+    out_of_memory: AtomicU64,
+    traps: AtomicU64,
+    acquire: [AtomicU64; ACQUIRE_BUCKETS],
+    acquire_nanos: AtomicU64,
+}
+
+struct Warm<W> {
+    store: Store<HostState>,
+    world: W,
+    calls: u32,
+}
+
+struct Shared<W: World> {
+    name: Arc<str>,
+    engine: Engine,
+    pre: W::Pre,
+    limits: InstanceConfig,
+    tick: Duration,
+    ready: Mutex<VecDeque<Warm<W>>>,
+    /// Signalled when the refill thread has work, or when an instance becomes ready.
+    changed: Condvar,
+    graveyard: Mutex<Vec<Store<HostState>>>,
+    closed: AtomicBool,
+    counters: Counters,
+}
+
+/// A warm pool of one component's instances.
+pub(crate) struct Pool<W: World> {
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: World> Pool<W> {
+    /// Starts a pool; it fills in the background (see [`Pool::wait_warm`]).
+    pub(crate) fn new(name: Arc<str>, engine: Engine, pre: W::Pre, limits: InstanceConfig, tick: Duration) -> Self {
+        let shared = Arc::new(Shared {
+            name,
+            engine,
+            pre,
+            limits,
+            tick,
+            ready: Mutex::new(VecDeque::new()),
+            changed: Condvar::new(),
+            graveyard: Mutex::new(Vec::new()),
+            closed: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let worker = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("warmlane-pool-{}", shared.name))
+            .spawn(move || worker.refill_loop());
+        if let Err(e) = spawned {
+            // Without a refill thread every take is a miss; the pool still works.
+            tracing::warn!(component = %shared.name, error = %e, "cannot start the refill thread");
+        }
+        Pool { shared }
+    }
+
+    /// The component's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// The limits each instance runs under.
+    pub(crate) fn limits(&self) -> &InstanceConfig {
+        &self.shared.limits
+    }
+
+    /// Takes an instance bound to `session` and `job`: a ready one if there
+    /// is one, else a new one.
+    pub(crate) fn take(&self, session: Option<SessionBinding>, job: Option<Arc<str>>) -> Result<Lease<'_, W>, CallError> {
+        let start = Instant::now();
+        let shared = &*self.shared;
+        let popped = shared.lock_ready().pop_front();
+        shared.changed.notify_all();
+        let mut warm = match popped {
+            Some(warm) => {
+                shared.counters.hits.fetch_add(1, Ordering::Relaxed);
+                warm
+            }
+            None => {
+                shared.counters.misses.fetch_add(1, Ordering::Relaxed);
+                shared.instantiate()?
+            }
+        };
+        let data = warm.store.data_mut();
+        data.session = session;
+        data.job = job;
+        let nanos = start.elapsed().as_nanos() as u64;
+        let bucket = (64 - (nanos / 1000).leading_zeros() as usize).min(ACQUIRE_BUCKETS - 1);
+        shared.counters.acquire[bucket].fetch_add(1, Ordering::Relaxed);
+        shared.counters.acquire_nanos.fetch_add(nanos, Ordering::Relaxed);
+        Ok(Lease { pool: shared, warm: Some(warm), poisoned: false })
+    }
+
+    /// Waits until the pool holds its target of ready instances, or `timeout`
+    /// passes; whether it is warm.
+    pub(crate) fn wait_warm(&self, timeout: Duration) -> bool {
+        let shared = &*self.shared;
+        let deadline = Instant::now() + timeout;
+        let mut ready = shared.lock_ready();
+        while ready.len() < shared.limits.warm {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            ready = shared.changed.wait_timeout(ready, deadline - now).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        }
+        true
+    }
+
+    /// What the pool has done so far.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let c = &self.shared.counters;
+        let mut histogram = [0; ACQUIRE_BUCKETS];
+        for (slot, count) in histogram.iter_mut().zip(&c.acquire) {
+            *slot = count.load(Ordering::Relaxed);
+        }
+        PoolStats {
+            ready: self.shared.lock_ready().len(),
+            target: self.shared.limits.warm,
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            timeouts: c.timeouts.load(Ordering::Relaxed),
+            out_of_memory: c.out_of_memory.load(Ordering::Relaxed),
+            traps: c.traps.load(Ordering::Relaxed),
+            acquire_histogram: histogram,
+            acquire_nanos: c.acquire_nanos.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl<W: World> Drop for Pool<W> {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.changed.notify_all();
+    }
+}
+
+impl<W: World> Shared<W> {
+    fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Warm<W>>> {
+        self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn instantiate(&self) -> Result<Warm<W>, CallError> {
+        let mut store = Store::new(&self.engine, HostState::new(self.name.clone(), self.limits.memory_bytes()));
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(self.deadline_ticks());
+        store.epoch_deadline_trap();
+        match W::instantiate(&self.pre, &mut store) {
+            Ok(world) => Ok(Warm { store, world, calls: 0 }),
+            Err(e) => {
+                let message = format!("{e:#}");
+                if message.contains("concurrent") || message.contains("maximum") || message.contains("pool") {
+                    Err(CallError::PoolExhausted { component: self.name.to_string() })
+                } else {
+                    Err(CallError::Trap {
+                        component: self.name.to_string(),
+                        message: format!("instantiation failed: {message}"),
+                    })
+                }
+            }
+        }
+    }
+
+    fn deadline_ticks(&self) -> u64 {
+        let tick = self.tick.as_nanos().max(1);
+        // One extra tick: the clock may tick just after the deadline is set.
+        (self.limits.deadline().as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    }
+
+    fn refill_loop(self: Arc<Self>) {
+        loop {
+            let dead: Vec<Store<HostState>> = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
+            drop(dead);
+            if self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            let short = {
+                let ready = self.lock_ready();
+                if ready.len() >= self.limits.warm && self.graveyard_empty() {
+                    let _ = self.changed.wait_timeout(ready, Duration::from_millis(250));
+                    continue;
+                }
+                ready.len() < self.limits.warm
+            };
+            if !short {
+                continue;
+            }
+            match self.instantiate() {
+                Ok(warm) => {
+                    self.lock_ready().push_back(warm);
+                    self.changed.notify_all();
+                }
+                Err(e) => {
+                    tracing::warn!(component = %self.name, error = %e, "cannot pre-instantiate; retrying");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+
+    fn graveyard_empty(&self) -> bool {
+        self.graveyard.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+    }
+
+    fn dispose(&self, store: Store<HostState>) {
+        self.graveyard.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+        self.changed.notify_all();
+    }
+}
+
+/// An instance taken from a pool. Dropping it gives it back: to be reused if
+/// it may serve more calls, else to be thrown away off the hot path.
+pub(crate) struct Lease<'a, W: World> {
+    pool: &'a Shared<W>,
+    warm: Option<Warm<W>>,
+    poisoned: bool,
+}
+
+impl<W: World> Lease<'_, W> {
+    /// Calls into the instance under its deadline and memory cap.
+    pub(crate) fn call<R>(
+        &mut self,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let pool = self.pool;
+        let Some(warm) = self.warm.as_mut() else {
+            return Err(CallError::Trap { component: pool.name.to_string(), message: "instance already failed".into() });
+        };
+        if self.poisoned {
+            return Err(CallError::Trap { component: pool.name.to_string(), message: "instance already failed".into() });
+        }
+        warm.store.set_epoch_deadline(pool.deadline_ticks());
+        warm.store.data_mut().limiter.hit = false;
+        warm.calls += 1;
+        let result = f(&warm.world, &mut warm.store);
+        result.map_err(|e| {
+            self.poisoned = true;
+            let component = pool.name.to_string();
+            let counters = &pool.counters;
+            if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+                counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                return CallError::Timeout { component, deadline: pool.limits.deadline() };
+            }
+            let state = warm.store.data();
+            if state.limiter.hit {
+                counters.out_of_memory.fetch_add(1, Ordering::Relaxed);
+                return CallError::OutOfMemory { component, limit: state.limiter.cap };
+            }
+            counters.traps.fetch_add(1, Ordering::Relaxed);
+            let trap = e.downcast_ref::<Trap>().map_or_else(|| format!("{e}"), |t| t.to_string());
+            let stderr = state.stderr();
+            let message = if stderr.is_empty() { trap } else { format!("{trap}; the component said: {stderr}") };
+            CallError::Trap { component, message }
+        })
+    }
+}
+
+impl<W: World> Drop for Lease<'_, W> {
+    fn drop(&mut self) {
+        let Some(mut warm) = self.warm.take() else { return };
+        let pool = self.pool;
+        if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
+            let data = warm.store.data_mut();
+            data.session = None;
+            data.job = None;
+            let mut ready = pool.lock_ready();
+            if ready.len() < pool.limits.warm {
+                ready.push_front(warm);
+                drop(ready);
+                pool.changed.notify_all();
+                return;
+            }
+        }
+        pool.dispose(warm.store);
+    }
+}

@@ -1,0 +1,145 @@
+//! What the host keeps per instance: its WASI context (no files, network or
+//! environment), its memory limiter, its captured stderr, and the session
+//! and job it is bound to. Also the host side of the `session` and `log`
+//! imports, which read that binding.
+
+use std::sync::Arc;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
+use crate::session::{SessionBinding, StoreError};
+
+/// How much of a guest's stderr is kept for error messages.
+const STDERR_CAPTURE: usize = 4096;
+/// Longest log line a guest may write.
+const MAX_LOG_LINE: usize = 4096;
+
+/// The data of one instance's `Store`.
+pub(crate) struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    stderr: MemoryOutputPipe,
+    pub(crate) limiter: MemoryCap,
+    pub(crate) component: Arc<str>,
+    pub(crate) session: Option<SessionBinding>,
+    pub(crate) job: Option<Arc<str>>,
+}
+
+impl HostState {
+    pub(crate) fn new(component: Arc<str>, memory_cap: u64) -> Self {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        HostState {
+            wasi,
+            table: ResourceTable::new(),
+            stderr,
+            limiter: MemoryCap { cap: memory_cap, hit: false },
+            component,
+            session: None,
+            job: None,
+        }
+    }
+
+    /// What the guest wrote to stderr (a panic message, usually), trimmed.
+    pub(crate) fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+/// Caps linear memory; remembers whether the cap was hit so a trap that
+/// follows can be reported as what it is.
+pub(crate) struct MemoryCap {
+    pub(crate) cap: u64,
+    pub(crate) hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.cap {
+            self.hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Links WASI (denied by policy, not by absence) and warmlane's own imports.
+pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wit_session::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+fn store_error(e: StoreError) -> wit_session::SessionError {
+    match e {
+        StoreError::TooLarge(limit) => wit_session::SessionError::TooLarge(limit),
+        StoreError::Unavailable(why) => wit_session::SessionError::Unavailable(why),
+    }
+}
+
+impl HostState {
+    fn bound(&self) -> Result<&SessionBinding, wit_session::SessionError> {
+        self.session.as_ref().ok_or(wit_session::SessionError::NoSession)
+    }
+}
+
+impl wit_session::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit_session::SessionError> {
+        let s = self.bound()?;
+        s.store.get(&s.id, &key).map_err(store_error)
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit_session::SessionError> {
+        let s = self.bound()?;
+        s.store.set(&s.id, &key, value).map_err(store_error)
+    }
+
+    fn delete(&mut self, key: String) -> Result<bool, wit_session::SessionError> {
+        let s = self.bound()?;
+        s.store.delete(&s.id, &key).map_err(store_error)
+    }
+
+    fn list_keys(&mut self) -> Result<Vec<String>, wit_session::SessionError> {
+        let s = self.bound()?;
+        s.store.list_keys(&s.id).map_err(store_error)
+    }
+}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String) {
+        let mut message = message;
+        if message.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+            message.push('…');
+        }
+        let component = &*self.component;
+        let session = self.session.as_ref().map(|s| s.id.as_str()).unwrap_or("");
+        let job = self.job.as_deref().unwrap_or("");
+        match level {
+            log::Level::Debug => tracing::debug!(component, session, job, "{message}"),
+            log::Level::Info => tracing::info!(component, session, job, "{message}"),
+            log::Level::Warn => tracing::warn!(component, session, job, "{message}"),
+            log::Level::Error => tracing::error!(component, session, job, "{message}"),
+        }
+    }
+}
