@@ -82,7 +82,7 @@ fn pooling(slots: u32, max_memory: u64) -> InstanceAllocationStrategy {
         .max_core_instance_size(1 << 20)
         // Keep the first pages of reused slots resident: taking a warm
         // instance then costs no page faults.
-        .linear_memory_keep_resident(1 << 20)
+        .linear_memory_keep_resident(256 << 10)
         .table_keep_resident(1 << 16);
     InstanceAllocationStrategy::Pooling(pool)
 }

@@ -6,8 +6,10 @@ Run: python3 generate.py PATH/TO/cl100k_base.tiktoken
 
 Layout, all integers little-endian u32:
   n                       number of tokens (ranks 0..n)
+  slots                   size of the hash table (a power of two)
   offsets[n + 1]          token i's bytes are bytes[offsets[i]..offsets[i+1]]
-  sorted[n]               ranks ordered by their bytes, for binary search
+  table[slots]            open addressing by 32-bit FNV-1a of the bytes, linear
+                          probing; each slot holds rank + 1, or 0 when empty
   bytes[...]              every token's bytes, in rank order
 """
 import base64, struct, sys, pathlib
@@ -24,11 +26,22 @@ offsets, blob = [0], bytearray()
 for i in range(n):
     blob += toks[i]
     offsets.append(len(blob))
-order = sorted(range(n), key=lambda i: toks[i])
+def fnv1a(b):
+    h = 0x811C9DC5
+    for x in b:
+        h = ((h ^ x) * 0x01000193) & 0xFFFFFFFF
+    return h
+slots = 1 << 18
+table = [0] * slots
+for i in range(n):
+    s = fnv1a(toks[i]) & (slots - 1)
+    while table[s]:
+        s = (s + 1) & (slots - 1)
+    table[s] = i + 1
 out = pathlib.Path(__file__).parent / "cl100k.bin"
 with open(out, "wb") as f:
-    f.write(struct.pack("<I", n))
+    f.write(struct.pack("<II", n, slots))
     f.write(struct.pack(f"<{n+1}I", *offsets))
-    f.write(struct.pack(f"<{n}I", *order))
+    f.write(struct.pack(f"<{slots}I", *table))
     f.write(blob)
 print(out, n, "tokens", out.stat().st_size, "bytes")

@@ -1,7 +1,8 @@
 //! A cl100k-compatible byte-pair tokenizer over a static table.
 //!
-//! The table is embedded as laid out by `cl100k/generate.py` and read in
-//! place, so an instance that lives for one call pays nothing to set it up.
+//! The table (token bytes and a hash index over them) is embedded as laid
+//! out by `cl100k/generate.py` and read in place, so an instance that lives
+//! for one call pays nothing to set it up.
 //! Pre-tokenization follows cl100k's pattern by hand (contractions, letter
 //! runs with one leading non-letter, up to three digits, punctuation runs,
 //! newlines, whitespace), so counts match tiktoken's on ordinary text.
@@ -17,27 +18,36 @@ fn count() -> usize {
     word(0)
 }
 
+fn slots() -> usize {
+    word(1)
+}
+
 fn token_bytes(rank: usize) -> &'static [u8] {
     let n = count();
-    let base = 4 * (1 + (n + 1) + n);
-    &TABLE[base + word(1 + rank)..base + word(2 + rank)]
+    let base = 4 * (2 + (n + 1) + slots());
+    &TABLE[base + word(2 + rank)..base + word(3 + rank)]
+}
+
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811C_9DC5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
 }
 
 /// The rank of `bytes` as one token, if it is one.
 fn rank(bytes: &[u8]) -> Option<usize> {
     let n = count();
-    let sorted = |i: usize| word(1 + (n + 1) + i);
-    let (mut lo, mut hi) = (0, n);
-    while lo < hi {
-        let mid = (lo + hi) / 2;
-        let r = sorted(mid);
-        match token_bytes(r).cmp(bytes) {
-            std::cmp::Ordering::Less => lo = mid + 1,
-            std::cmp::Ordering::Greater => hi = mid,
-            std::cmp::Ordering::Equal => return Some(r),
+    let mask = slots() - 1;
+    let table = 2 + (n + 1);
+    let mut slot = fnv1a(bytes) as usize & mask;
+    loop {
+        let entry = word(table + slot);
+        if entry == 0 {
+            return None;
         }
+        if token_bytes(entry - 1) == bytes {
+            return Some(entry - 1);
+        }
+        slot = (slot + 1) & mask;
     }
-    None
 }
 
 /// Token ranks of one pre-tokenized piece, merged pairwise by lowest rank.
@@ -107,6 +117,47 @@ fn is_number(c: char) -> bool {
 
 fn is_newline(c: char) -> bool {
     c == '\r' || c == '\n'
+}
+
+/// Token counts of `text` for any span, from one pass over it: BPE never
+/// merges across pre-tokenizer pieces, so a span's count is the sum of its
+/// whole pieces' counts plus the counts of the partial pieces at its ends.
+pub struct TokenIndex {
+    /// Byte offset where each piece starts, and `text.len()` at the end.
+    starts: Vec<usize>,
+    /// `prefix[i]`: tokens in pieces `0..i`.
+    prefix: Vec<usize>,
+}
+
+impl TokenIndex {
+    /// Indexes `text`.
+    pub fn new(text: &str) -> TokenIndex {
+        let mut starts = Vec::new();
+        let mut prefix = vec![0];
+        let base = text.as_ptr() as usize;
+        for piece in pieces(text) {
+            starts.push(piece.as_ptr() as usize - base);
+            let n = prefix.last().copied().unwrap_or(0) + count_tokens(piece);
+            prefix.push(n);
+        }
+        starts.push(text.len());
+        TokenIndex { starts, prefix }
+    }
+
+    /// Tokens in `text[start..end]` (`text` as given to [`TokenIndex::new`]).
+    pub fn count(&self, text: &str, start: usize, end: usize) -> usize {
+        if start >= end {
+            return 0;
+        }
+        // First piece starting at or after `start`; last piece ending at or before `end`.
+        let first = self.starts.partition_point(|&s| s < start);
+        let last = self.starts.partition_point(|&s| s <= end).saturating_sub(1);
+        if first >= last {
+            return count_tokens(&text[start..end]);
+        }
+        let whole = self.prefix[last] - self.prefix[first];
+        whole + count_tokens(&text[start..self.starts[first]]) + count_tokens(&text[self.starts[last]..end])
+    }
 }
 
 /// Splits `text` the way cl100k's pre-tokenizer pattern does.
@@ -203,6 +254,22 @@ mod tests {
     fn pieces_follow_the_pattern() {
         let p: Vec<&str> = pieces("I'm  here, 12345 ok\n\n  x").collect();
         assert_eq!(p, vec!["I", "'m", " ", " here", ",", " ", "123", "45", " ok", "\n\n", " ", " x"]);
+    }
+
+    #[test]
+    fn index_counts_match_direct_counts() {
+        let text = "Hello world, this is a test.\n\nAnother paragraph with 12345 numbers and   spaces. 中文也可以。";
+        let index = TokenIndex::new(text);
+        let bounds: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+        for (k, &s) in bounds.iter().enumerate().step_by(3) {
+            for &e in bounds[k..].iter().step_by(5) {
+                let direct = count_tokens(&text[s..e]);
+                let indexed = index.count(text, s, e);
+                // A cut inside a piece can only split it: never fewer tokens than tiktoken's.
+                assert!(indexed >= direct && indexed <= direct + 2, "{s}..{e}: {indexed} vs {direct}");
+            }
+        }
+        assert_eq!(index.count(text, 0, text.len()), count_tokens(text));
     }
 
     #[test]

@@ -30,19 +30,36 @@ impl Unit {
     }
 }
 
+/// Measures spans of one text, tokenizing it only once.
+struct Measure<'a> {
+    text: &'a str,
+    tokens: Option<bpe::TokenIndex>,
+}
+
+impl Measure<'_> {
+    fn span(&self, start: usize, end: usize) -> usize {
+        match &self.tokens {
+            Some(index) => index.count(self.text, start, end),
+            None => self.text[start..end].chars().count(),
+        }
+    }
+}
+
 /// Boundaries, coarsest first. Each separator stays with the text before it.
 const SEPARATORS: &[&str] = &["\n\n", "\n", ". ", "? ", "! ", "。", "！", "？", "; ", "；", ", ", "，", "、", " "];
 
 /// Splits `text` into chunk ranges `(start, end)`, in order.
 pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, usize)> {
+    let measure = Measure { text, tokens: (unit == Unit::Tokens).then(|| bpe::TokenIndex::new(text)) };
     let mut pieces = Vec::new();
-    cut(text, 0, text.len(), 0, max, unit, &mut pieces);
+    cut(&measure, 0, text.len(), 0, max, &mut pieces);
     merge(text, &pieces, max, overlap)
 }
 
 /// Cuts `text[start..end]` into pieces no larger than `max`, each with its size.
-fn cut(text: &str, start: usize, end: usize, level: usize, max: usize, unit: Unit, out: &mut Vec<(usize, usize, usize)>) {
-    let size = unit.measure(&text[start..end]);
+fn cut(m: &Measure<'_>, start: usize, end: usize, level: usize, max: usize, out: &mut Vec<(usize, usize, usize)>) {
+    let text = m.text;
+    let size = m.span(start, end);
     if size <= max {
         out.push((start, end, size));
         return;
@@ -56,7 +73,7 @@ fn cut(text: &str, start: usize, end: usize, level: usize, max: usize, unit: Uni
         for (i, c) in text[start..end].char_indices() {
             let s = start + i;
             let e = s + c.len_utf8();
-            out.push((s, e, unit.measure(&text[s..e]).max(1)));
+            out.push((s, e, m.span(s, e).max(1)));
         }
         return;
     };
@@ -65,12 +82,12 @@ fn cut(text: &str, start: usize, end: usize, level: usize, max: usize, unit: Uni
     for (i, _) in text[start..end].match_indices(pattern) {
         let to = start + i + pattern.len();
         if to > from {
-            cut(text, from, to, sep + 1, max, unit, out);
+            cut(m, from, to, sep + 1, max, out);
         }
         from = to;
     }
     if from < end {
-        cut(text, from, end, sep + 1, max, unit, out);
+        cut(m, from, end, sep + 1, max, out);
     }
 }
 

@@ -18,7 +18,7 @@ enum Entry {
 }
 
 /// Parsed object streams kept at once (each holds up to a few hundred objects).
-const OBJSTM_CACHE: usize = 64;
+const OBJSTM_CACHE: usize = 16;
 
 /// A PDF read object by object through its cross-reference table.
 pub(crate) struct LazyFile {
