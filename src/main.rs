@@ -24,6 +24,7 @@ Options for `run`:
   --chunk-size N       largest chunk (default 512)
   --overlap N          how much each chunk repeats of the previous (default 64)
   --unit UNIT          what sizes count: tokens (cl100k) or characters (default tokens)
+  --pages              also write one record per page with its text (doc, page, text)
   --quiet              no progress bar and no summary line
 
 Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn).

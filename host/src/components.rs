@@ -92,12 +92,16 @@ pub(crate) struct Loaded {
 }
 
 impl Loaded {
-    /// Checks the exports against the claimed world and readies a pool's `Pre`.
-    pub(crate) fn checked<W: World>(self) -> Result<W::Pre> {
+    /// Checks the exports against the claimed world, names and types (by
+    /// one trial instantiation), and readies a pool's `Pre`.
+    pub(crate) fn checked<W: World>(self, engine: &Engine) -> Result<W::Pre> {
         let (name, kind) = (self.name, self.kind);
-        W::pre(self.pre).map_err(anyhow::Error::from).with_context(|| {
-            format!("component `{name}` exports {} but does not match world `{kind}`", kind.interface())
-        })
+        let context = || format!("component `{name}` exports {} but does not match world `{kind}`", kind.interface());
+        let pre = W::pre(self.pre).map_err(anyhow::Error::from).with_context(context)?;
+        let mut store = Store::new(engine, HostState::new(name.as_str().into(), 1 << 30));
+        store.set_epoch_deadline(u64::MAX / 2);
+        W::instantiate(&pre, &mut store).map_err(anyhow::Error::from).with_context(context)?;
+        Ok(pre)
     }
 }
 

@@ -18,9 +18,11 @@ use crate::pool::{Pool, PoolStats};
 use crate::session::{MemorySessionStore, SessionBinding, SessionId, SessionStore};
 use crate::tools::{Tool, ToolInfo};
 use crate::builtin;
+use crate::state::HostState;
+use wasmtime::component::Linker;
 
 /// The built-in components, by name.
-const BUILTINS: [(&str, &[u8]); 4] = [
+pub(crate) const BUILTINS: [(&str, &[u8]); 4] = [
     ("pdf-pages", builtin::PDF_PAGES),
     ("chunker", builtin::CHUNKER),
     ("text-stats", builtin::TEXT_STATS),
@@ -41,10 +43,11 @@ pub struct ComponentInfo {
 /// A running warmlane host.
 pub struct Host {
     config: Config,
-    engine: EngineHandle,
-    parsers: BTreeMap<String, Pool<PageParserComponent>>,
-    chunkers: BTreeMap<String, Pool<ChunkerComponent>>,
-    tools: BTreeMap<String, Tool>,
+    pub(crate) engine: EngineHandle,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) parsers: BTreeMap<String, Pool<PageParserComponent>>,
+    pub(crate) chunkers: BTreeMap<String, Pool<ChunkerComponent>>,
+    pub(crate) tools: BTreeMap<String, Tool>,
     components: Vec<ComponentInfo>,
     sessions: Arc<dyn SessionStore>,
 }
@@ -93,6 +96,7 @@ impl Host {
         let mut host = Host {
             config,
             engine,
+            linker,
             parsers: BTreeMap::new(),
             chunkers: BTreeMap::new(),
             tools: BTreeMap::new(),
@@ -100,7 +104,7 @@ impl Host {
             sessions,
         };
         for (name, bytes, builtin) in sources {
-            let loaded = components::load(&host.engine.engine, &linker, cache.as_deref(), &name, &bytes)?;
+            let loaded = components::load(&host.engine.engine, &host.linker, cache.as_deref(), &name, &bytes)?;
             host.components.push(ComponentInfo { name: name.clone(), world: loaded.kind, builtin });
             host.add(loaded)?;
         }
@@ -122,15 +126,15 @@ impl Host {
         let key: Arc<str> = name.as_str().into();
         match loaded.kind {
             WorldKind::PageParser => {
-                let pre = loaded.checked::<PageParserComponent>()?;
+                let pre = loaded.checked::<PageParserComponent>(&self.engine.engine)?;
                 self.parsers.insert(name, Pool::new(key, engine, pre, limits, tick));
             }
             WorldKind::Chunker => {
-                let pre = loaded.checked::<ChunkerComponent>()?;
+                let pre = loaded.checked::<ChunkerComponent>(&self.engine.engine)?;
                 self.chunkers.insert(name, Pool::new(key, engine, pre, limits, tick));
             }
             WorldKind::Tool => {
-                let pre = loaded.checked::<ToolComponent>()?;
+                let pre = loaded.checked::<ToolComponent>(&self.engine.engine)?;
                 let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, tick))?;
                 if self.tools.contains_key(&tool.info.name) {
                     bail!("component `{name}` describes a tool named `{}`, which another component already provides", tool.info.name);
@@ -199,6 +203,7 @@ impl Host {
             chunk_size: p.chunk_size,
             chunk_overlap: p.chunk_overlap,
             chunk_unit: p.chunk_unit,
+            emit_pages: false,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct DocumentOptions {
     pub chunk_overlap: u32,
     /// What chunk sizes count.
     pub chunk_unit: ChunkUnit,
+    /// Whether to report each page's text as [`Event::Page`].
+    pub emit_pages: bool,
 }
 
 /// A chunk of a document, with where it came from.
@@ -57,6 +59,13 @@ pub struct ChunkRecord {
 /// What the pipeline reports, in page order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
+    /// A page's text, in page order, before the chunks that cover it.
+    Page {
+        /// Page number, from 1.
+        page: u32,
+        /// The text.
+        text: String,
+    },
     /// A finished chunk.
     Chunk(ChunkRecord),
     /// A page that could not be read.
@@ -168,7 +177,12 @@ pub(crate) fn run(
                 let mut texts = Vec::with_capacity(pages.len());
                 for (number, result) in pages {
                     match result {
-                        Ok(text) => texts.push((number, text)),
+                        Ok(text) => {
+                            if options.emit_pages {
+                                sink(Event::Page { page: number, text: text.clone() });
+                            }
+                            texts.push((number, text));
+                        }
                         Err(error) => {
                             summary.page_errors += 1;
                             sink(Event::PageError { page: number, error });

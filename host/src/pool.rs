@@ -140,14 +140,9 @@ impl<W: World> Pool<W> {
         Pool { shared }
     }
 
-    /// The component's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.shared.name
-    }
-
-    /// The limits each instance runs under.
-    pub(crate) fn limits(&self) -> &InstanceConfig {
-        &self.shared.limits
+    /// The checked component the pool instantiates.
+    pub(crate) fn pre(&self) -> &W::Pre {
+        &self.shared.pre
     }
 
     /// Takes an instance bound to `session` and `job`: a ready one if there

@@ -16,7 +16,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     let args = Args::parse(
         raw,
         &["config", "password", "batch-pages", "workers", "chunk-size", "overlap", "unit"],
-        &["quiet"],
+        &["quiet", "pages"],
     )?;
     if args.positional.is_empty() {
         bail!("`run` needs at least one PDF file; run `warmlane help`");
@@ -45,7 +45,8 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     let host = Host::new(config)?;
     let quiet = args.flag("quiet");
     let progress = !quiet && std::io::stderr().is_terminal();
-    let options = host.document_options();
+    let mut options = host.document_options();
+    options.emit_pages = args.flag("pages");
     let password = args.value("password");
 
     let started = Instant::now();
@@ -71,6 +72,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                     "start": c.start, "end": c.end, "text": c.text,
                 }),
                 Event::PageError { page, error } => json!({ "doc": file, "page": page, "error": error }),
+                Event::Page { page, text } => json!({ "doc": file, "page": page, "text": text }),
                 Event::Progress { done, total } => {
                     if progress && (last_draw.elapsed() > Duration::from_millis(100) || done == total) {
                         last_draw = Instant::now();

@@ -147,6 +147,10 @@ impl PdfDocument {
             relink(&mut obj, &mut doc, &mut map, &mut queue);
             doc.objects.insert(new, obj);
         }
+        // Fonts whose text comes from a ToUnicode map: their embedded
+        // TrueType/CFF programs are never read by a parser, so leave them out.
+        let mut mapped_fonts: HashSet<ObjectId> = HashSet::new();
+        let mut programless: HashSet<ObjectId> = HashSet::new();
         while let Some((old, new)) = queue.pop_front() {
             let mut obj = match self.source.get(old) {
                 Ok(obj) => obj,
@@ -157,6 +161,26 @@ impl PdfDocument {
             };
             if is_page_node(&obj) && !in_batch.contains(&old) {
                 obj = Object::Null;
+            }
+            if let Object::Dictionary(dict) = &mut obj {
+                let is_font = dict.get(b"Type").and_then(Object::as_name).ok() == Some(b"Font".as_slice());
+                if is_font && (dict.get(b"ToUnicode").is_ok() || mapped_fonts.contains(&old)) {
+                    for key in [b"DescendantFonts".as_slice(), b"FontDescriptor"] {
+                        let refs: Vec<ObjectId> = match dict.get(key) {
+                            Ok(Object::Reference(id)) => vec![*id],
+                            Ok(Object::Array(items)) => items.iter().filter_map(|o| o.as_reference().ok()).collect(),
+                            _ => Vec::new(),
+                        };
+                        mapped_fonts.extend(refs.iter().copied());
+                        if key == b"FontDescriptor" {
+                            programless.extend(refs);
+                        }
+                    }
+                }
+                if programless.contains(&old) {
+                    dict.remove(b"FontFile2");
+                    dict.remove(b"FontFile3");
+                }
             }
             if let Object::Stream(stream) = &mut obj
                 && stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Image".as_slice())

@@ -4,7 +4,7 @@
 //! repair damaged files and to decrypt encrypted ones.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use lopdf::{Dictionary, Document, Object, ObjectId};
 
@@ -26,6 +26,9 @@ pub(crate) struct LazyFile {
     xref: HashMap<u32, Entry>,
     trailer: Dictionary,
     objstms: Mutex<HashMap<u32, Arc<HashMap<u32, Object>>>>,
+    /// Where each `N G obj` header stands, by a scan of the file: built the
+    /// first time the table points somewhere wrong, to repair that lookup.
+    scanned: OnceLock<HashMap<u32, usize>>,
 }
 
 /// A document's objects.
@@ -77,7 +80,9 @@ impl LazyFile {
     /// On failure, gives the bytes back with the reason.
     pub(crate) fn open(data: Vec<u8>) -> Result<LazyFile, (String, Vec<u8>)> {
         match read_xref(&data) {
-            Ok((xref, trailer)) => Ok(LazyFile { data, xref, trailer, objstms: Mutex::new(HashMap::new()) }),
+            Ok((xref, trailer)) => {
+                Ok(LazyFile { data, xref, trailer, objstms: Mutex::new(HashMap::new()), scanned: OnceLock::new() })
+            }
             Err(why) => Err((why, data)),
         }
     }
@@ -95,22 +100,20 @@ impl LazyFile {
     fn get(&self, id: ObjectId) -> Result<Object, String> {
         match self.xref.get(&id.0) {
             None => Ok(Object::Null),
-            Some(&Entry::Offset(offset)) => {
-                let (found, obj) = parse::indirect_object(&self.data, offset, |len_id| {
-                    match self.xref.get(&len_id.0) {
-                        Some(&Entry::Offset(o)) => match parse::indirect_object(&self.data, o, |_| None) {
-                            Ok((_, Object::Integer(n))) => Some(n),
-                            _ => None,
-                        },
-                        _ => None,
+            Some(&Entry::Offset(offset)) => match self.object_at(id, offset) {
+                Ok(obj) => Ok(obj),
+                Err(why) => {
+                    // A wrong table entry: find the object where it really is.
+                    let scanned = self.scanned.get_or_init(|| scan_objects(&self.data));
+                    match scanned.get(&id.0) {
+                        Some(&at) if at != offset => {
+                            tracing::debug!(object = id.0, error = %why, "repaired a cross-reference entry by scanning");
+                            self.object_at(id, at)
+                        }
+                        _ => Err(why),
                     }
-                })
-                .map_err(|e| format!("object {} {}: {e}", id.0, id.1))?;
-                if found.0 != id.0 {
-                    return Err(format!("cross-reference table points object {} at object {}", id.0, found.0));
                 }
-                Ok(obj)
-            }
+            },
             Some(&Entry::InStream { stream, index }) => {
                 let objects = self.object_stream(stream)?;
                 Ok(objects.get(&id.0).cloned().unwrap_or_else(|| {
@@ -119,6 +122,21 @@ impl LazyFile {
                 }))
             }
         }
+    }
+
+    fn object_at(&self, id: ObjectId, offset: usize) -> Result<Object, String> {
+        let (found, obj) = parse::indirect_object(&self.data, offset, |len_id| match self.xref.get(&len_id.0) {
+            Some(&Entry::Offset(o)) => match parse::indirect_object(&self.data, o, |_| None) {
+                Ok((_, Object::Integer(n))) => Some(n),
+                _ => None,
+            },
+            _ => None,
+        })
+        .map_err(|e| format!("object {} {}: {e}", id.0, id.1))?;
+        if found.0 != id.0 {
+            return Err(format!("cross-reference table points object {} at object {}", id.0, found.0));
+        }
+        Ok(obj)
     }
 
     fn object_stream(&self, number: u32) -> Result<Arc<HashMap<u32, Object>>, String> {
@@ -154,6 +172,40 @@ impl LazyFile {
         cache.insert(number, objects.clone());
         Ok(objects)
     }
+}
+
+/// Finds every `N G obj` header in the file; the last one of each number wins
+/// (as later revisions do).
+fn scan_objects(data: &[u8]) -> HashMap<u32, usize> {
+    let mut out = HashMap::new();
+    let mut i = 0;
+    while let Some(rel) = data[i..].windows(3).position(|w| w == b"obj") {
+        let at = i + rel;
+        i = at + 3;
+        // Walk back over "N G " before "obj".
+        let mut j = at;
+        let mut numbers = 0;
+        while numbers < 2 {
+            while j > 0 && parse::is_white(data[j - 1]) {
+                j -= 1;
+            }
+            let end = j;
+            while j > 0 && data[j - 1].is_ascii_digit() {
+                j -= 1;
+            }
+            if j == end {
+                break;
+            }
+            numbers += 1;
+        }
+        if numbers == 2
+            && (j == 0 || parse::is_white(data[j - 1]))
+            && let Some(num) = std::str::from_utf8(&data[j..at]).ok().and_then(|s| s.split_whitespace().next()?.parse().ok())
+        {
+            out.insert(num, j);
+        }
+    }
+    out
 }
 
 fn read_xref(data: &[u8]) -> Result<(HashMap<u32, Entry>, Dictionary), String> {

@@ -1,0 +1,10 @@
+//! warmlane's integration tests: real PDFs, real components, the real binary.
+
+mod cli;
+mod documents;
+mod extraction;
+mod guests;
+mod limits;
+mod plugins;
+mod support;
+mod tools;
