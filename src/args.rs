@@ -28,7 +28,10 @@ impl Args {
                 if with_value.contains(&name) {
                     let value = match inline {
                         Some(v) => v,
-                        None => iter.next().cloned().ok_or_else(|| anyhow!("--{name} needs a value"))?,
+                        None => iter
+                            .next()
+                            .cloned()
+                            .ok_or_else(|| anyhow!("--{name} needs a value"))?,
                     };
                     options.push((name.to_string(), Some(value)));
                 } else if flags.contains(&name) {
@@ -40,12 +43,19 @@ impl Args {
                 positional.push(arg.clone());
             }
         }
-        Ok(Args { options, positional })
+        Ok(Args {
+            options,
+            positional,
+        })
     }
 
     /// The last value given for `--name`.
     pub(crate) fn value(&self, name: &str) -> Option<&str> {
-        self.options.iter().rev().find(|(n, _)| n == name).and_then(|(_, v)| v.as_deref())
+        self.options
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
     }
 
     /// Whether `--name` was given.
@@ -56,7 +66,10 @@ impl Args {
     /// `--name` parsed as a number, if given.
     pub(crate) fn number<T: std::str::FromStr>(&self, name: &str) -> Result<Option<T>> {
         self.value(name)
-            .map(|v| v.parse().map_err(|_| anyhow!("--{name} takes a whole number, not `{v}`")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| anyhow!("--{name} takes a whole number, not `{v}`"))
+            })
             .transpose()
     }
 }
@@ -71,7 +84,19 @@ mod tests {
 
     #[test]
     fn options_flags_and_positionals() {
-        let a = Args::parse(&s(&["a.pdf", "--workers", "2", "--quiet", "--unit=characters", "b.pdf"]), &["workers", "unit"], &["quiet"]).unwrap();
+        let a = Args::parse(
+            &s(&[
+                "a.pdf",
+                "--workers",
+                "2",
+                "--quiet",
+                "--unit=characters",
+                "b.pdf",
+            ]),
+            &["workers", "unit"],
+            &["quiet"],
+        )
+        .unwrap();
         assert_eq!(a.positional, s(&["a.pdf", "b.pdf"]));
         assert_eq!(a.number::<usize>("workers").unwrap(), Some(2));
         assert_eq!(a.value("unit"), Some("characters"));
@@ -82,9 +107,16 @@ mod tests {
     fn errors_name_the_option() {
         let e = Args::parse(&s(&["--bogus"]), &[], &[]).err().unwrap();
         assert!(e.to_string().contains("--bogus"));
-        let e = Args::parse(&s(&["--workers"]), &["workers"], &[]).err().unwrap();
+        let e = Args::parse(&s(&["--workers"]), &["workers"], &[])
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("--workers"));
         let a = Args::parse(&s(&["--workers", "x"]), &["workers"], &[]).unwrap();
-        assert!(a.number::<usize>("workers").unwrap_err().to_string().contains("`x`"));
+        assert!(
+            a.number::<usize>("workers")
+                .unwrap_err()
+                .to_string()
+                .contains("`x`")
+        );
     }
 }

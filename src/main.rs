@@ -44,7 +44,9 @@ fn main() -> ExitCode {
             println!("warmlane {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Some(other) => Err(anyhow::anyhow!("unknown command `{other}`; run `warmlane help`")),
+        Some(other) => Err(anyhow::anyhow!(
+            "unknown command `{other}`; run `warmlane help`"
+        )),
     };
     match result {
         Ok(code) => code,
@@ -56,12 +58,20 @@ fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let level = match std::env::var("WARMLANE_LOG").unwrap_or_default().to_ascii_lowercase().as_str() {
+    let level = match std::env::var("WARMLANE_LOG")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
         "trace" => tracing::Level::TRACE,
         "debug" => tracing::Level::DEBUG,
         "info" => tracing::Level::INFO,
         "error" => tracing::Level::ERROR,
         _ => tracing::Level::WARN,
     };
-    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }

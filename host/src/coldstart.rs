@@ -44,15 +44,24 @@ struct Fixture {
 
 impl Trivial for PageParserComponent {
     fn trivial(&self, store: &mut Store<HostState>, f: &Fixture) -> wasmtime::Result<()> {
-        let pages = self.warmlane_worker_page_parser().call_parse(store, &f.pdf, 1)?;
+        let pages = self
+            .warmlane_worker_page_parser()
+            .call_parse(store, &f.pdf, 1)?;
         pages.map(drop).map_err(wasmtime::Error::msg)
     }
 }
 
 impl Trivial for ChunkerComponent {
     fn trivial(&self, store: &mut Store<HostState>, f: &Fixture) -> wasmtime::Result<()> {
-        let options = Options { max_size: 64, overlap: 8, unit: SizeUnit::Characters };
-        self.warmlane_worker_chunker().call_split(store, &f.page, options)?.map(drop).map_err(wasmtime::Error::msg)
+        let options = Options {
+            max_size: 64,
+            overlap: 8,
+            unit: SizeUnit::Characters,
+        };
+        self.warmlane_worker_chunker()
+            .call_split(store, &f.page, options)?
+            .map(drop)
+            .map_err(wasmtime::Error::msg)
     }
 }
 
@@ -73,12 +82,25 @@ pub struct ColdStart<'h> {
 impl<'h> ColdStart<'h> {
     /// Prepares to measure built-in component `name`.
     pub fn new(host: &'h Host, name: &str) -> Result<Self> {
-        let bytes = BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b).ok_or_else(|| anyhow!("no built-in `{name}`"))?;
+        let bytes = BUILTINS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, b)| *b)
+            .ok_or_else(|| anyhow!("no built-in `{name}`"))?;
         let fixture = Fixture {
             pdf: one_page_pdf()?,
-            page: vec![PageText { number: 1, offset: 0, text: "Hello, warm world. A short page.".into() }],
+            page: vec![PageText {
+                number: 1,
+                offset: 0,
+                text: "Hello, warm world. A short page.".into(),
+            }],
         };
-        Ok(ColdStart { host, name: name.to_string(), bytes, fixture })
+        Ok(ColdStart {
+            host,
+            name: name.to_string(),
+            bytes,
+            fixture,
+        })
     }
 
     /// Serves one call the given way; returns the time it took (for
@@ -110,7 +132,8 @@ impl<'h> ColdStart<'h> {
             }
             Way::InstancePre => {
                 let start = Instant::now();
-                let mut store = Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
+                let mut store =
+                    Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
                 store.limiter(|s| &mut s.limiter);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let world = W::instantiate(pool.pre(), &mut store).map_err(anyhow::Error::from)?;
@@ -121,9 +144,14 @@ impl<'h> ColdStart<'h> {
             Way::Compile => {
                 let start = Instant::now();
                 let component = Component::new(engine, self.bytes).map_err(anyhow::Error::from)?;
-                let pre = self.host.linker.instantiate_pre(&component).map_err(anyhow::Error::from)?;
+                let pre = self
+                    .host
+                    .linker
+                    .instantiate_pre(&component)
+                    .map_err(anyhow::Error::from)?;
                 let pre = W::pre(pre).map_err(anyhow::Error::from)?;
-                let mut store = Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
+                let mut store =
+                    Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
                 store.limiter(|s| &mut s.limiter);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let world = W::instantiate(&pre, &mut store).map_err(anyhow::Error::from)?;
@@ -139,14 +167,24 @@ impl<'h> ColdStart<'h> {
 fn one_page_pdf() -> Result<Vec<u8>> {
     let mut doc = Document::with_version("1.7");
     let pages_id = doc.new_object_id();
-    let font = doc.add_object(dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica" });
-    let content = doc.add_object(Stream::new(dictionary! {}, b"BT /F1 12 Tf 72 720 Td (Hello, warm world.) Tj ET".to_vec()));
+    let font = doc.add_object(
+        dictionary! { "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica" },
+    );
+    let content = doc.add_object(Stream::new(
+        dictionary! {},
+        b"BT /F1 12 Tf 72 720 Td (Hello, warm world.) Tj ET".to_vec(),
+    ));
     let page = doc.add_object(dictionary! {
         "Type" => "Page", "Parent" => pages_id, "Contents" => content,
         "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
         "Resources" => dictionary! { "Font" => dictionary! { "F1" => font } },
     });
-    doc.objects.insert(pages_id, Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 }));
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(
+            dictionary! { "Type" => "Pages", "Kids" => vec![page.into()], "Count" => 1 },
+        ),
+    );
     let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
     doc.trailer.set("Root", catalog);
     let mut out = Vec::new();

@@ -11,7 +11,9 @@ use anyhow::{Context, Result, anyhow, bail};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::bindings::{chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent};
+use crate::bindings::{
+    chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent,
+};
 use crate::pool::World;
 use crate::state::HostState;
 
@@ -96,11 +98,20 @@ impl Loaded {
     /// one trial instantiation), and readies a pool's `Pre`.
     pub(crate) fn checked<W: World>(self, engine: &Engine) -> Result<W::Pre> {
         let (name, kind) = (self.name, self.kind);
-        let context = || format!("component `{name}` exports {} but does not match world `{kind}`", kind.interface());
-        let pre = W::pre(self.pre).map_err(anyhow::Error::from).with_context(context)?;
+        let context = || {
+            format!(
+                "component `{name}` exports {} but does not match world `{kind}`",
+                kind.interface()
+            )
+        };
+        let pre = W::pre(self.pre)
+            .map_err(anyhow::Error::from)
+            .with_context(context)?;
         let mut store = Store::new(engine, HostState::new(name.as_str().into(), 1 << 30));
         store.set_epoch_deadline(u64::MAX / 2);
-        W::instantiate(&pre, &mut store).map_err(anyhow::Error::from).with_context(context)?;
+        W::instantiate(&pre, &mut store)
+            .map_err(anyhow::Error::from)
+            .with_context(context)?;
         Ok(pre)
     }
 }
@@ -119,12 +130,23 @@ pub(crate) fn load(
     let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
         format!("component `{name}` claims world `{kind}` but imports something the host does not provide")
     })?;
-    Ok(Loaded { name: name.to_string(), kind, pre })
+    Ok(Loaded {
+        name: name.to_string(),
+        kind,
+        pre,
+    })
 }
 
 fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
-    let exports: Vec<String> = component.component_type().exports(engine).map(|(name, _)| name.to_string()).collect();
-    let found: Vec<WorldKind> = WorldKind::ALL.into_iter().filter(|k| exports.iter().any(|e| e == k.interface())).collect();
+    let exports: Vec<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect();
+    let found: Vec<WorldKind> = WorldKind::ALL
+        .into_iter()
+        .filter(|k| exports.iter().any(|e| e == k.interface()))
+        .collect();
     match found.as_slice() {
         [kind] => Ok(*kind),
         [] => {
@@ -135,7 +157,9 @@ fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
                 wanted.join(", ")
             )
         }
-        many => bail!("it exports several warmlane interfaces ({many:?}); a component implements one world"),
+        many => bail!(
+            "it exports several warmlane interfaces ({many:?}); a component implements one world"
+        ),
     }
 }
 
@@ -160,7 +184,9 @@ fn compile(engine: &Engine, cache: Option<&Path>, name: &str, bytes: &[u8]) -> R
         #[allow(unsafe_code)]
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
-            Err(e) => tracing::warn!(component = name, error = %e, "ignoring a stale compile cache entry"),
+            Err(e) => {
+                tracing::warn!(component = name, error = %e, "ignoring a stale compile cache entry")
+            }
         }
     }
     let component = compile()?;
@@ -189,7 +215,8 @@ pub(crate) fn default_cache_dir() -> Option<PathBuf> {
 
 /// The `*.wasm` files of a plugin directory, in name order, as (name, bytes).
 pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
@@ -198,8 +225,12 @@ pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
     paths
         .into_iter()
         .map(|p| {
-            let name = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let bytes = std::fs::read(&p).with_context(|| format!("cannot read plugin {}", p.display()))?;
+            let name = p
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let bytes =
+                std::fs::read(&p).with_context(|| format!("cannot read plugin {}", p.display()))?;
             Ok((name, bytes))
         })
         .collect()

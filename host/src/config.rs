@@ -49,11 +49,21 @@ pub struct EngineConfig {
     /// Keep compiled components in `$XDG_CACHE_HOME/warmlane` (or
     /// `~/.cache/warmlane`), so later starts skip compilation. By default `true`.
     pub compile_cache: bool,
+    /// Linear memory kept resident (not returned to the OS) in each reused
+    /// instance slot, in KiB: a taken instance then starts without page
+    /// faults. Costs up to this much memory per slot in use. By default 4096.
+    pub keep_resident_kib: u64,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        EngineConfig { pooling: true, instance_slots: 0, tick_ms: 5, compile_cache: true }
+        EngineConfig {
+            pooling: true,
+            instance_slots: 0,
+            tick_ms: 5,
+            compile_cache: true,
+            keep_resident_kib: 4096,
+        }
     }
 }
 
@@ -129,7 +139,12 @@ pub struct InstanceConfig {
 
 impl Default for InstanceConfig {
     fn default() -> Self {
-        InstanceConfig { warm: 2, memory_mib: 256, deadline_ms: 30_000, calls_per_instance: 1 }
+        InstanceConfig {
+            warm: 2,
+            memory_mib: 256,
+            deadline_ms: 30_000,
+            calls_per_instance: 1,
+        }
     }
 }
 
@@ -181,14 +196,18 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> Self {
-        SessionConfig { max_bytes: 1024 * 1024, ttl_secs: 3600 }
+        SessionConfig {
+            max_bytes: 1024 * 1024,
+            ttl_secs: 3600,
+        }
     }
 }
 
 impl Config {
     /// Reads and validates a TOML file.
     pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
         Self::from_toml(&text).with_context(|| format!("invalid config {}", path.display()))
     }
 
@@ -209,17 +228,29 @@ impl Config {
             bail!("pipeline.chunk_size must be at least 1");
         }
         if p.chunk_overlap >= p.chunk_size {
-            bail!("pipeline.chunk_overlap ({}) must be smaller than chunk_size ({})", p.chunk_overlap, p.chunk_size);
+            bail!(
+                "pipeline.chunk_overlap ({}) must be smaller than chunk_size ({})",
+                p.chunk_overlap,
+                p.chunk_size
+            );
         }
         if self.engine.tick_ms == 0 {
             bail!("engine.tick_ms must be at least 1");
         }
-        for (name, limits) in std::iter::once(("instances", &self.instances))
-            .chain(self.components.keys().map(|k| (k.as_str(), &self.instances)))
-        {
-            let limits = if name == "instances" { limits.clone() } else { self.limits_for(name) };
+        for (name, limits) in std::iter::once(("instances", &self.instances)).chain(
+            self.components
+                .keys()
+                .map(|k| (k.as_str(), &self.instances)),
+        ) {
+            let limits = if name == "instances" {
+                limits.clone()
+            } else {
+                self.limits_for(name)
+            };
             if limits.memory_mib == 0 || limits.deadline_ms == 0 || limits.calls_per_instance == 0 {
-                bail!("[{name}]: memory_mib, deadline_ms and calls_per_instance must be at least 1");
+                bail!(
+                    "[{name}]: memory_mib, deadline_ms and calls_per_instance must be at least 1"
+                );
             }
         }
         Ok(())
@@ -259,7 +290,8 @@ mod tests {
 
     #[test]
     fn overrides_apply_per_component() {
-        let c = Config::from_toml("[instances]\nwarm = 3\n[components.notes]\nmemory_mib = 8\n").unwrap();
+        let c = Config::from_toml("[instances]\nwarm = 3\n[components.notes]\nmemory_mib = 8\n")
+            .unwrap();
         assert_eq!(c.limits_for("notes").memory_mib, 8);
         assert_eq!(c.limits_for("notes").warm, 3);
         assert_eq!(c.limits_for("chunker").memory_mib, 256);

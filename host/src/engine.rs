@@ -31,10 +31,17 @@ pub(crate) struct EngineHandle {
 
 /// Builds the engine. `slots` is how many component instances may exist at
 /// once; `max_memory` the largest memory cap of any component.
-pub(crate) fn build(config: &EngineConfig, slots: u32, max_memory: u64) -> Result<EngineHandle> {
+pub(crate) fn build(
+    config: &EngineConfig,
+    slots: u32,
+    warm_slots: u32,
+    max_memory: u64,
+) -> Result<EngineHandle> {
     let tick = Duration::from_millis(config.tick_ms);
     let engine = if config.pooling {
-        match Engine::new(&base_config().allocation_strategy(pooling(slots, max_memory))) {
+        match Engine::new(
+            &base_config().allocation_strategy(pooling(config, slots, warm_slots, max_memory)),
+        ) {
             Ok(engine) => Some(engine),
             Err(e) => {
                 tracing::warn!(error = %format!("{e:#}"), slots, "pooling allocator unavailable; allocating instances on demand");
@@ -47,12 +54,18 @@ pub(crate) fn build(config: &EngineConfig, slots: u32, max_memory: u64) -> Resul
     let (engine, allocation) = match engine {
         Some(engine) => (engine, Allocation::Pooling { slots }),
         None => (
-            Engine::new(&base_config()).map_err(anyhow::Error::from).context("cannot create the WebAssembly engine")?,
+            Engine::new(&base_config())
+                .map_err(anyhow::Error::from)
+                .context("cannot create the WebAssembly engine")?,
             Allocation::OnDemand,
         ),
     };
     start_clock(&engine, tick);
-    Ok(EngineHandle { engine, allocation, tick })
+    Ok(EngineHandle {
+        engine,
+        allocation,
+        tick,
+    })
 }
 
 fn base_config() -> Config {
@@ -64,7 +77,12 @@ fn base_config() -> Config {
     config
 }
 
-fn pooling(slots: u32, max_memory: u64) -> InstanceAllocationStrategy {
+fn pooling(
+    config: &EngineConfig,
+    slots: u32,
+    warm_slots: u32,
+    max_memory: u64,
+) -> InstanceAllocationStrategy {
     let mut pool = PoolingAllocationConfig::new();
     // A Rust wasip2 component holds a handful of core instances (the program
     // and the adapter shims); leave room for larger plugins.
@@ -80,9 +98,11 @@ fn pooling(slots: u32, max_memory: u64) -> InstanceAllocationStrategy {
         .max_memory_size(max_memory as usize)
         .max_component_instance_size(1 << 20)
         .max_core_instance_size(1 << 20)
-        // Keep the first pages of reused slots resident: taking a warm
-        // instance then costs no page faults.
-        .linear_memory_keep_resident(256 << 10)
+        // Keep the first pages of reused slots resident, so a taken instance
+        // starts without page faults; but only in as many idle slots as the
+        // warm pools need, so resident memory does not creep up with use.
+        .linear_memory_keep_resident((config.keep_resident_kib as usize) << 10)
+        .max_unused_warm_slots(warm_slots)
         .table_keep_resident(1 << 16);
     InstanceAllocationStrategy::Pooling(pool)
 }

@@ -39,17 +39,28 @@ pub enum CallError {
 impl fmt::Display for CallError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CallError::Timeout { component, deadline } => {
-                write!(f, "component `{component}` ran past its deadline of {deadline:?} and was stopped")
+            CallError::Timeout {
+                component,
+                deadline,
+            } => {
+                write!(
+                    f,
+                    "component `{component}` ran past its deadline of {deadline:?} and was stopped"
+                )
             }
             CallError::OutOfMemory { component, limit } => write!(
                 f,
                 "component `{component}` tried to use more than its memory cap of {} MiB and was stopped",
                 limit / (1024 * 1024)
             ),
-            CallError::Trap { component, message } => write!(f, "component `{component}` trapped: {message}"),
+            CallError::Trap { component, message } => {
+                write!(f, "component `{component}` trapped: {message}")
+            }
             CallError::PoolExhausted { component } => {
-                write!(f, "no instance of `{component}` could be made: every instance slot is in use")
+                write!(
+                    f,
+                    "no instance of `{component}` could be made: every instance slot is in use"
+                )
             }
         }
     }
@@ -116,10 +127,16 @@ impl fmt::Display for DocumentError {
             DocumentError::Io(why) => write!(f, "cannot read the file: {why}"),
             DocumentError::NotPdf(why) => write!(f, "not a PDF: {why}"),
             DocumentError::PasswordRequired { given: false } => {
-                write!(f, "the PDF is encrypted and needs a password (give it with --password)")
+                write!(
+                    f,
+                    "the PDF is encrypted and needs a password (give it with --password)"
+                )
             }
             DocumentError::PasswordRequired { given: true } => {
-                write!(f, "the PDF is encrypted and the password given does not open it")
+                write!(
+                    f,
+                    "the PDF is encrypted and the password given does not open it"
+                )
             }
             DocumentError::Unreadable(why) => write!(f, "the PDF cannot be read: {why}"),
         }

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::bindings::{chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent};
+use crate::bindings::{
+    chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent,
+};
+use crate::builtin;
 use crate::components::{self, Loaded, WorldKind};
 use crate::config::Config;
 use crate::engine::{self, Allocation, EngineHandle};
@@ -16,9 +19,8 @@ use crate::pdf::PdfDocument;
 use crate::pipeline::{self, DocumentOptions, Event, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{MemorySessionStore, SessionBinding, SessionId, SessionStore};
-use crate::tools::{Tool, ToolInfo};
-use crate::builtin;
 use crate::state::HostState;
+use crate::tools::{Tool, ToolInfo};
 use wasmtime::component::Linker;
 
 /// The built-in components, by name.
@@ -66,12 +68,17 @@ impl Host {
     /// Starts a host whose sessions live in `sessions`.
     pub fn with_sessions(config: Config, sessions: Arc<dyn SessionStore>) -> Result<Host> {
         config.validate()?;
-        let mut sources: Vec<(String, Vec<u8>, bool)> =
-            BUILTINS.iter().map(|(n, b)| (n.to_string(), b.to_vec(), true)).collect();
+        let mut sources: Vec<(String, Vec<u8>, bool)> = BUILTINS
+            .iter()
+            .map(|(n, b)| (n.to_string(), b.to_vec(), true))
+            .collect();
         if let Some(dir) = &config.plugins.dir {
             for (name, bytes) in components::plugin_files(dir)? {
                 if sources.iter().any(|(n, _, _)| *n == name) {
-                    bail!("plugin `{name}` in {} has the name of a component already loaded", dir.display());
+                    bail!(
+                        "plugin `{name}` in {} has the name of a component already loaded",
+                        dir.display()
+                    );
                 }
                 sources.push((name, bytes, false));
             }
@@ -79,19 +86,38 @@ impl Host {
         for name in config.components.keys() {
             if !sources.iter().any(|(n, _, _)| n == name) {
                 let known: Vec<&str> = sources.iter().map(|(n, _, _)| n.as_str()).collect();
-                bail!("[components.{name}] names no component; the components are: {}", known.join(", "));
+                bail!(
+                    "[components.{name}] names no component; the components are: {}",
+                    known.join(", ")
+                );
             }
         }
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let slots = if config.engine.instance_slots > 0 {
             config.engine.instance_slots
         } else {
-            sources.iter().map(|(n, _, _)| config.limits_for(n).warm as u32 + 4 * cores).sum::<u32>() + 16
+            sources
+                .iter()
+                .map(|(n, _, _)| config.limits_for(n).warm as u32 + 4 * cores)
+                .sum::<u32>()
+                + 16
         };
-        let max_memory = sources.iter().map(|(n, _, _)| config.limits_for(n).memory_bytes()).max().unwrap_or(0);
-        let engine = engine::build(&config.engine, slots, max_memory)?;
+        let max_memory = sources
+            .iter()
+            .map(|(n, _, _)| config.limits_for(n).memory_bytes())
+            .max()
+            .unwrap_or(0);
+        let warm_slots = sources
+            .iter()
+            .map(|(n, _, _)| config.limits_for(n).warm as u32 + 1)
+            .sum::<u32>();
+        let engine = engine::build(&config.engine, slots, warm_slots, max_memory)?;
         let linker = crate::state::linker(&engine.engine)?;
-        let cache = if config.engine.compile_cache { components::default_cache_dir() } else { None };
+        let cache = if config.engine.compile_cache {
+            components::default_cache_dir()
+        } else {
+            None
+        };
 
         let mut host = Host {
             config,
@@ -104,13 +130,31 @@ impl Host {
             sessions,
         };
         for (name, bytes, builtin) in sources {
-            let loaded = components::load(&host.engine.engine, &host.linker, cache.as_deref(), &name, &bytes)?;
-            host.components.push(ComponentInfo { name: name.clone(), world: loaded.kind, builtin });
+            let loaded = components::load(
+                &host.engine.engine,
+                &host.linker,
+                cache.as_deref(),
+                &name,
+                &bytes,
+            )?;
+            host.components.push(ComponentInfo {
+                name: name.clone(),
+                world: loaded.kind,
+                builtin,
+            });
             host.add(loaded)?;
         }
         for (role, name, present) in [
-            ("parser", &host.config.pipeline.parser, host.parsers.contains_key(&host.config.pipeline.parser)),
-            ("chunker", &host.config.pipeline.chunker, host.chunkers.contains_key(&host.config.pipeline.chunker)),
+            (
+                "parser",
+                &host.config.pipeline.parser,
+                host.parsers.contains_key(&host.config.pipeline.parser),
+            ),
+            (
+                "chunker",
+                &host.config.pipeline.chunker,
+                host.chunkers.contains_key(&host.config.pipeline.chunker),
+            ),
         ] {
             if !present {
                 bail!("pipeline.{role} names `{name}`, which is not a loaded {role} component");
@@ -127,17 +171,22 @@ impl Host {
         match loaded.kind {
             WorldKind::PageParser => {
                 let pre = loaded.checked::<PageParserComponent>(&self.engine.engine)?;
-                self.parsers.insert(name, Pool::new(key, engine, pre, limits, tick));
+                self.parsers
+                    .insert(name, Pool::new(key, engine, pre, limits, tick));
             }
             WorldKind::Chunker => {
                 let pre = loaded.checked::<ChunkerComponent>(&self.engine.engine)?;
-                self.chunkers.insert(name, Pool::new(key, engine, pre, limits, tick));
+                self.chunkers
+                    .insert(name, Pool::new(key, engine, pre, limits, tick));
             }
             WorldKind::Tool => {
                 let pre = loaded.checked::<ToolComponent>(&self.engine.engine)?;
                 let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, tick))?;
                 if self.tools.contains_key(&tool.info.name) {
-                    bail!("component `{name}` describes a tool named `{}`, which another component already provides", tool.info.name);
+                    bail!(
+                        "component `{name}` describes a tool named `{}`, which another component already provides",
+                        tool.info.name
+                    );
                 }
                 self.tools.insert(tool.info.name.clone(), tool);
             }
@@ -175,7 +224,11 @@ impl Host {
         let mut out: Vec<(String, PoolStats)> = Vec::new();
         out.extend(self.parsers.iter().map(|(n, p)| (n.clone(), p.stats())));
         out.extend(self.chunkers.iter().map(|(n, p)| (n.clone(), p.stats())));
-        out.extend(self.tools.values().map(|t| (t.info.component.clone(), t.stats())));
+        out.extend(
+            self.tools
+                .values()
+                .map(|t| (t.info.component.clone(), t.stats())),
+        );
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
@@ -186,10 +239,25 @@ impl Host {
     }
 
     /// Calls tool `name` with `input` (JSON text), in `session` if given.
-    pub fn call_tool(&self, name: &str, input: &str, session: Option<&SessionId>) -> Result<String, ToolError> {
-        let tool = self.tools.get(name).ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
-        let binding = session.map(|id| SessionBinding { id: id.clone(), store: self.sessions.clone() });
-        let span = tracing::info_span!("tool", tool = name, session = session.map(SessionId::as_str).unwrap_or(""));
+    pub fn call_tool(
+        &self,
+        name: &str,
+        input: &str,
+        session: Option<&SessionId>,
+    ) -> Result<String, ToolError> {
+        let tool = self
+            .tools
+            .get(name)
+            .ok_or_else(|| ToolError::UnknownTool(name.to_string()))?;
+        let binding = session.map(|id| SessionBinding {
+            id: id.clone(),
+            store: self.sessions.clone(),
+        });
+        let span = tracing::info_span!(
+            "tool",
+            tool = name,
+            session = session.map(SessionId::as_str).unwrap_or("")
+        );
         let _enter = span.enter();
         tool.call(input, binding, None)
     }
@@ -208,7 +276,13 @@ impl Host {
     }
 
     /// Parses and chunks `doc`, sending events to `sink` in page order.
-    pub fn process(&self, doc: &PdfDocument, options: &DocumentOptions, job: &str, sink: &mut dyn FnMut(Event)) -> Summary {
+    pub fn process(
+        &self,
+        doc: &PdfDocument,
+        options: &DocumentOptions,
+        job: &str,
+        sink: &mut dyn FnMut(Event),
+    ) -> Summary {
         let parser = &self.parsers[&self.config.pipeline.parser];
         let chunker = &self.chunkers[&self.config.pipeline.chunker];
         let span = tracing::info_span!("job", job, pages = doc.page_count());
@@ -218,7 +292,8 @@ impl Host {
 
     /// Reads and opens a PDF file; errors name what was wrong.
     pub fn open_pdf(path: &std::path::Path, password: Option<&str>) -> Result<PdfDocument> {
-        let bytes = std::fs::read(path).map_err(|e| crate::error::DocumentError::Io(e.to_string()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| crate::error::DocumentError::Io(e.to_string()))?;
         PdfDocument::open(bytes, password).context("cannot open the document")
     }
 }

@@ -6,8 +6,8 @@
 //! with [`Host::call_tool`].
 
 mod bindings;
-pub mod config;
 mod components;
+pub mod config;
 mod engine;
 mod error;
 mod host;

@@ -133,13 +133,21 @@ pub(crate) fn run(
     let start = Instant::now();
     let total = doc.page_count();
     let batch = options.batch_pages.max(1) as usize;
-    let batches: Vec<Range<usize>> =
-        (0..total as usize).step_by(batch).map(|s| s..(s + batch).min(total as usize)).collect();
+    let batches: Vec<Range<usize>> = (0..total as usize)
+        .step_by(batch)
+        .map(|s| s..(s + batch).min(total as usize))
+        .collect();
     let workers = options.workers.max(1).min(batches.len().max(1));
-    let permits = Permits { free: Mutex::new(workers * 2), returned: Condvar::new() };
+    let permits = Permits {
+        free: Mutex::new(workers * 2),
+        returned: Condvar::new(),
+    };
     let next = AtomicUsize::new(0);
     let (results_tx, results_rx) = mpsc::channel::<(usize, Vec<PageResult>)>();
-    let mut summary = Summary { pages: total, ..Summary::default() };
+    let mut summary = Summary {
+        pages: total,
+        ..Summary::default()
+    };
     let mut chunking = Chunking::new(chunker, options, job.clone());
 
     std::thread::scope(|scope| {
@@ -179,13 +187,19 @@ pub(crate) fn run(
                     match result {
                         Ok(text) => {
                             if options.emit_pages {
-                                sink(Event::Page { page: number, text: text.clone() });
+                                sink(Event::Page {
+                                    page: number,
+                                    text: text.clone(),
+                                });
                             }
                             texts.push((number, text));
                         }
                         Err(error) => {
                             summary.page_errors += 1;
-                            sink(Event::PageError { page: number, error });
+                            sink(Event::PageError {
+                                page: number,
+                                error,
+                            });
                         }
                     }
                 }
@@ -200,28 +214,58 @@ pub(crate) fn run(
 }
 
 /// Parses pages `range`: as one batch, and page by page if the batch fails.
-fn parse_range(doc: &PdfDocument, parser: &Pool<PageParserComponent>, range: Range<usize>, job: &Arc<str>) -> Vec<PageResult> {
+fn parse_range(
+    doc: &PdfDocument,
+    parser: &Pool<PageParserComponent>,
+    range: Range<usize>,
+    job: &Arc<str>,
+) -> Vec<PageResult> {
     match parse_batch(doc, parser, range.clone(), job) {
         Ok(pages) => pages,
-        Err(_) if range.len() > 1 => range.flat_map(|p| parse_range(doc, parser, p..p + 1, job)).collect(),
+        Err(_) if range.len() > 1 => range
+            .flat_map(|p| parse_range(doc, parser, p..p + 1, job))
+            .collect(),
         Err(error) => vec![(range.start as u32 + 1, Err(error))],
     }
 }
 
-fn parse_batch(doc: &PdfDocument, parser: &Pool<PageParserComponent>, range: Range<usize>, job: &Arc<str>) -> Result<Vec<PageResult>, String> {
+fn parse_batch(
+    doc: &PdfDocument,
+    parser: &Pool<PageParserComponent>,
+    range: Range<usize>,
+    job: &Arc<str>,
+) -> Result<Vec<PageResult>, String> {
     let first = range.start as u32 + 1;
-    let pdf = doc.batch(range.clone()).map_err(|e| format!("cannot cut the page out of the document: {e}"))?;
-    let mut lease = parser.take(None, Some(job.clone())).map_err(|e| e.to_string())?;
+    let pdf = doc
+        .batch(range.clone())
+        .map_err(|e| format!("cannot cut the page out of the document: {e}"))?;
+    let mut lease = parser
+        .take(None, Some(job.clone()))
+        .map_err(|e| e.to_string())?;
     let parsed = lease
-        .call(|world, store| world.warmlane_worker_page_parser().call_parse(store, &pdf, first))
+        .call(|world, store| {
+            world
+                .warmlane_worker_page_parser()
+                .call_parse(store, &pdf, first)
+        })
         .map_err(|e| e.to_string())??;
     drop(lease);
     // Trust nothing: one result per page, in order, whatever the guest said.
     let numbers = first..first + range.len() as u32;
-    let mut by_number: BTreeMap<u32, Result<String, String>> =
-        parsed.into_iter().filter(|p| numbers.contains(&p.number)).map(|p| (p.number, p.text)).collect();
+    let mut by_number: BTreeMap<u32, Result<String, String>> = parsed
+        .into_iter()
+        .filter(|p| numbers.contains(&p.number))
+        .map(|p| (p.number, p.text))
+        .collect();
     Ok(numbers
-        .map(|n| (n, by_number.remove(&n).unwrap_or_else(|| Err("the parser returned nothing for this page".into()))))
+        .map(|n| {
+            (
+                n,
+                by_number
+                    .remove(&n)
+                    .unwrap_or_else(|| Err("the parser returned nothing for this page".into())),
+            )
+        })
         .collect())
 }
 
@@ -243,30 +287,55 @@ impl<'a> Chunking<'a> {
         };
         Chunking {
             chunker,
-            options: Options { max_size: options.chunk_size, overlap: options.chunk_overlap, unit },
+            options: Options {
+                max_size: options.chunk_size,
+                overlap: options.chunk_overlap,
+                unit,
+            },
             job,
             carry: Vec::new(),
             next_index: 0,
         }
     }
 
-    fn feed(&mut self, pages: Vec<(u32, String)>, last: bool, summary: &mut Summary, sink: &mut dyn FnMut(Event)) {
+    fn feed(
+        &mut self,
+        pages: Vec<(u32, String)>,
+        last: bool,
+        summary: &mut Summary,
+        sink: &mut dyn FnMut(Event),
+    ) {
         let mut input = std::mem::take(&mut self.carry);
-        input.extend(pages.into_iter().map(|(number, text)| PageText { number, offset: 0, text }));
+        input.extend(pages.into_iter().map(|(number, text)| PageText {
+            number,
+            offset: 0,
+            text,
+        }));
         if input.iter().all(|p| p.text.trim().is_empty()) {
             return;
         }
-        let result = self.chunker.take(None, Some(self.job.clone())).map_err(|e| e.to_string()).and_then(|mut lease| {
-            lease
-                .call(|world, store| world.warmlane_worker_chunker().call_split(store, &input, self.options))
-                .map_err(|e| e.to_string())?
-        });
+        let result = self
+            .chunker
+            .take(None, Some(self.job.clone()))
+            .map_err(|e| e.to_string())
+            .and_then(|mut lease| {
+                lease
+                    .call(|world, store| {
+                        world
+                            .warmlane_worker_chunker()
+                            .call_split(store, &input, self.options)
+                    })
+                    .map_err(|e| e.to_string())?
+            });
         let mut chunks = match result {
             Ok(chunks) => chunks,
             Err(error) => {
                 for page in input.iter().filter(|p| p.offset == 0) {
                     summary.page_errors += 1;
-                    sink(Event::PageError { page: page.number, error: format!("chunking failed: {error}") });
+                    sink(Event::PageError {
+                        page: page.number,
+                        error: format!("chunking failed: {error}"),
+                    });
                 }
                 return;
             }
@@ -292,12 +361,21 @@ impl<'a> Chunking<'a> {
 
 /// The input from (`page`, `offset` within that page's full text) on.
 fn carry_from(input: &[PageText], page: u32, offset: u32) -> Vec<PageText> {
-    let Some(at) = input.iter().position(|p| p.number == page) else { return input.to_vec() };
+    let Some(at) = input.iter().position(|p| p.number == page) else {
+        return input.to_vec();
+    };
     let mut out = Vec::with_capacity(input.len() - at);
     let first = &input[at];
     let local = (offset.saturating_sub(first.offset) as usize).min(first.text.len());
-    let local = (0..=local).rev().find(|&i| first.text.is_char_boundary(i)).unwrap_or(0);
-    out.push(PageText { number: first.number, offset: first.offset + local as u32, text: first.text[local..].to_string() });
+    let local = (0..=local)
+        .rev()
+        .find(|&i| first.text.is_char_boundary(i))
+        .unwrap_or(0);
+    out.push(PageText {
+        number: first.number,
+        offset: first.offset + local as u32,
+        text: first.text[local..].to_string(),
+    });
     out.extend(input[at + 1..].iter().cloned());
     out
 }
@@ -309,13 +387,28 @@ mod tests {
     #[test]
     fn carry_keeps_the_tail_with_its_offset() {
         let input = vec![
-            PageText { number: 1, offset: 0, text: "abc".into() },
-            PageText { number: 2, offset: 10, text: "héllo world".into() },
-            PageText { number: 3, offset: 0, text: "next".into() },
+            PageText {
+                number: 1,
+                offset: 0,
+                text: "abc".into(),
+            },
+            PageText {
+                number: 2,
+                offset: 10,
+                text: "héllo world".into(),
+            },
+            PageText {
+                number: 3,
+                offset: 0,
+                text: "next".into(),
+            },
         ];
         let carry = carry_from(&input, 2, 12);
         assert_eq!(carry.len(), 2);
-        assert_eq!((carry[0].number, carry[0].offset, carry[0].text.as_str()), (2, 11, "éllo world"));
+        assert_eq!(
+            (carry[0].number, carry[0].offset, carry[0].text.as_str()),
+            (2, 11, "éllo world")
+        );
         assert_eq!(carry[1].text, "next");
     }
 }

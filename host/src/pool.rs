@@ -116,7 +116,13 @@ pub(crate) struct Pool<W: World> {
 
 impl<W: World> Pool<W> {
     /// Starts a pool; it fills in the background (see [`Pool::wait_warm`]).
-    pub(crate) fn new(name: Arc<str>, engine: Engine, pre: W::Pre, limits: InstanceConfig, tick: Duration) -> Self {
+    pub(crate) fn new(
+        name: Arc<str>,
+        engine: Engine,
+        pre: W::Pre,
+        limits: InstanceConfig,
+        tick: Duration,
+    ) -> Self {
         let shared = Arc::new(Shared {
             name,
             engine,
@@ -147,7 +153,11 @@ impl<W: World> Pool<W> {
 
     /// Takes an instance bound to `session` and `job`: a ready one if there
     /// is one, else a new one.
-    pub(crate) fn take(&self, session: Option<SessionBinding>, job: Option<Arc<str>>) -> Result<Lease<'_, W>, CallError> {
+    pub(crate) fn take(
+        &self,
+        session: Option<SessionBinding>,
+        job: Option<Arc<str>>,
+    ) -> Result<Lease<'_, W>, CallError> {
         let start = Instant::now();
         let shared = &*self.shared;
         let popped = shared.lock_ready().pop_front();
@@ -168,8 +178,15 @@ impl<W: World> Pool<W> {
         let nanos = start.elapsed().as_nanos() as u64;
         let bucket = (64 - (nanos / 1000).leading_zeros() as usize).min(ACQUIRE_BUCKETS - 1);
         shared.counters.acquire[bucket].fetch_add(1, Ordering::Relaxed);
-        shared.counters.acquire_nanos.fetch_add(nanos, Ordering::Relaxed);
-        Ok(Lease { pool: shared, warm: Some(warm), poisoned: false })
+        shared
+            .counters
+            .acquire_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+        Ok(Lease {
+            pool: shared,
+            warm: Some(warm),
+            poisoned: false,
+        })
     }
 
     /// Waits until the pool holds its target of ready instances, or `timeout`
@@ -183,7 +200,11 @@ impl<W: World> Pool<W> {
             if now >= deadline {
                 return false;
             }
-            ready = shared.changed.wait_timeout(ready, deadline - now).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+            ready = shared
+                .changed
+                .wait_timeout(ready, deadline - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
         true
     }
@@ -222,16 +243,28 @@ impl<W: World> Shared<W> {
     }
 
     fn instantiate(&self) -> Result<Warm<W>, CallError> {
-        let mut store = Store::new(&self.engine, HostState::new(self.name.clone(), self.limits.memory_bytes()));
+        let mut store = Store::new(
+            &self.engine,
+            HostState::new(self.name.clone(), self.limits.memory_bytes()),
+        );
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(self.deadline_ticks());
         store.epoch_deadline_trap();
         match W::instantiate(&self.pre, &mut store) {
-            Ok(world) => Ok(Warm { store, world, calls: 0 }),
+            Ok(world) => Ok(Warm {
+                store,
+                world,
+                calls: 0,
+            }),
             Err(e) => {
                 let message = format!("{e:#}");
-                if message.contains("concurrent") || message.contains("maximum") || message.contains("pool") {
-                    Err(CallError::PoolExhausted { component: self.name.to_string() })
+                if message.contains("concurrent")
+                    || message.contains("maximum")
+                    || message.contains("pool")
+                {
+                    Err(CallError::PoolExhausted {
+                        component: self.name.to_string(),
+                    })
                 } else {
                     Err(CallError::Trap {
                         component: self.name.to_string(),
@@ -250,7 +283,8 @@ impl<W: World> Shared<W> {
 
     fn refill_loop(self: Arc<Self>) {
         loop {
-            let dead: Vec<Store<HostState>> = std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
+            let dead: Vec<Store<HostState>> =
+                std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
             drop(dead);
             if self.closed.load(Ordering::Acquire) {
                 return;
@@ -280,11 +314,17 @@ impl<W: World> Shared<W> {
     }
 
     fn graveyard_empty(&self) -> bool {
-        self.graveyard.lock().unwrap_or_else(|p| p.into_inner()).is_empty()
+        self.graveyard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
     }
 
     fn dispose(&self, store: Store<HostState>) {
-        self.graveyard.lock().unwrap_or_else(|p| p.into_inner()).push(store);
+        self.graveyard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(store);
         self.changed.notify_all();
     }
 }
@@ -305,10 +345,16 @@ impl<W: World> Lease<'_, W> {
     ) -> Result<R, CallError> {
         let pool = self.pool;
         let Some(warm) = self.warm.as_mut() else {
-            return Err(CallError::Trap { component: pool.name.to_string(), message: "instance already failed".into() });
+            return Err(CallError::Trap {
+                component: pool.name.to_string(),
+                message: "instance already failed".into(),
+            });
         };
         if self.poisoned {
-            return Err(CallError::Trap { component: pool.name.to_string(), message: "instance already failed".into() });
+            return Err(CallError::Trap {
+                component: pool.name.to_string(),
+                message: "instance already failed".into(),
+            });
         }
         warm.store.set_epoch_deadline(pool.deadline_ticks());
         warm.store.data_mut().limiter.hit = false;
@@ -320,17 +366,29 @@ impl<W: World> Lease<'_, W> {
             let counters = &pool.counters;
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                return CallError::Timeout { component, deadline: pool.limits.deadline() };
+                return CallError::Timeout {
+                    component,
+                    deadline: pool.limits.deadline(),
+                };
             }
             let state = warm.store.data();
             if state.limiter.hit {
                 counters.out_of_memory.fetch_add(1, Ordering::Relaxed);
-                return CallError::OutOfMemory { component, limit: state.limiter.cap };
+                return CallError::OutOfMemory {
+                    component,
+                    limit: state.limiter.cap,
+                };
             }
             counters.traps.fetch_add(1, Ordering::Relaxed);
-            let trap = e.downcast_ref::<Trap>().map_or_else(|| format!("{e}"), |t| t.to_string());
+            let trap = e
+                .downcast_ref::<Trap>()
+                .map_or_else(|| format!("{e}"), |t| t.to_string());
             let stderr = state.stderr();
-            let message = if stderr.is_empty() { trap } else { format!("{trap}; the component said: {stderr}") };
+            let message = if stderr.is_empty() {
+                trap
+            } else {
+                format!("{trap}; the component said: {stderr}")
+            };
             CallError::Trap { component, message }
         })
     }
@@ -338,7 +396,9 @@ impl<W: World> Lease<'_, W> {
 
 impl<W: World> Drop for Lease<'_, W> {
     fn drop(&mut self) {
-        let Some(mut warm) = self.warm.take() else { return };
+        let Some(mut warm) = self.warm.take() else {
+            return;
+        };
         let pool = self.pool;
         if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
             let data = warm.store.data_mut();

@@ -18,8 +18,15 @@ impl SessionId {
     /// Checks and wraps a client-supplied id: 1 to 128 characters of
     /// `[A-Za-z0-9_-]`.
     pub fn parse(id: &str) -> Result<SessionId, String> {
-        if id.is_empty() || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-            return Err(format!("session id `{id}` must be 1 to 128 characters of letters, digits, `-` and `_`"));
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "session id `{id}` must be 1 to 128 characters of letters, digits, `-` and `_`"
+            ));
         }
         Ok(SessionId(id.to_string()))
     }
@@ -88,7 +95,11 @@ impl MemorySessionStore {
     /// A store whose sessions hold at most `max_bytes` (keys and values) and
     /// are forgotten after `ttl` without use.
     pub fn new(max_bytes: u64, ttl: Duration) -> Self {
-        MemorySessionStore { sessions: Mutex::new(HashMap::new()), max_bytes, ttl }
+        MemorySessionStore {
+            sessions: Mutex::new(HashMap::new()),
+            max_bytes,
+            ttl,
+        }
     }
 
     fn with<R>(&self, session: &SessionId, f: impl FnOnce(&mut Entry) -> R) -> R {
@@ -109,7 +120,10 @@ impl SessionStore for MemorySessionStore {
     fn set(&self, session: &SessionId, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         let limit = self.max_bytes;
         self.with(session, |e| {
-            let old = e.values.get(key).map_or(0, |v| (key.len() + v.len()) as u64);
+            let old = e
+                .values
+                .get(key)
+                .map_or(0, |v| (key.len() + v.len()) as u64);
             let new = (key.len() + value.len()) as u64;
             let total = e.bytes - old + new;
             if total > limit {
@@ -166,7 +180,10 @@ mod tests {
     fn size_limit_is_enforced_and_replacing_frees_space() {
         let store = MemorySessionStore::new(10, Duration::from_secs(60));
         store.set(&id("a"), "k", vec![0; 8]).unwrap();
-        assert_eq!(store.set(&id("a"), "j", vec![0; 8]), Err(StoreError::TooLarge(10)));
+        assert_eq!(
+            store.set(&id("a"), "j", vec![0; 8]),
+            Err(StoreError::TooLarge(10))
+        );
         store.set(&id("a"), "k", vec![0; 9]).unwrap();
     }
 

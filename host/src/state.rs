@@ -32,12 +32,19 @@ pub(crate) struct HostState {
 impl HostState {
     pub(crate) fn new(component: Arc<str>, memory_cap: u64) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).allow_tcp(false).allow_udp(false).build();
+        let wasi = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
         HostState {
             wasi,
             table: ResourceTable::new(),
             stderr,
-            limiter: MemoryCap { cap: memory_cap, hit: false },
+            limiter: MemoryCap {
+                cap: memory_cap,
+                hit: false,
+            },
             component,
             session: None,
             job: None,
@@ -46,13 +53,18 @@ impl HostState {
 
     /// What the guest wrote to stderr (a panic message, usually), trimmed.
     pub(crate) fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents()).trim().to_string()
+        String::from_utf8_lossy(&self.stderr.contents())
+            .trim()
+            .to_string()
     }
 }
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
@@ -64,7 +76,12 @@ pub(crate) struct MemoryCap {
 }
 
 impl ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         if desired as u64 > self.cap {
             self.hit = true;
             return Ok(false);
@@ -72,7 +89,12 @@ impl ResourceLimiter for MemoryCap {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(desired <= 1_000_000)
     }
 }
@@ -95,7 +117,9 @@ fn store_error(e: StoreError) -> wit_session::SessionError {
 
 impl HostState {
     fn bound(&self) -> Result<&SessionBinding, wit_session::SessionError> {
-        self.session.as_ref().ok_or(wit_session::SessionError::NoSession)
+        self.session
+            .as_ref()
+            .ok_or(wit_session::SessionError::NoSession)
     }
 }
 

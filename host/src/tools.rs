@@ -35,36 +35,61 @@ impl Tool {
     /// Asks the component to describe itself, in a fresh instance, and checks
     /// what it says.
     pub(crate) fn new(component: &str, pool: Pool<ToolComponent>) -> Result<Tool> {
-        let mut lease = pool.take(None, None).with_context(|| format!("cannot instantiate tool component `{component}`"))?;
+        let mut lease = pool
+            .take(None, None)
+            .with_context(|| format!("cannot instantiate tool component `{component}`"))?;
         let d = lease
             .call(|world, store| world.warmlane_worker_tool().call_describe(store))
             .with_context(|| format!("tool component `{component}` failed in `describe`"))?;
         drop(lease);
-        if d.name.is_empty() || !d.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-            bail!("tool component `{component}` describes itself with an invalid name `{}`", d.name);
+        if d.name.is_empty()
+            || !d
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        {
+            bail!(
+                "tool component `{component}` describes itself with an invalid name `{}`",
+                d.name
+            );
         }
         let input_schema: serde_json::Value = serde_json::from_str(&d.input_schema)
             .with_context(|| format!("tool `{}` has an input schema that is not JSON", d.name))?;
         if !input_schema.is_object() {
-            bail!("tool `{}` has an input schema that is not a JSON object", d.name);
+            bail!(
+                "tool `{}` has an input schema that is not a JSON object",
+                d.name
+            );
         }
         Ok(Tool {
-            info: ToolInfo { name: d.name, description: d.description, input_schema, component: component.to_string() },
+            info: ToolInfo {
+                name: d.name,
+                description: d.description,
+                input_schema,
+                component: component.to_string(),
+            },
             pool,
         })
     }
 
     /// Calls the tool with `input` (JSON text) in a fresh instance.
-    pub(crate) fn call(&self, input: &str, session: Option<SessionBinding>, job: Option<Arc<str>>) -> Result<String, ToolError> {
+    pub(crate) fn call(
+        &self,
+        input: &str,
+        session: Option<SessionBinding>,
+        job: Option<Arc<str>>,
+    ) -> Result<String, ToolError> {
         serde_json::from_str::<serde_json::Value>(input)
             .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
         let mut lease = self.pool.take(session, job)?;
-        let output = lease.call(|world, store| world.warmlane_worker_tool().call_invoke(store, input))?;
+        let output =
+            lease.call(|world, store| world.warmlane_worker_tool().call_invoke(store, input))?;
         let output = output.map_err(|e| match e {
             WitToolError::InvalidInput(why) => ToolError::InvalidInput(why),
             WitToolError::Failed(why) => ToolError::Failed(why),
         })?;
-        serde_json::from_str::<serde_json::Value>(&output).map_err(|e| ToolError::BadOutput(e.to_string()))?;
+        serde_json::from_str::<serde_json::Value>(&output)
+            .map_err(|e| ToolError::BadOutput(e.to_string()))?;
         Ok(output)
     }
 

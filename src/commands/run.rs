@@ -15,7 +15,15 @@ use crate::args::Args;
 pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     let args = Args::parse(
         raw,
-        &["config", "password", "batch-pages", "workers", "chunk-size", "overlap", "unit"],
+        &[
+            "config",
+            "password",
+            "batch-pages",
+            "workers",
+            "chunk-size",
+            "overlap",
+            "unit",
+        ],
         &["quiet", "pages"],
     )?;
     if args.positional.is_empty() {
@@ -110,11 +118,21 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
             pages as f64 / seconds.max(1e-9)
         );
     }
-    Ok(if failed_files > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed_files > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn draw_progress(file: &str, done: u32, total: u32) {
     const WIDTH: usize = 30;
-    let filled = (done as usize * WIDTH).checked_div(total as usize).unwrap_or(WIDTH);
-    eprint!("\r\x1b[2K{file} [{}{}] {done}/{total} pages", "#".repeat(filled), "-".repeat(WIDTH - filled));
+    let filled = (done as usize * WIDTH)
+        .checked_div(total as usize)
+        .unwrap_or(WIDTH);
+    eprint!(
+        "\r\x1b[2K{file} [{}{}] {done}/{total} pages",
+        "#".repeat(filled),
+        "-".repeat(WIDTH - filled)
+    );
 }

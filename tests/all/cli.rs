@@ -5,18 +5,35 @@ use std::process::Command;
 use crate::support;
 
 fn warmlane(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmlane")).args(args).output().expect("run warmlane");
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+        .args(args)
+        .output()
+        .expect("run warmlane");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
 }
 
 fn records(stdout: &str) -> Vec<serde_json::Value> {
-    stdout.lines().map(|l| serde_json::from_str(l).expect("every stdout line is JSON")).collect()
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect()
 }
 
 #[test]
 fn run_writes_ndjson_and_a_summary() {
     let pdf = support::data("en-lppl.pdf");
-    let (code, stdout, stderr) = warmlane(&["run", "--chunk-size", "200", "--overlap", "20", pdf.to_str().unwrap()]);
+    let (code, stdout, stderr) = warmlane(&[
+        "run",
+        "--chunk-size",
+        "200",
+        "--overlap",
+        "20",
+        pdf.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
     let recs = records(&stdout);
     assert!(recs.len() > 10);
@@ -26,7 +43,10 @@ fn run_writes_ndjson_and_a_summary() {
         assert!(r["first_page"].as_u64().unwrap() >= 1 && r["last_page"].as_u64().unwrap() <= 8);
         assert!(r["text"].as_str().unwrap().len() > 10);
     }
-    assert!(stderr.contains("8 pages") && stderr.contains("pages/s"), "{stderr}");
+    assert!(
+        stderr.contains("8 pages") && stderr.contains("pages/s"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -43,25 +63,53 @@ fn bad_files_get_one_line_each_and_the_rest_still_run() {
     assert_eq!(code, 1);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 3, "{stderr}");
-    assert!(lines[0].contains("not-a-pdf.pdf") && lines[0].contains("not a PDF"), "{stderr}");
-    assert!(lines[1].contains("encrypted-graph.pdf") && lines[1].contains("--password"), "{stderr}");
-    assert!(lines[2].contains("does-not-exist.pdf") && lines[2].contains("cannot read"), "{stderr}");
+    assert!(
+        lines[0].contains("not-a-pdf.pdf") && lines[0].contains("not a PDF"),
+        "{stderr}"
+    );
+    assert!(
+        lines[1].contains("encrypted-graph.pdf") && lines[1].contains("--password"),
+        "{stderr}"
+    );
+    assert!(
+        lines[2].contains("does-not-exist.pdf") && lines[2].contains("cannot read"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"));
-    assert!(records(&stdout).iter().all(|r| r["doc"] == good.to_str().unwrap()));
+    assert!(
+        records(&stdout)
+            .iter()
+            .all(|r| r["doc"] == good.to_str().unwrap())
+    );
     assert!(!stdout.is_empty());
 }
 
 #[test]
 fn password_opens_the_encrypted_file() {
-    let (code, _, stderr) = warmlane(&["run", "--password", "user", support::data("encrypted-graph.pdf").to_str().unwrap()]);
+    let (code, _, stderr) = warmlane(&[
+        "run",
+        "--password",
+        "user",
+        support::data("encrypted-graph.pdf").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
 }
 
 #[test]
 fn pages_option_writes_page_texts() {
-    let (code, stdout, _) = warmlane(&["run", "--quiet", "--pages", "--unit", "characters", support::data("zh-tlmgr-intro.pdf").to_str().unwrap()]);
+    let (code, stdout, _) = warmlane(&[
+        "run",
+        "--quiet",
+        "--pages",
+        "--unit",
+        "characters",
+        support::data("zh-tlmgr-intro.pdf").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0);
-    let pages: Vec<serde_json::Value> = records(&stdout).into_iter().filter(|r| r.get("page").is_some()).collect();
+    let pages: Vec<serde_json::Value> = records(&stdout)
+        .into_iter()
+        .filter(|r| r.get("page").is_some())
+        .collect();
     assert_eq!(pages.len(), 20);
     assert!(pages[0]["text"].as_str().unwrap().contains("tlmgr"));
 }
@@ -70,7 +118,10 @@ fn pages_option_writes_page_texts() {
 fn bad_options_are_named() {
     let (code, _, stderr) = warmlane(&["run", "--chunk-size", "ten", "x.pdf"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("--chunk-size") && stderr.contains("ten"), "{stderr}");
+    assert!(
+        stderr.contains("--chunk-size") && stderr.contains("ten"),
+        "{stderr}"
+    );
     let (code, _, stderr) = warmlane(&["run", "--overlap", "600", "x.pdf"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("chunk_overlap"), "{stderr}");
@@ -83,24 +134,45 @@ fn bad_options_are_named() {
 fn config_file_is_read_and_checked() {
     let dir = support::scratch("cli-config");
     let good = dir.join("good.toml");
-    std::fs::write(&good, "[pipeline]\nchunk_size = 100\nchunk_overlap = 0\nchunk_unit = \"characters\"\n").unwrap();
-    let (code, stdout, stderr) = warmlane(&["run", "--quiet", "--config", good.to_str().unwrap(), support::data("en-lppl.pdf").to_str().unwrap()]);
+    std::fs::write(
+        &good,
+        "[pipeline]\nchunk_size = 100\nchunk_overlap = 0\nchunk_unit = \"characters\"\n",
+    )
+    .unwrap();
+    let (code, stdout, stderr) = warmlane(&[
+        "run",
+        "--quiet",
+        "--config",
+        good.to_str().unwrap(),
+        support::data("en-lppl.pdf").to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(records(&stdout).iter().all(|r| r["text"].as_str().unwrap().chars().count() <= 100));
+    assert!(
+        records(&stdout)
+            .iter()
+            .all(|r| r["text"].as_str().unwrap().chars().count() <= 100)
+    );
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[pipeline]\nbatch_size = 3\n").unwrap();
     let (code, _, stderr) = warmlane(&["run", "--config", bad.to_str().unwrap(), "x.pdf"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("batch_size") && stderr.contains("bad.toml"), "{stderr}");
+    assert!(
+        stderr.contains("batch_size") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn tools_list_and_call() {
     let (code, stdout, _) = warmlane(&["tools", "list"]);
     assert_eq!(code, 0);
-    let names: Vec<String> = records(&stdout).iter().map(|r| r["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = records(&stdout)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
     assert_eq!(names, ["notes", "text-stats"]);
-    let (code, stdout, stderr) = warmlane(&["tools", "call", "notes", r#"{"action":"add","text":"hi"}"#]);
+    let (code, stdout, stderr) =
+        warmlane(&["tools", "call", "notes", r#"{"action":"add","text":"hi"}"#]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stdout.trim(), r#"{"added":1,"notes":1}"#);
     let (code, _, stderr) = warmlane(&["tools", "call", "text-stats", "{oops"]);

@@ -17,13 +17,22 @@ fn not_a_pdf_is_named_as_such() {
     let e = open_err("not-a-pdf.pdf", None);
     assert!(matches!(e, DocumentError::NotPdf(_)), "{e}");
     assert!(e.to_string().contains("no %PDF- header"), "{e}");
-    assert!(matches!(PdfDocument::open(Vec::new(), None), Err(DocumentError::NotPdf(_))));
+    assert!(matches!(
+        PdfDocument::open(Vec::new(), None),
+        Err(DocumentError::NotPdf(_))
+    ));
 }
 
 #[test]
 fn encrypted_needs_its_password() {
-    assert_eq!(open_err("encrypted-graph.pdf", None), DocumentError::PasswordRequired { given: false });
-    assert_eq!(open_err("encrypted-graph.pdf", Some("wrong")), DocumentError::PasswordRequired { given: true });
+    assert_eq!(
+        open_err("encrypted-graph.pdf", None),
+        DocumentError::PasswordRequired { given: false }
+    );
+    assert_eq!(
+        open_err("encrypted-graph.pdf", Some("wrong")),
+        DocumentError::PasswordRequired { given: true }
+    );
     for password in ["user", "owner"] {
         let doc = support::open("encrypted-graph.pdf", Some(password));
         assert_eq!(doc.access(), Access::Decrypted);
@@ -50,7 +59,10 @@ fn a_lost_cross_reference_table_is_rebuilt() {
     let mut bytes = std::fs::read(support::data("en-lppl.pdf")).unwrap();
     let at = bytes.windows(9).rposition(|w| w == b"startxref").unwrap();
     let digits = at + 10;
-    for b in bytes[digits..].iter_mut().take_while(|b| b.is_ascii_digit()) {
+    for b in bytes[digits..]
+        .iter_mut()
+        .take_while(|b| b.is_ascii_digit())
+    {
         *b = b'9';
     }
     let doc = PdfDocument::open(bytes, None).unwrap();
@@ -68,16 +80,27 @@ fn truncated_file_is_an_error_or_partial_never_a_panic() {
         match PdfDocument::open(bytes[..cut].to_vec(), None) {
             Ok(doc) => {
                 let out = support::process(&doc);
-                assert_eq!(out.pages.len() + out.errors.len(), doc.page_count() as usize);
+                assert_eq!(
+                    out.pages.len() + out.errors.len(),
+                    doc.page_count() as usize
+                );
             }
-            Err(e) => assert!(matches!(e, DocumentError::Unreadable(_)), "cut at {cut}: {e}"),
+            Err(e) => assert!(
+                matches!(e, DocumentError::Unreadable(_)),
+                "cut at {cut}: {e}"
+            ),
         }
     }
 }
 
 #[test]
 fn healthy_files_are_read_lazily() {
-    for name in ["en-lppl.pdf", "en-debian-faq.pdf", "ja-maint-guide.pdf", "zh-tlmgr-intro.pdf"] {
+    for name in [
+        "en-lppl.pdf",
+        "en-debian-faq.pdf",
+        "ja-maint-guide.pdf",
+        "zh-tlmgr-intro.pdf",
+    ] {
         assert_eq!(support::open(name, None).access(), Access::Lazy, "{name}");
     }
 }
@@ -85,13 +108,19 @@ fn healthy_files_are_read_lazily() {
 #[test]
 fn batches_hold_only_their_pages_objects() {
     let doc = support::open("en-debian-faq.pdf", None);
-    let whole = std::fs::metadata(support::data("en-debian-faq.pdf")).unwrap().len() as usize;
+    let whole = std::fs::metadata(support::data("en-debian-faq.pdf"))
+        .unwrap()
+        .len() as usize;
     let batch = doc.batch(10..12).unwrap();
     let reopened = PdfDocument::open(batch.clone(), None).unwrap();
     assert_eq!(reopened.page_count(), 2);
     // Fonts are shared by every page, so a batch carries them; it still
     // must not carry the other 71 pages.
-    assert!(batch.len() < whole / 2, "a 2-page batch is {} bytes of a {whole}-byte file", batch.len());
+    assert!(
+        batch.len() < whole / 2,
+        "a 2-page batch is {} bytes of a {whole}-byte file",
+        batch.len()
+    );
 }
 
 #[test]
@@ -110,9 +139,17 @@ fn chunks_carry_pages_and_offsets_into_page_text() {
             assert_eq!(&first[start..end], c.text, "chunk {i}");
         } else {
             // The chunk holds the rest of its first page, then what follows.
-            assert!(c.text.starts_with(first[start..].trim_end()), "chunk {i} starts at page {} byte {start}", c.first_page);
+            assert!(
+                c.text.starts_with(first[start..].trim_end()),
+                "chunk {i} starts at page {} byte {start}",
+                c.first_page
+            );
             let last = &out.pages[c.last_page as usize - 1].1;
-            assert!(c.text.ends_with(last[..end].trim_start()), "chunk {i} ends at page {} byte {end}", c.last_page);
+            assert!(
+                c.text.ends_with(last[..end].trim_start()),
+                "chunk {i} ends at page {} byte {end}",
+                c.last_page
+            );
         }
     }
     // Consecutive chunks advance through the document.

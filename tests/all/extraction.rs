@@ -9,7 +9,10 @@ use crate::support;
 /// code points (none of which is text: pdftotext emits the last two for math
 /// glyphs it cannot map).
 fn bigrams(text: &str) -> HashMap<(char, char), usize> {
-    let chars: Vec<char> = text.chars().filter(|c| !c.is_whitespace() && !c.is_control() && !('\u{E000}'..='\u{F8FF}').contains(c)).collect();
+    let chars: Vec<char> = text
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control() && !('\u{E000}'..='\u{F8FF}').contains(c))
+        .collect();
     let mut out = HashMap::new();
     for w in chars.windows(2) {
         *out.entry((w[0], w[1])).or_insert(0) += 1;
@@ -21,22 +24,42 @@ fn bigrams(text: &str) -> HashMap<(char, char), usize> {
 fn recall(reference: &str, ours: &str) -> f64 {
     let (r, o) = (bigrams(reference), bigrams(ours));
     let total: usize = r.values().sum();
-    let hit: usize = r.iter().map(|(k, n)| (*n).min(*o.get(k).unwrap_or(&0))).sum();
-    if total == 0 { 1.0 } else { hit as f64 / total as f64 }
+    let hit: usize = r
+        .iter()
+        .map(|(k, n)| (*n).min(*o.get(k).unwrap_or(&0)))
+        .sum();
+    if total == 0 {
+        1.0
+    } else {
+        hit as f64 / total as f64
+    }
 }
 
 fn expand_ligatures(s: &str) -> String {
-    s.replace('\u{FB00}', "ff").replace('\u{FB01}', "fi").replace('\u{FB02}', "fl").replace('\u{FB03}', "ffi").replace('\u{FB04}', "ffl")
+    s.replace('\u{FB00}', "ff")
+        .replace('\u{FB01}', "fi")
+        .replace('\u{FB02}', "fl")
+        .replace('\u{FB03}', "ffi")
+        .replace('\u{FB04}', "ffl")
 }
 
 /// Extracts `name` page by page and compares with its `.pdftotext.txt`.
 fn check(name: &str, password: Option<&str>, at_least: f64) {
-    let reference = std::fs::read_to_string(support::data(&name.replace(".pdf", ".pdftotext.txt"))).unwrap();
+    let reference =
+        std::fs::read_to_string(support::data(&name.replace(".pdf", ".pdftotext.txt"))).unwrap();
     let reference: Vec<&str> = reference.split('\u{c}').collect();
     let doc = support::open(name, password);
     let out = support::process(&doc);
-    assert!(out.errors.is_empty(), "{name}: page errors {:?}", out.errors);
-    assert_eq!(out.pages.len() as u32, doc.page_count(), "{name}: one text per page");
+    assert!(
+        out.errors.is_empty(),
+        "{name}: page errors {:?}",
+        out.errors
+    );
+    assert_eq!(
+        out.pages.len() as u32,
+        doc.page_count(),
+        "{name}: one text per page"
+    );
     let mut ours_all = String::new();
     let mut ref_all = String::new();
     for (i, (number, text)) in out.pages.iter().enumerate() {
@@ -47,8 +70,14 @@ fn check(name: &str, password: Option<&str>, at_least: f64) {
         ref_all.push('\n');
     }
     let r = recall(&ref_all, &ours_all);
-    eprintln!("{name}: bigram recall {r:.4} over {} pages", out.pages.len());
-    assert!(r >= at_least, "{name}: bigram recall {r:.4} is below {at_least}");
+    eprintln!(
+        "{name}: bigram recall {r:.4} over {} pages",
+        out.pages.len()
+    );
+    assert!(
+        r >= at_least,
+        "{name}: bigram recall {r:.4} is below {at_least}"
+    );
 }
 
 #[test]
@@ -86,21 +115,37 @@ fn lines_and_paragraphs_survive() {
     let doc = support::open("en-lppl.pdf", None);
     let out = support::process(&doc);
     let first = &out.pages[0].1;
-    assert!(first.lines().count() > 20, "page 1 keeps its lines:\n{first}");
+    assert!(
+        first.lines().count() > 20,
+        "page 1 keeps its lines:\n{first}"
+    );
     assert!(first.contains("\n\n"), "page 1 keeps paragraph breaks");
-    assert!(first.starts_with("The LATEX Project Public License\n"), "{first}");
+    assert!(
+        first.starts_with("The LATEX Project Public License\n"),
+        "{first}"
+    );
 }
 
 #[test]
 fn chinese_comes_out_readable() {
     let doc = support::open("zh-tlmgr-intro.pdf", None);
     let out = support::process(&doc);
-    assert!(out.pages[0].1.contains("关于 tlmgr 使用方法的简介"), "{}", out.pages[0].1);
+    assert!(
+        out.pages[0].1.contains("关于 tlmgr 使用方法的简介"),
+        "{}",
+        out.pages[0].1
+    );
 }
 
 #[test]
 fn korean_keeps_word_spaces() {
     let doc = support::open("ko-ob-mathleading.pdf", None);
     let out = support::process(&doc);
-    assert!(out.pages[1].1.contains("문서의 preamble에 패키지의 사용을 선언한다"), "{}", out.pages[1].1);
+    assert!(
+        out.pages[1]
+            .1
+            .contains("문서의 preamble에 패키지의 사용을 선언한다"),
+        "{}",
+        out.pages[1].1
+    );
 }

@@ -14,7 +14,11 @@ fn hostile(action: &str) -> Result<String, ToolError> {
 
 fn next_call_is_normal() {
     assert_eq!(hostile("echo").unwrap(), r#"{"do":"echo"}"#);
-    assert!(support::host().call_tool("text-stats", r#"{"text":"still here"}"#, None).is_ok());
+    assert!(
+        support::host()
+            .call_tool("text-stats", r#"{"text":"still here"}"#, None)
+            .is_ok()
+    );
 }
 
 #[test]
@@ -22,7 +26,10 @@ fn a_loop_is_stopped_at_the_deadline() {
     let start = Instant::now();
     let e = hostile("loop").unwrap_err();
     let took = start.elapsed();
-    assert!(matches!(&e, ToolError::Call(CallError::Timeout { component, deadline }) if component == "hostile" && *deadline == Duration::from_millis(300)), "{e}");
+    assert!(
+        matches!(&e, ToolError::Call(CallError::Timeout { component, deadline }) if component == "hostile" && *deadline == Duration::from_millis(300)),
+        "{e}"
+    );
     assert!(took < Duration::from_secs(5), "stopped after {took:?}");
     assert!(e.to_string().contains("deadline"), "{e}");
     next_call_is_normal();
@@ -31,14 +38,19 @@ fn a_loop_is_stopped_at_the_deadline() {
 #[test]
 fn unbounded_allocation_is_stopped_at_the_cap() {
     let e = hostile("alloc").unwrap_err();
-    assert!(matches!(&e, ToolError::Call(CallError::OutOfMemory { limit, .. }) if *limit == 32 << 20), "{e}");
+    assert!(
+        matches!(&e, ToolError::Call(CallError::OutOfMemory { limit, .. }) if *limit == 32 << 20),
+        "{e}"
+    );
     next_call_is_normal();
 }
 
 #[test]
 fn a_trap_is_reported_with_what_the_guest_said() {
     let e = hostile("trap").unwrap_err();
-    let ToolError::Call(CallError::Trap { message, .. }) = &e else { panic!("{e}") };
+    let ToolError::Call(CallError::Trap { message, .. }) = &e else {
+        panic!("{e}")
+    };
     assert!(message.contains("asked to trap"), "{message}");
     next_call_is_normal();
 }
@@ -46,7 +58,12 @@ fn a_trap_is_reported_with_what_the_guest_said() {
 #[test]
 fn failures_are_counted_per_pool() {
     let _ = hostile("trap");
-    let stats = support::host().pool_stats().into_iter().find(|(n, _)| n == "hostile").unwrap().1;
+    let stats = support::host()
+        .pool_stats()
+        .into_iter()
+        .find(|(n, _)| n == "hostile")
+        .unwrap()
+        .1;
     assert!(stats.traps >= 1);
     assert!(stats.hits + stats.misses >= 1);
 }

@@ -18,16 +18,32 @@ fn host_with(dir: std::path::PathBuf) -> anyhow::Result<Host> {
 fn a_plugin_tool_is_loaded_and_callable() {
     let host = host_with(support::plugin_dir("plugin-ok", &[("hostile", "my-tool")])).unwrap();
     assert!(host.wait_warm(Duration::from_secs(60)));
-    let info = host.components().iter().find(|c| c.name == "my-tool").unwrap().clone();
+    let info = host
+        .components()
+        .iter()
+        .find(|c| c.name == "my-tool")
+        .unwrap()
+        .clone();
     assert_eq!((info.world, info.builtin), (WorldKind::Tool, false));
-    assert_eq!(host.call_tool("hostile", r#"{"do":"echo"}"#, None).unwrap(), r#"{"do":"echo"}"#);
+    assert_eq!(
+        host.call_tool("hostile", r#"{"do":"echo"}"#, None).unwrap(),
+        r#"{"do":"echo"}"#
+    );
 }
 
 #[test]
 fn a_plugin_with_the_wrong_signatures_is_refused_by_name() {
-    let err = host_with(support::plugin_dir("plugin-bad", &[("mismatched", "bad-tool")])).err().unwrap();
+    let err = host_with(support::plugin_dir(
+        "plugin-bad",
+        &[("mismatched", "bad-tool")],
+    ))
+    .err()
+    .unwrap();
     let text = format!("{err:#}");
-    assert!(text.contains("bad-tool") && text.contains("tool-component"), "{text}");
+    assert!(
+        text.contains("bad-tool") && text.contains("tool-component"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -35,13 +51,18 @@ fn a_plugin_that_is_not_a_component_is_refused_by_name() {
     let dir = support::scratch("plugin-junk");
     std::fs::write(dir.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let text = format!("{:#}", host_with(dir).err().unwrap());
-    assert!(text.contains("junk") && text.contains("not a valid WebAssembly component"), "{text}");
+    assert!(
+        text.contains("junk") && text.contains("not a valid WebAssembly component"),
+        "{text}"
+    );
 }
 
 #[test]
 fn a_plugin_exporting_no_warmlane_world_is_refused() {
     // A page parser renamed is fine; a copy of a built-in under its own name clashes.
-    let err = host_with(support::plugin_dir("plugin-clash", &[("notes", "notes")])).err().unwrap();
+    let err = host_with(support::plugin_dir("plugin-clash", &[("notes", "notes")]))
+        .err()
+        .unwrap();
     assert!(format!("{err:#}").contains("already loaded"), "{err:#}");
 }
 

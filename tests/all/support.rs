@@ -9,7 +9,9 @@ use warmlane_host::{Config, Event, Host, PdfDocument};
 
 /// `tests/data/NAME`.
 pub(crate) fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
 
 /// A built guest component that is not embedded (a test guest).
@@ -64,7 +66,12 @@ pub(crate) fn process(doc: &PdfDocument) -> Outcome {
     let host = host();
     let mut options = host.document_options();
     options.emit_pages = true;
-    let mut out = Outcome { pages: Vec::new(), chunks: Vec::new(), errors: Vec::new(), summary: Default::default() };
+    let mut out = Outcome {
+        pages: Vec::new(),
+        chunks: Vec::new(),
+        errors: Vec::new(),
+        summary: Default::default(),
+    };
     out.summary = host.process(doc, &options, "test", &mut |e| match e {
         Event::Page { page, text } => out.pages.push((page, text)),
         Event::Chunk(c) => out.chunks.push(c),
@@ -76,5 +83,6 @@ pub(crate) fn process(doc: &PdfDocument) -> Outcome {
 
 /// Opens `tests/data/NAME`.
 pub(crate) fn open(name: &str, password: Option<&str>) -> PdfDocument {
-    PdfDocument::open(std::fs::read(data(name)).expect("read test PDF"), password).expect("open test PDF")
+    PdfDocument::open(std::fs::read(data(name)).expect("read test PDF"), password)
+        .expect("open test PDF")
 }

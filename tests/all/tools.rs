@@ -8,7 +8,10 @@ use crate::support;
 fn built_in_tools_describe_themselves() {
     let tools = support::host().tools();
     let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-    assert!(names.contains(&"text-stats") && names.contains(&"notes"), "{names:?}");
+    assert!(
+        names.contains(&"text-stats") && names.contains(&"notes"),
+        "{names:?}"
+    );
     for t in &tools {
         assert_eq!(t.input_schema["type"], "object", "{}", t.name);
         assert!(!t.description.is_empty());
@@ -17,7 +20,9 @@ fn built_in_tools_describe_themselves() {
 
 #[test]
 fn stateless_tool_answers() {
-    let out = support::host().call_tool("text-stats", r#"{"text":"One two three. Four!"}"#, None).unwrap();
+    let out = support::host()
+        .call_tool("text-stats", r#"{"text":"One two three. Four!"}"#, None)
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["words"], 4);
     assert_eq!(v["sentences"], 2);
@@ -27,35 +32,72 @@ fn stateless_tool_answers() {
 fn notes_survive_across_fresh_instances() {
     let host = support::host();
     let session = SessionId::parse("notes-test").unwrap();
-    let before = host.pool_stats().into_iter().find(|(n, _)| n == "notes").unwrap().1;
+    let before = host
+        .pool_stats()
+        .into_iter()
+        .find(|(n, _)| n == "notes")
+        .unwrap()
+        .1;
     for i in 0..5 {
-        host.call_tool("notes", &format!(r#"{{"action":"add","text":"note {i}"}}"#), Some(&session)).unwrap();
+        host.call_tool(
+            "notes",
+            &format!(r#"{{"action":"add","text":"note {i}"}}"#),
+            Some(&session),
+        )
+        .unwrap();
     }
-    let out = host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)).unwrap();
+    let out = host
+        .call_tool("notes", r#"{"action":"list"}"#, Some(&session))
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let notes: Vec<&str> = v["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
     assert_eq!(notes, ["note 0", "note 1", "note 2", "note 3", "note 4"]);
     // Six calls, each on an instance of its own: the state lived in the host.
-    let after = host.pool_stats().into_iter().find(|(n, _)| n == "notes").unwrap().1;
+    let after = host
+        .pool_stats()
+        .into_iter()
+        .find(|(n, _)| n == "notes")
+        .unwrap()
+        .1;
     assert!(after.hits + after.misses >= before.hits + before.misses + 6);
     // Another session sees none of it.
     let other = SessionId::parse("notes-other").unwrap();
-    let out = host.call_tool("notes", r#"{"action":"list"}"#, Some(&other)).unwrap();
+    let out = host
+        .call_tool("notes", r#"{"action":"list"}"#, Some(&other))
+        .unwrap();
     assert_eq!(out, r#"{"notes":[]}"#);
-    let out = host.call_tool("notes", r#"{"action":"clear"}"#, Some(&session)).unwrap();
+    let out = host
+        .call_tool("notes", r#"{"action":"clear"}"#, Some(&session))
+        .unwrap();
     assert_eq!(out, r#"{"cleared":5}"#);
 }
 
 #[test]
 fn stateful_tool_without_a_session_says_so() {
-    let e = support::host().call_tool("notes", r#"{"action":"list"}"#, None).unwrap_err();
-    assert!(matches!(&e, ToolError::Failed(m) if m.contains("session")), "{e}");
+    let e = support::host()
+        .call_tool("notes", r#"{"action":"list"}"#, None)
+        .unwrap_err();
+    assert!(
+        matches!(&e, ToolError::Failed(m) if m.contains("session")),
+        "{e}"
+    );
 }
 
 #[test]
 fn bad_input_is_named() {
     let host = support::host();
-    assert!(matches!(host.call_tool("nope", "{}", None), Err(ToolError::UnknownTool(n)) if n == "nope"));
-    assert!(matches!(host.call_tool("text-stats", "{not json", None), Err(ToolError::InvalidInput(m)) if m.contains("not JSON")));
-    assert!(matches!(host.call_tool("text-stats", r#"{"txt":1}"#, None), Err(ToolError::InvalidInput(m)) if m.contains("`text`")));
+    assert!(
+        matches!(host.call_tool("nope", "{}", None), Err(ToolError::UnknownTool(n)) if n == "nope")
+    );
+    assert!(
+        matches!(host.call_tool("text-stats", "{not json", None), Err(ToolError::InvalidInput(m)) if m.contains("not JSON"))
+    );
+    assert!(
+        matches!(host.call_tool("text-stats", r#"{"txt":1}"#, None), Err(ToolError::InvalidInput(m)) if m.contains("`text`"))
+    );
 }

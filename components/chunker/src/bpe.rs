@@ -29,7 +29,9 @@ fn token_bytes(rank: usize) -> &'static [u8] {
 }
 
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811C_9DC5u32, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811C_9DC5u32, |h, &b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// The rank of `bytes` as one token, if it is one.
@@ -156,7 +158,9 @@ impl TokenIndex {
             return count_tokens(&text[start..end]);
         }
         let whole = self.prefix[last] - self.prefix[first];
-        whole + count_tokens(&text[start..self.starts[first]]) + count_tokens(&text[self.starts[last]..end])
+        whole
+            + count_tokens(&text[start..self.starts[first]])
+            + count_tokens(&text[self.starts[last]..end])
     }
 }
 
@@ -176,14 +180,17 @@ fn pieces(text: &str) -> impl Iterator<Item = &str> {
             if c == '\'' {
                 let lower = |k: usize| at(k).map(|c| c.to_ascii_lowercase());
                 match (lower(i + 1), lower(i + 2)) {
-                    (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => break 'm i + 3,
+                    (Some('r'), Some('e')) | (Some('v'), Some('e')) | (Some('l'), Some('l')) => {
+                        break 'm i + 3;
+                    }
                     (Some('s' | 't' | 'm' | 'd'), _) => break 'm i + 2,
                     _ => {}
                 }
             }
             // [^\r\n\p{L}\p{N}]?\p{L}+
             let mut k = i;
-            if !is_newline(c) && !is_letter(c) && !is_number(c) && at(i + 1).is_some_and(is_letter) {
+            if !is_newline(c) && !is_letter(c) && !is_number(c) && at(i + 1).is_some_and(is_letter)
+            {
                 k += 1;
             }
             if at(k).is_some_and(is_letter) {
@@ -246,27 +253,40 @@ mod tests {
     #[test]
     fn matches_tiktoken_on_known_strings() {
         assert_eq!(encode("hello world"), vec![15339, 1917]);
-        assert_eq!(encode("tiktoken is great!"), vec![83, 1609, 5963, 374, 2294, 0]);
+        assert_eq!(
+            encode("tiktoken is great!"),
+            vec![83, 1609, 5963, 374, 2294, 0]
+        );
         assert_eq!(count_tokens(""), 0);
     }
 
     #[test]
     fn pieces_follow_the_pattern() {
         let p: Vec<&str> = pieces("I'm  here, 12345 ok\n\n  x").collect();
-        assert_eq!(p, vec!["I", "'m", " ", " here", ",", " ", "123", "45", " ok", "\n\n", " ", " x"]);
+        assert_eq!(
+            p,
+            vec![
+                "I", "'m", " ", " here", ",", " ", "123", "45", " ok", "\n\n", " ", " x"
+            ]
+        );
     }
 
     #[test]
     fn index_counts_match_direct_counts() {
         let text = "Hello world, this is a test.\n\nAnother paragraph with 12345 numbers and   spaces. 中文也可以。";
         let index = TokenIndex::new(text);
-        let bounds: Vec<usize> = (0..=text.len()).filter(|&i| text.is_char_boundary(i)).collect();
+        let bounds: Vec<usize> = (0..=text.len())
+            .filter(|&i| text.is_char_boundary(i))
+            .collect();
         for (k, &s) in bounds.iter().enumerate().step_by(3) {
             for &e in bounds[k..].iter().step_by(5) {
                 let direct = count_tokens(&text[s..e]);
                 let indexed = index.count(text, s, e);
                 // A cut inside a piece can only split it: never fewer tokens than tiktoken's.
-                assert!(indexed >= direct && indexed <= direct + 2, "{s}..{e}: {indexed} vs {direct}");
+                assert!(
+                    indexed >= direct && indexed <= direct + 2,
+                    "{s}..{e}: {indexed} vs {direct}"
+                );
             }
         }
         assert_eq!(index.count(text, 0, text.len()), count_tokens(text));

@@ -34,7 +34,9 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
         return Err("max-size must be at least 1".into());
     }
     if overlap >= max {
-        return Err(format!("overlap ({overlap}) must be smaller than max-size ({max})"));
+        return Err(format!(
+            "overlap ({overlap}) must be smaller than max-size ({max})"
+        ));
     }
     const JOIN: &str = "\n\n";
     let mut text = String::new();
@@ -61,7 +63,14 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
             let (first_page, start) = locate(s, false);
             let (last_page, end) = locate(e, true);
             let body = &text[s..e];
-            Chunk { text: body.to_string(), first_page, last_page, start, end, size: unit.measure(body) as u32 }
+            Chunk {
+                text: body.to_string(),
+                first_page,
+                last_page,
+                start,
+                end,
+                size: unit.measure(body) as u32,
+            }
         })
         .collect())
 }
@@ -82,19 +91,25 @@ mod component {
             };
             let pages: Vec<super::PageText> = pages
                 .into_iter()
-                .map(|p| super::PageText { number: p.number, offset: p.offset, text: p.text })
-                .collect();
-            Ok(super::chunk(&pages, options.max_size, options.overlap, unit)?
-                .into_iter()
-                .map(|c| Chunk {
-                    text: c.text,
-                    first_page: c.first_page,
-                    last_page: c.last_page,
-                    start: c.start,
-                    end: c.end,
-                    size: c.size,
+                .map(|p| super::PageText {
+                    number: p.number,
+                    offset: p.offset,
+                    text: p.text,
                 })
-                .collect())
+                .collect();
+            Ok(
+                super::chunk(&pages, options.max_size, options.overlap, unit)?
+                    .into_iter()
+                    .map(|c| Chunk {
+                        text: c.text,
+                        first_page: c.first_page,
+                        last_page: c.last_page,
+                        start: c.start,
+                        end: c.end,
+                        size: c.size,
+                    })
+                    .collect(),
+            )
         }
     }
 
@@ -106,19 +121,37 @@ mod tests {
     use super::*;
 
     fn page(number: u32, text: &str) -> PageText {
-        PageText { number, offset: 0, text: text.into() }
+        PageText {
+            number,
+            offset: 0,
+            text: text.into(),
+        }
     }
 
     #[test]
     fn chunks_carry_their_pages_and_offsets() {
-        let pages = [page(1, "Alpha beta gamma."), page(2, "Delta epsilon.\n\nZeta eta theta iota.")];
+        let pages = [
+            page(1, "Alpha beta gamma."),
+            page(2, "Delta epsilon.\n\nZeta eta theta iota."),
+        ];
         let chunks = chunk(&pages, 20, 0, Unit::Characters).unwrap();
         assert_eq!(chunks[0].text, "Alpha beta gamma.");
-        assert_eq!((chunks[0].first_page, chunks[0].last_page, chunks[0].start, chunks[0].end), (1, 1, 0, 17));
+        assert_eq!(
+            (
+                chunks[0].first_page,
+                chunks[0].last_page,
+                chunks[0].start,
+                chunks[0].end
+            ),
+            (1, 1, 0, 17)
+        );
         let last = chunks.last().unwrap();
         assert_eq!(last.text, "Zeta eta theta iota.");
         assert_eq!((last.first_page, last.start), (2, 16));
-        assert_eq!(&pages[1].text[last.start as usize..last.end as usize], last.text);
+        assert_eq!(
+            &pages[1].text[last.start as usize..last.end as usize],
+            last.text
+        );
     }
 
     #[test]
@@ -126,12 +159,19 @@ mod tests {
         let pages = [page(3, "end of one"), page(4, "start of two")];
         let chunks = chunk(&pages, 100, 0, Unit::Characters).unwrap();
         assert_eq!(chunks.len(), 1);
-        assert_eq!((chunks[0].first_page, chunks[0].last_page, chunks[0].end), (3, 4, 12));
+        assert_eq!(
+            (chunks[0].first_page, chunks[0].last_page, chunks[0].end),
+            (3, 4, 12)
+        );
     }
 
     #[test]
     fn offsets_respect_a_partial_first_page() {
-        let pages = [PageText { number: 7, offset: 100, text: "tail text".into() }];
+        let pages = [PageText {
+            number: 7,
+            offset: 100,
+            text: "tail text".into(),
+        }];
         let c = &chunk(&pages, 50, 0, Unit::Characters).unwrap()[0];
         assert_eq!((c.start, c.end), (100, 109));
     }

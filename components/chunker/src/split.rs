@@ -46,18 +46,30 @@ impl Measure<'_> {
 }
 
 /// Boundaries, coarsest first. Each separator stays with the text before it.
-const SEPARATORS: &[&str] = &["\n\n", "\n", ". ", "? ", "! ", "。", "！", "？", "; ", "；", ", ", "，", "、", " "];
+const SEPARATORS: &[&str] = &[
+    "\n\n", "\n", ". ", "? ", "! ", "。", "！", "？", "; ", "；", ", ", "，", "、", " ",
+];
 
 /// Splits `text` into chunk ranges `(start, end)`, in order.
 pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, usize)> {
-    let measure = Measure { text, tokens: (unit == Unit::Tokens).then(|| bpe::TokenIndex::new(text)) };
+    let measure = Measure {
+        text,
+        tokens: (unit == Unit::Tokens).then(|| bpe::TokenIndex::new(text)),
+    };
     let mut pieces = Vec::new();
     cut(&measure, 0, text.len(), 0, max, &mut pieces);
     merge(text, &pieces, max, overlap)
 }
 
 /// Cuts `text[start..end]` into pieces no larger than `max`, each with its size.
-fn cut(m: &Measure<'_>, start: usize, end: usize, level: usize, max: usize, out: &mut Vec<(usize, usize, usize)>) {
+fn cut(
+    m: &Measure<'_>,
+    start: usize,
+    end: usize,
+    level: usize,
+    max: usize,
+    out: &mut Vec<(usize, usize, usize)>,
+) {
     let text = m.text;
     let size = m.span(start, end);
     if size <= max {
@@ -93,11 +105,18 @@ fn cut(m: &Measure<'_>, start: usize, end: usize, level: usize, max: usize, out:
 
 /// Merges consecutive pieces into chunks of at most `max`, carrying up to
 /// `overlap` of each chunk's end into the next.
-fn merge(text: &str, pieces: &[(usize, usize, usize)], max: usize, overlap: usize) -> Vec<(usize, usize)> {
+fn merge(
+    text: &str,
+    pieces: &[(usize, usize, usize)],
+    max: usize,
+    overlap: usize,
+) -> Vec<(usize, usize)> {
     let mut chunks = Vec::new();
-    let mut window: std::collections::VecDeque<(usize, usize, usize)> = std::collections::VecDeque::new();
+    let mut window: std::collections::VecDeque<(usize, usize, usize)> =
+        std::collections::VecDeque::new();
     let mut total = 0usize;
-    let emit = |window: &std::collections::VecDeque<(usize, usize, usize)>, chunks: &mut Vec<(usize, usize)>| {
+    let emit = |window: &std::collections::VecDeque<(usize, usize, usize)>,
+                chunks: &mut Vec<(usize, usize)>| {
         if let (Some(first), Some(last)) = (window.front(), window.back())
             && let Some(range) = trimmed(text, first.0, last.1)
             && chunks.last() != Some(&range)
@@ -145,7 +164,14 @@ mod tests {
     fn prefers_paragraphs_then_sentences() {
         let text = "First paragraph is here.\n\nSecond one. It has two sentences.";
         let chunks = split(text, 30, 0, Unit::Characters);
-        assert_eq!(texts(text, &chunks), vec!["First paragraph is here.", "Second one.", "It has two sentences."]);
+        assert_eq!(
+            texts(text, &chunks),
+            vec![
+                "First paragraph is here.",
+                "Second one.",
+                "It has two sentences."
+            ]
+        );
     }
 
     #[test]

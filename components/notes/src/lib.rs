@@ -16,7 +16,9 @@ const PREFIX: &str = "note/";
 fn session_error(e: SessionError) -> ToolError {
     ToolError::Failed(match e {
         SessionError::NoSession => "this tool needs a session: call it within one".into(),
-        SessionError::TooLarge(limit) => format!("the session would exceed its limit of {limit} bytes"),
+        SessionError::TooLarge(limit) => {
+            format!("the session would exceed its limit of {limit} bytes")
+        }
         SessionError::Unavailable(why) => format!("session store unavailable: {why}"),
     })
 }
@@ -36,7 +38,8 @@ impl Guest for Notes {
     fn describe() -> Description {
         Description {
             name: "notes".into(),
-            description: "Keeps notes for the session: add a note, list the notes, or clear them.".into(),
+            description: "Keeps notes for the session: add a note, list the notes, or clear them."
+                .into(),
             input_schema: json!({
                 "type": "object",
                 "properties": {
@@ -51,20 +54,24 @@ impl Guest for Notes {
     }
 
     fn invoke(input: String) -> Result<String, ToolError> {
-        let input: Value =
-            serde_json::from_str(&input).map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
+        let input: Value = serde_json::from_str(&input)
+            .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
         match input.get("action").and_then(Value::as_str) {
             Some("add") => {
                 let text = input
                     .get("text")
                     .and_then(Value::as_str)
                     .filter(|t| !t.is_empty())
-                    .ok_or_else(|| ToolError::InvalidInput("`add` needs a non-empty `text`".into()))?;
-                let next = session::get("count").map_err(session_error)?.map_or(0u64, |v| {
-                    String::from_utf8_lossy(&v).parse().unwrap_or(0)
-                }) + 1;
+                    .ok_or_else(|| {
+                        ToolError::InvalidInput("`add` needs a non-empty `text`".into())
+                    })?;
+                let next = session::get("count")
+                    .map_err(session_error)?
+                    .map_or(0u64, |v| String::from_utf8_lossy(&v).parse().unwrap_or(0))
+                    + 1;
                 // Zero-padded keys keep the notes in the order they were added.
-                session::set(&format!("{PREFIX}{next:010}"), text.as_bytes()).map_err(session_error)?;
+                session::set(&format!("{PREFIX}{next:010}"), text.as_bytes())
+                    .map_err(session_error)?;
                 session::set("count", next.to_string().as_bytes()).map_err(session_error)?;
                 write(Level::Info, &format!("added note {next}"));
                 Ok(json!({ "added": next, "notes": list()?.len() }).to_string())
@@ -79,8 +86,12 @@ impl Guest for Notes {
                 }
                 Ok(json!({ "cleared": cleared }).to_string())
             }
-            Some(other) => Err(ToolError::InvalidInput(format!("unknown action `{other}`: use add, list or clear"))),
-            None => Err(ToolError::InvalidInput("`action` (add, list or clear) is required".into())),
+            Some(other) => Err(ToolError::InvalidInput(format!(
+                "unknown action `{other}`: use add, list or clear"
+            ))),
+            None => Err(ToolError::InvalidInput(
+                "`action` (add, list or clear) is required".into(),
+            )),
         }
     }
 }

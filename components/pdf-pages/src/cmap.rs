@@ -29,7 +29,8 @@ impl CMap {
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(lo), Tok::Hex(hi)) => {
-                                cmap.codespace.push((lo.len().clamp(1, 4) as u8, be(lo), be(hi)));
+                                cmap.codespace
+                                    .push((lo.len().clamp(1, 4) as u8, be(lo), be(hi)));
                                 i += 2;
                             }
                             _ => break,
@@ -198,14 +199,20 @@ pub(crate) fn collection_char(table: &[u8], cid: u32) -> Option<char> {
 }
 
 fn be(bytes: &[u8]) -> u32 {
-    bytes.iter().take(4).fold(0u32, |acc, &b| (acc << 8) | b as u32)
+    bytes
+        .iter()
+        .take(4)
+        .fold(0u32, |acc, &b| (acc << 8) | b as u32)
 }
 
 fn utf16_units(bytes: &[u8]) -> Vec<u16> {
     if bytes.len() == 1 {
         return vec![bytes[0] as u16];
     }
-    bytes.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect()
+    bytes
+        .chunks(2)
+        .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
+        .collect()
 }
 
 fn utf16(bytes: &[u8]) -> String {
@@ -299,7 +306,10 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
                     continue;
                 }
                 let word = &data[start..i];
-                match std::str::from_utf8(word).ok().and_then(|s| s.parse::<u32>().ok()) {
+                match std::str::from_utf8(word)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok())
+                {
                     Some(n) => out.push(Tok::Int(n)),
                     None => out.push(Tok::Op(word.to_vec())),
                 }
@@ -314,7 +324,11 @@ fn is_white(c: u8) -> bool {
 }
 
 fn is_delim(c: u8) -> bool {
-    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+    is_white(c)
+        || matches!(
+            c,
+            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+        )
 }
 
 #[cfg(test)]
@@ -339,7 +353,9 @@ mod tests {
 
     #[test]
     fn parses_cid_ranges() {
-        let cmap = CMap::parse(b"1 begincidrange <8140> <817e> 633 endcidrange 1 begincidchar <20> 1 endcidchar");
+        let cmap = CMap::parse(
+            b"1 begincidrange <8140> <817e> 633 endcidrange 1 begincidchar <20> 1 endcidchar",
+        );
         assert_eq!(cmap.cid(0x8141), Some(634));
         assert_eq!(cmap.cid(0x20), Some(1));
         assert_eq!(cmap.cid(0x817f), None);

@@ -47,8 +47,18 @@ pub(crate) struct FontCache {
 }
 
 impl FontCache {
-    fn lookup(&mut self, doc: &Document, resources: Option<&Dictionary>, name: &[u8]) -> Option<usize> {
-        let fonts = resources?.get(b"Font").ok().map(|o| deref(doc, o))?.as_dict().ok()?;
+    fn lookup(
+        &mut self,
+        doc: &Document,
+        resources: Option<&Dictionary>,
+        name: &[u8],
+    ) -> Option<usize> {
+        let fonts = resources?
+            .get(b"Font")
+            .ok()
+            .map(|o| deref(doc, o))?
+            .as_dict()
+            .ok()?;
         let entry = fonts.get(name).ok()?;
         if let Object::Reference(id) = entry
             && let Some(&i) = self.by_id.get(id)
@@ -75,11 +85,22 @@ pub(crate) struct Interpreter<'a> {
 
 impl<'a> Interpreter<'a> {
     pub(crate) fn new(doc: &'a Document, fonts: &'a mut FontCache, layout: &'a mut Layout) -> Self {
-        Interpreter { doc, fonts, layout, forms_open: HashSet::new() }
+        Interpreter {
+            doc,
+            fonts,
+            layout,
+            forms_open: HashSet::new(),
+        }
     }
 
     /// Runs `content` with `resources`, starting from `ctm`.
-    pub(crate) fn run(&mut self, content: &[u8], resources: Option<&Dictionary>, ctm: Matrix, depth: usize) {
+    pub(crate) fn run(
+        &mut self,
+        content: &[u8],
+        resources: Option<&Dictionary>,
+        ctm: Matrix,
+        depth: usize,
+    ) {
         let mut gs = GState {
             ctm,
             font: None,
@@ -93,7 +114,10 @@ impl<'a> Interpreter<'a> {
         let mut stack: Vec<GState> = Vec::new();
         let mut tm = IDENTITY;
         let mut tlm = IDENTITY;
-        let mut lexer = Lexer { data: content, pos: 0 };
+        let mut lexer = Lexer {
+            data: content,
+            pos: 0,
+        };
         let mut operands: Vec<Operand> = Vec::new();
         while let Some(tok) = lexer.next() {
             let op = match tok {
@@ -163,7 +187,10 @@ impl<'a> Interpreter<'a> {
                     if op != b"Tj" {
                         if op == b"\""
                             && let Some(n) = operands.len().checked_sub(3).and_then(|s| {
-                                operands[s..s + 2].iter().map(Operand::num).collect::<Option<Vec<_>>>()
+                                operands[s..s + 2]
+                                    .iter()
+                                    .map(Operand::num)
+                                    .collect::<Option<Vec<_>>>()
                             })
                         {
                             gs.word_spacing = n[0];
@@ -209,7 +236,14 @@ impl<'a> Interpreter<'a> {
             return;
         };
         let layout = &mut *self.layout;
-        let (size, scale, cs, ws, rise, ctm) = (gs.size, gs.scale, gs.char_spacing, gs.word_spacing, gs.rise, gs.ctm);
+        let (size, scale, cs, ws, rise, ctm) = (
+            gs.size,
+            gs.scale,
+            gs.char_spacing,
+            gs.word_spacing,
+            gs.rise,
+            gs.ctm,
+        );
         font.decode(bytes, |glyph| {
             let m = mul(tm, &ctm);
             let trm = mul(&[size * scale, 0.0, 0.0, size, 0.0, rise], &m);
@@ -221,13 +255,23 @@ impl<'a> Interpreter<'a> {
             let device_size = (trm[2] * trm[2] + trm[3] * trm[3]).sqrt();
             // Rotated text: measure along its own baseline.
             let (x, y) = if m[1].abs() > m[0].abs() {
-                if m[1] > 0.0 { (trm[5], -trm[4]) } else { (-trm[5], trm[4]) }
+                if m[1] > 0.0 {
+                    (trm[5], -trm[4])
+                } else {
+                    (-trm[5], trm[4])
+                }
             } else if m[0] < 0.0 {
                 (-trm[4], -trm[5])
             } else {
                 (trm[4], trm[5])
             };
-            layout.push(Placed { x, y, size: device_size, advance: tx * x_scale, text: glyph.text });
+            layout.push(Placed {
+                x,
+                y,
+                size: device_size,
+                advance: tx * x_scale,
+                text: glyph.text,
+            });
             *tm = mul(&[1.0, 0.0, 0.0, 1.0, tx, 0.0], tm);
         });
     }
@@ -240,12 +284,16 @@ impl<'a> Interpreter<'a> {
         else {
             return;
         };
-        let Ok(entry) = xobjects.get(name) else { return };
+        let Ok(entry) = xobjects.get(name) else {
+            return;
+        };
         let id = match entry {
             Object::Reference(id) => Some(*id),
             _ => None,
         };
-        let Ok(stream) = deref(doc, entry).as_stream() else { return };
+        let Ok(stream) = deref(doc, entry).as_stream() else {
+            return;
+        };
         if stream.dict.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Form".as_slice()) {
             return;
         }
@@ -259,11 +307,21 @@ impl<'a> Interpreter<'a> {
             .get(b"Matrix")
             .ok()
             .and_then(|o| deref(doc, o).as_array().ok())
-            .and_then(|a| a.iter().map(|o| number(deref(doc, o))).collect::<Option<Vec<f32>>>())
+            .and_then(|a| {
+                a.iter()
+                    .map(|o| number(deref(doc, o)))
+                    .collect::<Option<Vec<f32>>>()
+            })
             .filter(|m| m.len() == 6)
             .map_or(IDENTITY, |m| [m[0], m[1], m[2], m[3], m[4], m[5]]);
-        let own = stream.dict.get(b"Resources").ok().and_then(|o| deref(doc, o).as_dict().ok());
-        let content = stream.decompressed_content().unwrap_or_else(|_| stream.content.clone());
+        let own = stream
+            .dict
+            .get(b"Resources")
+            .ok()
+            .and_then(|o| deref(doc, o).as_dict().ok());
+        let content = stream
+            .decompressed_content()
+            .unwrap_or_else(|_| stream.content.clone());
         self.run(&content, own.or(resources), mul(&matrix, ctm), depth + 1);
         if let Some(id) = id {
             self.forms_open.remove(&id);
@@ -304,7 +362,11 @@ fn is_white(c: u8) -> bool {
 }
 
 fn is_delim(c: u8) -> bool {
-    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+    is_white(c)
+        || matches!(
+            c,
+            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+        )
 }
 
 impl<'a> Lexer<'a> {
@@ -358,7 +420,10 @@ impl<'a> Lexer<'a> {
                         self.pos += 1;
                     }
                     let word = &self.data[start..self.pos];
-                    match std::str::from_utf8(word).ok().and_then(|s| s.parse::<f32>().ok()) {
+                    match std::str::from_utf8(word)
+                        .ok()
+                        .and_then(|s| s.parse::<f32>().ok())
+                    {
                         Some(n) => Token::Operand(Operand::Num(n)),
                         None => Token::Operand(Operand::Num(lenient_number(word))),
                     }
@@ -494,7 +559,9 @@ impl<'a> Lexer<'a> {
                     out.push(c);
                 }
                 b'\\' => {
-                    let Some(&e) = self.data.get(self.pos) else { break };
+                    let Some(&e) = self.data.get(self.pos) else {
+                        break;
+                    };
                     self.pos += 1;
                     match e {
                         b'n' => out.push(b'\n'),
@@ -539,7 +606,10 @@ fn unescape_name(raw: &[u8]) -> Vec<u8> {
     let mut i = 0;
     while i < raw.len() {
         if raw[i] == b'#'
-            && let Some(v) = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(v) = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(v);
             i += 3;
@@ -555,13 +625,21 @@ fn unescape_name(raw: &[u8]) -> Vec<u8> {
 fn lenient_number(word: &[u8]) -> f32 {
     let s: String = word.iter().map(|&b| b as char).collect();
     let neg = s.starts_with('-');
-    let digits: String = s.trim_start_matches(['-', '+']).chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let digits: String = s
+        .trim_start_matches(['-', '+'])
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let mut parts = digits.splitn(3, '.');
     let int = parts.next().unwrap_or("");
     let frac = parts.next().unwrap_or("");
-    let v = format!("{}.{}", if int.is_empty() { "0" } else { int }, if frac.is_empty() { "0" } else { frac })
-        .parse::<f32>()
-        .unwrap_or(0.0);
+    let v = format!(
+        "{}.{}",
+        if int.is_empty() { "0" } else { int },
+        if frac.is_empty() { "0" } else { frac }
+    )
+    .parse::<f32>()
+    .unwrap_or(0.0);
     if neg { -v } else { v }
 }
 
@@ -588,8 +666,12 @@ mod tests {
     #[test]
     fn lexes_strings_arrays_and_inline_images() {
         assert_eq!(
-            tokens(b"BT /F1 12 Tf (a\\(b\\)\\101) Tj [(x) -250 <4142>] TJ ET BI /W 1 ID \x00\xff EI Q"),
-            vec!["BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "Q"]
+            tokens(
+                b"BT /F1 12 Tf (a\\(b\\)\\101) Tj [(x) -250 <4142>] TJ ET BI /W 1 ID \x00\xff EI Q"
+            ),
+            vec![
+                "BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "Q"
+            ]
         );
     }
 

@@ -83,7 +83,10 @@ impl Font {
             table.push(normalize(&text).into_boxed_str());
         }
         let widths = simple_widths(doc, dict, subtype == b"Type3");
-        Font { decoder: Decoder::Simple { table }, widths }
+        Font {
+            decoder: Decoder::Simple { table },
+            widths,
+        }
     }
 
     fn load_composite(doc: &Document, dict: &Dictionary) -> Font {
@@ -105,7 +108,9 @@ impl Font {
                 (text_encoding, default_len) = predefined_encoding(name);
             }
             Ok(Object::Stream(s)) => {
-                let data = s.decompressed_content().unwrap_or_else(|_| s.content.clone());
+                let data = s
+                    .decompressed_content()
+                    .unwrap_or_else(|_| s.content.clone());
                 encoding = Some(CMap::parse(&data));
             }
             _ => {}
@@ -136,7 +141,8 @@ impl Font {
                 widths = cid_widths(doc, w);
             }
             // Only consult the embedded font where nothing better exists.
-            let needs_font_cmap = to_unicode.is_none() && collection.is_none() && text_encoding.is_none();
+            let needs_font_cmap =
+                to_unicode.is_none() && collection.is_none() && text_encoding.is_none();
             if needs_font_cmap {
                 let font_file = desc
                     .get(b"FontDescriptor")
@@ -147,7 +153,11 @@ impl Font {
                     glyph_text = truetype::glyph_to_char(&data);
                 }
                 if let Some(map) = stream_content(doc, desc.get(b"CIDToGIDMap").ok()) {
-                    cid_to_gid = Some(map.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect());
+                    cid_to_gid = Some(
+                        map.chunks(2)
+                            .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
+                            .collect(),
+                    );
                 }
             }
         }
@@ -193,7 +203,11 @@ impl Font {
                         let text = c.text_for(code, code_bytes, cid);
                         c.cache.insert(code, normalize(&text).into_boxed_str());
                     }
-                    each(Glyph { text: &c.cache[&code], width, is_space_code: len == 1 && code == 32 });
+                    each(Glyph {
+                        text: &c.cache[&code],
+                        width,
+                        is_space_code: len == 1 && code == 32,
+                    });
                 }
             }
         }
@@ -252,7 +266,10 @@ impl Composite {
 }
 
 fn units(bytes: &[u8]) -> Vec<u16> {
-    bytes.chunks(2).map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16).collect()
+    bytes
+        .chunks(2)
+        .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
+        .collect()
 }
 
 /// What a predefined CMap name says about the codes: a Unicode or legacy
@@ -265,9 +282,17 @@ fn predefined_encoding(name: &[u8]) -> (Option<TextEncoding>, usize) {
     if name.starts_with("Uni") && (name.contains("UCS2") || name.contains("UTF16")) {
         return (Some(TextEncoding::Utf16), 2);
     }
-    let legacy = if name.starts_with("GBK") || name.starts_with("GB-") || name.starts_with("GBpc") || name.starts_with("GBT") {
+    let legacy = if name.starts_with("GBK")
+        || name.starts_with("GB-")
+        || name.starts_with("GBpc")
+        || name.starts_with("GBT")
+    {
         Some(encoding_rs::GBK)
-    } else if name.starts_with("B5") || name.starts_with("ETen") || name.starts_with("HKscs") || name.starts_with("ETHK") {
+    } else if name.starts_with("B5")
+        || name.starts_with("ETen")
+        || name.starts_with("HKscs")
+        || name.starts_with("ETHK")
+    {
         Some(encoding_rs::BIG5)
     } else if name.contains("RKSJ") {
         Some(encoding_rs::SHIFT_JIS)
@@ -301,7 +326,10 @@ fn simple_base_table(doc: &Document, dict: &Dictionary) -> Vec<Option<String>> {
         Ok(Object::Name(n)) => probe.set("Encoding", Object::Name(n.clone())),
         Ok(Object::Dictionary(enc)) => {
             let mut enc = enc.clone();
-            if let Ok(diffs) = enc.get(b"Differences").and_then(|o| deref(doc, o).as_array()) {
+            if let Ok(diffs) = enc
+                .get(b"Differences")
+                .and_then(|o| deref(doc, o).as_array())
+            {
                 let mut code = 0i64;
                 let mut kept = Vec::new();
                 for item in diffs {
@@ -346,7 +374,11 @@ fn simple_base_table(doc: &Document, dict: &Dictionary) -> Vec<Option<String>> {
                 return glyph_via_lopdf(doc, name);
             }
             let s = encoding.as_ref()?.bytes_to_string(&[code as u8]).ok()?;
-            if s.is_empty() || s.chars().all(|c| c == '\u{FFFD}' || c == '\0') { None } else { Some(s) }
+            if s.is_empty() || s.chars().all(|c| c == '\u{FFFD}' || c == '\0') {
+                None
+            } else {
+                Some(s)
+            }
         })
         .collect()
 }
@@ -362,13 +394,24 @@ fn is_symbolic_type1(doc: &Document, dict: &Dictionary) -> bool {
 /// Resolves a glyph name through lopdf's Adobe Glyph List.
 fn glyph_via_lopdf(doc: &Document, name: &[u8]) -> Option<String> {
     let mut enc = Dictionary::new();
-    enc.set("Differences", Object::Array(vec![Object::Integer(65), Object::Name(name.to_vec())]));
+    enc.set(
+        "Differences",
+        Object::Array(vec![Object::Integer(65), Object::Name(name.to_vec())]),
+    );
     let mut probe = Dictionary::new();
     probe.set("Type", Object::Name(b"Font".to_vec()));
     probe.set("Subtype", Object::Name(b"Type1".to_vec()));
     probe.set("Encoding", Object::Dictionary(enc));
-    let s = probe.get_font_encoding(doc).ok()?.bytes_to_string(b"A").ok()?;
-    if s.is_empty() || s.contains('\u{FFFD}') || s.contains('\0') { None } else { Some(s) }
+    let s = probe
+        .get_font_encoding(doc)
+        .ok()?
+        .bytes_to_string(b"A")
+        .ok()?;
+    if s.is_empty() || s.contains('\u{FFFD}') || s.contains('\0') {
+        None
+    } else {
+        Some(s)
+    }
 }
 
 /// `uniXXXX`, `uXXXX[XX]` and a few names TeX fonts use that the Adobe
@@ -379,7 +422,10 @@ pub(crate) fn glyph_name_to_char(name: &[u8]) -> Option<char> {
     if let Some(hex) = base.strip_prefix("uni").filter(|h| h.len() == 4) {
         return u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
     }
-    if let Some(hex) = base.strip_prefix('u').filter(|h| (4..=6).contains(&h.len())) {
+    if let Some(hex) = base
+        .strip_prefix('u')
+        .filter(|h| (4..=6).contains(&h.len()))
+    {
         return u32::from_str_radix(hex, 16).ok().and_then(char::from_u32);
     }
     match base {
@@ -400,7 +446,11 @@ pub(crate) fn glyph_name_to_char(name: &[u8]) -> Option<char> {
 
 /// The `dup <code> /<name> put` entries of an embedded Type 1 font program.
 fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>)> {
-    let Some(fd) = dict.get(b"FontDescriptor").ok().and_then(|o| deref(doc, o).as_dict().ok()) else {
+    let Some(fd) = dict
+        .get(b"FontDescriptor")
+        .ok()
+        .and_then(|o| deref(doc, o).as_dict().ok())
+    else {
         return Vec::new();
     };
     let Some(program) = stream_content(doc, fd.get(b"FontFile").ok()) else {
@@ -422,7 +472,9 @@ fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>
             break;
         }
         if words[i] == b"dup"
-            && let Some(code) = std::str::from_utf8(words[i + 1]).ok().and_then(|s| s.parse::<u8>().ok())
+            && let Some(code) = std::str::from_utf8(words[i + 1])
+                .ok()
+                .and_then(|s| s.parse::<u8>().ok())
             && let Some(name) = words[i + 2].strip_prefix(b"/")
         {
             out.push((code, name.to_vec()));
@@ -435,7 +487,10 @@ fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>
 }
 
 fn simple_widths(doc: &Document, dict: &Dictionary, type3: bool) -> Vec<f32> {
-    let descriptor = dict.get(b"FontDescriptor").ok().and_then(|o| deref(doc, o).as_dict().ok());
+    let descriptor = dict
+        .get(b"FontDescriptor")
+        .ok()
+        .and_then(|o| deref(doc, o).as_dict().ok());
     let base_font = name_of(doc, dict.get(b"BaseFont").ok()).unwrap_or_default();
     let missing = descriptor
         .and_then(|fd| fd.get(b"MissingWidth").ok())
@@ -454,7 +509,11 @@ fn simple_widths(doc: &Document, dict: &Dictionary, type3: bool) -> Vec<f32> {
     } else {
         1.0
     };
-    let first = dict.get(b"FirstChar").ok().and_then(|o| number(deref(doc, o))).unwrap_or(0.0) as usize;
+    let first = dict
+        .get(b"FirstChar")
+        .ok()
+        .and_then(|o| number(deref(doc, o)))
+        .unwrap_or(0.0) as usize;
     if let Ok(ws) = dict.get(b"Widths").and_then(|o| deref(doc, o).as_array()) {
         for (i, w) in ws.iter().enumerate() {
             if let (Some(slot), Some(w)) = (widths.get_mut(first + i), number(deref(doc, w))) {
@@ -468,14 +527,20 @@ fn simple_widths(doc: &Document, dict: &Dictionary, type3: bool) -> Vec<f32> {
 /// A rough average advance for the standard 14 fonts, which may come without
 /// `/Widths`.
 fn standard_width(base_font: &[u8]) -> f32 {
-    if base_font.starts_with(b"Courier") { 600.0 } else { 500.0 }
+    if base_font.starts_with(b"Courier") {
+        600.0
+    } else {
+        500.0
+    }
 }
 
 fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
     let mut out = HashMap::new();
     let mut i = 0;
     while i < w.len() {
-        let Some(first) = number(deref(doc, &w[i])) else { break };
+        let Some(first) = number(deref(doc, &w[i])) else {
+            break;
+        };
         match w.get(i + 1).map(|o| deref(doc, o)) {
             Some(Object::Array(list)) => {
                 for (k, v) in list.iter().enumerate() {
@@ -486,7 +551,10 @@ fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
                 i += 2;
             }
             Some(last) => {
-                let (Some(last), Some(v)) = (number(last), w.get(i + 2).and_then(|o| number(deref(doc, o)))) else {
+                let (Some(last), Some(v)) = (
+                    number(last),
+                    w.get(i + 2).and_then(|o| number(deref(doc, o))),
+                ) else {
                     break;
                 };
                 let (first, last) = (first as u32, (last as u32).min(first as u32 + 0xFFFF));
@@ -573,8 +641,13 @@ mod tests {
 
     #[test]
     fn legacy_encodings_by_name() {
-        assert!(matches!(predefined_encoding(b"UniGB-UCS2-H").0, Some(TextEncoding::Utf16)));
-        assert!(matches!(predefined_encoding(b"90ms-RKSJ-H").0, Some(TextEncoding::Legacy(e)) if e == encoding_rs::SHIFT_JIS));
+        assert!(matches!(
+            predefined_encoding(b"UniGB-UCS2-H").0,
+            Some(TextEncoding::Utf16)
+        ));
+        assert!(
+            matches!(predefined_encoding(b"90ms-RKSJ-H").0, Some(TextEncoding::Legacy(e)) if e == encoding_rs::SHIFT_JIS)
+        );
         assert!(predefined_encoding(b"Identity-H").0.is_none());
     }
 }

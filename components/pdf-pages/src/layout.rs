@@ -44,7 +44,10 @@ impl Layout {
         }
         let size = g.size.abs().max(0.1);
         match &mut self.line {
-            Some(line) if (g.y - line.y).abs() < 0.5 * size.max(line.size) && g.x > line.last_x - 4.0 * size => {
+            Some(line)
+                if (g.y - line.y).abs() < 0.5 * size.max(line.size)
+                    && g.x > line.last_x - 4.0 * size =>
+            {
                 // Fake bold: the same glyph struck again at (almost) the same place.
                 if (g.x - line.last_x).abs() < 0.1 * size
                     && self.out.len() >= line.last_text_len
@@ -59,7 +62,10 @@ impl Layout {
                     (Some(p), Some(n)) if is_unspaced(p) && is_unspaced(n) => 0.5,
                     _ => 0.15,
                 };
-                if gap > threshold * size && prev.is_some_and(|c| !c.is_whitespace()) && next.is_some_and(|c| !c.is_whitespace()) {
+                if gap > threshold * size
+                    && prev.is_some_and(|c| !c.is_whitespace())
+                    && next.is_some_and(|c| !c.is_whitespace())
+                {
                     self.out.push(' ');
                 }
                 line.size = line.size.max(size);
@@ -74,10 +80,22 @@ impl Layout {
                 } else {
                     self.out.push('\n');
                 }
-                *line = Line { y: g.y, size, x_end: g.x + g.advance, last_x: g.x, last_text_len: 0 };
+                *line = Line {
+                    y: g.y,
+                    size,
+                    x_end: g.x + g.advance,
+                    last_x: g.x,
+                    last_text_len: 0,
+                };
             }
             None => {
-                self.line = Some(Line { y: g.y, size, x_end: g.x + g.advance, last_x: g.x, last_text_len: 0 });
+                self.line = Some(Line {
+                    y: g.y,
+                    size,
+                    x_end: g.x + g.advance,
+                    last_x: g.x,
+                    last_text_len: 0,
+                });
             }
         }
         self.out.push_str(g.text);
@@ -128,7 +146,13 @@ mod tests {
     use super::*;
 
     fn glyph(x: f32, y: f32, text: &str) -> Placed<'_> {
-        Placed { x, y, size: 10.0, advance: 5.0 * text.chars().count() as f32, text }
+        Placed {
+            x,
+            y,
+            size: 10.0,
+            advance: 5.0 * text.chars().count() as f32,
+            text,
+        }
     }
 
     #[test]

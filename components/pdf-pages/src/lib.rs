@@ -17,7 +17,6 @@ mod truetype;
 
 use lopdf::{Document, Object};
 
-
 /// How much decompressed content one page may have before it is refused
 /// (a decompression bomb guard).
 const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
@@ -26,7 +25,10 @@ const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
 /// (counting from `first_page`) and its text or its own error.
 ///
 /// Fails as a whole only when `pdf` cannot be opened at all.
-pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<(u32, Result<String, String>)>, String> {
+pub fn parse_batch(
+    pdf: &[u8],
+    first_page: u32,
+) -> Result<Vec<(u32, Result<String, String>)>, String> {
     let doc = Document::load_mem(pdf).map_err(|e| format!("cannot open batch: {e}"))?;
     if doc.is_encrypted() {
         return Err("batch is encrypted; the host must decrypt before splitting".into());
@@ -40,18 +42,32 @@ pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<(u32, Result<Strin
         .collect())
 }
 
-fn page_text(doc: &Document, page_id: lopdf::ObjectId, fonts: &mut content::FontCache) -> Result<String, String> {
+fn page_text(
+    doc: &Document,
+    page_id: lopdf::ObjectId,
+    fonts: &mut content::FontCache,
+) -> Result<String, String> {
     let content = doc
         .get_page_content_with_limit(page_id, MAX_PAGE_CONTENT)
         .map_err(|e| format!("cannot read the page's content stream: {e}"))?;
-    let page = doc.get_dictionary(page_id).map_err(|e| format!("page object is missing: {e}"))?;
-    let resources = page.get(b"Resources").ok().and_then(|o| fonts::deref(doc, o).as_dict().ok());
+    let page = doc
+        .get_dictionary(page_id)
+        .map_err(|e| format!("page object is missing: {e}"))?;
+    let resources = page
+        .get(b"Resources")
+        .ok()
+        .and_then(|o| fonts::deref(doc, o).as_dict().ok());
     let resources = match resources {
         Some(r) => Some(r),
         None => doc.get_page_resources(page_id).ok().and_then(|(r, _)| r),
     };
     let mut layout = layout::Layout::default();
-    content::Interpreter::new(doc, fonts, &mut layout).run(&content, resources, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 0);
+    content::Interpreter::new(doc, fonts, &mut layout).run(
+        &content,
+        resources,
+        [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+        0,
+    );
     let (text, glyphs, _unmapped) = layout.finish();
     if glyphs > 0 && text.is_empty() {
         return Err(format!(
@@ -77,7 +93,11 @@ fn font_names(doc: &Document, resources: Option<&lopdf::Dictionary>) -> String {
                 .collect()
         })
         .unwrap_or_default();
-    if names.is_empty() { String::new() } else { format!(" (fonts: {})", names.join(", ")) }
+    if names.is_empty() {
+        String::new()
+    } else {
+        format!(" (fonts: {})", names.join(", "))
+    }
 }
 
 #[cfg(target_arch = "wasm32")]

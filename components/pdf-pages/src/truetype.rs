@@ -8,15 +8,19 @@ use std::collections::HashMap;
 /// readable Unicode subtable.
 pub(crate) fn glyph_to_char(font: &[u8]) -> HashMap<u16, char> {
     let mut out = HashMap::new();
-    let Some(cmap) = table(font, b"cmap") else { return out };
+    let Some(cmap) = table(font, b"cmap") else {
+        return out;
+    };
     let count = u16_at(cmap, 2).unwrap_or(0) as usize;
     // Prefer the full-repertoire subtable, then the BMP one.
     let mut best: Option<(u8, usize)> = None;
     for i in 0..count {
         let rec = 4 + i * 8;
-        let (Some(platform), Some(encoding), Some(offset)) =
-            (u16_at(cmap, rec), u16_at(cmap, rec + 2), u32_at(cmap, rec + 4))
-        else {
+        let (Some(platform), Some(encoding), Some(offset)) = (
+            u16_at(cmap, rec),
+            u16_at(cmap, rec + 2),
+            u32_at(cmap, rec + 4),
+        ) else {
             break;
         };
         let rank = match (platform, encoding) {
@@ -29,12 +33,16 @@ pub(crate) fn glyph_to_char(font: &[u8]) -> HashMap<u16, char> {
         }
     }
     let Some((_, offset)) = best else { return out };
-    let Some(sub) = cmap.get(offset..) else { return out };
+    let Some(sub) = cmap.get(offset..) else {
+        return out;
+    };
     let mut put = |code: u32, gid: u16| {
         if gid != 0
             && let Some(c) = char::from_u32(code)
         {
-            out.entry(gid).and_modify(|old: &mut char| *old = (*old).min(c)).or_insert(c);
+            out.entry(gid)
+                .and_modify(|old: &mut char| *old = (*old).min(c))
+                .or_insert(c);
         }
     };
     match u16_at(sub, 0) {
@@ -74,7 +82,8 @@ pub(crate) fn glyph_to_char(font: &[u8]) -> HashMap<u16, char> {
             let groups = u32_at(sub, 12).unwrap_or(0) as usize;
             for g in 0..groups.min(1 << 20) {
                 let at = 16 + g * 12;
-                let (Some(start), Some(end), Some(gid)) = (u32_at(sub, at), u32_at(sub, at + 4), u32_at(sub, at + 8))
+                let (Some(start), Some(end), Some(gid)) =
+                    (u32_at(sub, at), u32_at(sub, at + 4), u32_at(sub, at + 8))
                 else {
                     break;
                 };

@@ -25,8 +25,8 @@ impl Guest for TextStats {
     }
 
     fn invoke(input: String) -> Result<String, ToolError> {
-        let input: Value =
-            serde_json::from_str(&input).map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
+        let input: Value = serde_json::from_str(&input)
+            .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
         let text = input
             .get("text")
             .and_then(Value::as_str)

@@ -21,8 +21,16 @@ use source::{LazyFile, Source};
 /// Page attributes a page inherits from its ancestors in the page tree.
 const INHERITED: [&[u8]; 4] = [b"Resources", b"MediaBox", b"CropBox", b"Rotate"];
 /// Page keys a batch drops: links to other pages and data no parser reads.
-const DROPPED_PAGE_KEYS: [&[u8]; 8] =
-    [b"Parent", b"Annots", b"B", b"Thumb", b"Metadata", b"PieceInfo", b"StructParents", b"AA"];
+const DROPPED_PAGE_KEYS: [&[u8]; 8] = [
+    b"Parent",
+    b"Annots",
+    b"B",
+    b"Thumb",
+    b"Metadata",
+    b"PieceInfo",
+    b"StructParents",
+    b"AA",
+];
 /// Deepest page tree walked.
 const MAX_TREE_DEPTH: usize = 64;
 
@@ -76,9 +84,17 @@ impl PdfDocument {
         if !file.is_encrypted() {
             let source = Source::Lazy(file);
             match walk_pages(&source) {
-                Ok(pages) if !pages.is_empty() => return Ok(PdfDocument { source, pages, access: Access::Lazy }),
+                Ok(pages) if !pages.is_empty() => {
+                    return Ok(PdfDocument {
+                        source,
+                        pages,
+                        access: Access::Lazy,
+                    });
+                }
                 Ok(_) => tracing::debug!("no pages through the cross-reference table; repairing"),
-                Err(e) => tracing::debug!(error = %e, "page tree unreadable through the cross-reference table; repairing"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "page tree unreadable through the cross-reference table; repairing")
+                }
             }
             return Self::load_whole(&source.into_bytes(), password);
         }
@@ -90,20 +106,32 @@ impl PdfDocument {
         let doc = match Document::load_mem_with_options(bytes, options) {
             Ok(doc) => doc,
             Err(lopdf::Error::InvalidPassword) => {
-                return Err(DocumentError::PasswordRequired { given: password.is_some() });
+                return Err(DocumentError::PasswordRequired {
+                    given: password.is_some(),
+                });
             }
             Err(e) => return Err(DocumentError::Unreadable(e.to_string())),
         };
         if doc.is_encrypted() {
-            return Err(DocumentError::PasswordRequired { given: password.is_some() });
+            return Err(DocumentError::PasswordRequired {
+                given: password.is_some(),
+            });
         }
-        let access = if doc.was_encrypted() { Access::Decrypted } else { Access::Repaired };
+        let access = if doc.was_encrypted() {
+            Access::Decrypted
+        } else {
+            Access::Repaired
+        };
         let source = Source::Loaded(Box::new(doc));
         let pages = walk_pages(&source).map_err(DocumentError::Unreadable)?;
         if pages.is_empty() {
             return Err(DocumentError::Unreadable("no pages could be found".into()));
         }
-        Ok(PdfDocument { source, pages, access })
+        Ok(PdfDocument {
+            source,
+            pages,
+            access,
+        })
     }
 
     /// Number of pages.
@@ -119,7 +147,10 @@ impl PdfDocument {
     /// A self-contained PDF holding pages `range` (0-based, in document
     /// order) and only the objects they reach.
     pub fn batch(&self, range: Range<usize>) -> Result<Vec<u8>, String> {
-        let pages = self.pages.get(range.clone()).ok_or_else(|| format!("no pages {range:?}"))?;
+        let pages = self
+            .pages
+            .get(range.clone())
+            .ok_or_else(|| format!("no pages {range:?}"))?;
         let mut doc = Document::with_version("1.7");
         let pages_id = doc.new_object_id();
         let mut map: HashMap<ObjectId, ObjectId> = HashMap::new();
@@ -134,7 +165,9 @@ impl PdfDocument {
         for page in pages {
             let new = map[&page.id];
             let mut obj = self.source.get(page.id)?;
-            let dict = obj.as_dict_mut().map_err(|_| format!("page object {} is not a dictionary", page.id.0))?;
+            let dict = obj
+                .as_dict_mut()
+                .map_err(|_| format!("page object {} is not a dictionary", page.id.0))?;
             for key in DROPPED_PAGE_KEYS {
                 dict.remove(key);
             }
@@ -163,12 +196,15 @@ impl PdfDocument {
                 obj = Object::Null;
             }
             if let Object::Dictionary(dict) = &mut obj {
-                let is_font = dict.get(b"Type").and_then(Object::as_name).ok() == Some(b"Font".as_slice());
+                let is_font =
+                    dict.get(b"Type").and_then(Object::as_name).ok() == Some(b"Font".as_slice());
                 if is_font && (dict.get(b"ToUnicode").is_ok() || mapped_fonts.contains(&old)) {
                     for key in [b"DescendantFonts".as_slice(), b"FontDescriptor"] {
                         let refs: Vec<ObjectId> = match dict.get(key) {
                             Ok(Object::Reference(id)) => vec![*id],
-                            Ok(Object::Array(items)) => items.iter().filter_map(|o| o.as_reference().ok()).collect(),
+                            Ok(Object::Array(items)) => {
+                                items.iter().filter_map(|o| o.as_reference().ok()).collect()
+                            }
                             _ => Vec::new(),
                         };
                         mapped_fonts.extend(refs.iter().copied());
@@ -183,7 +219,8 @@ impl PdfDocument {
                 }
             }
             if let Object::Stream(stream) = &mut obj
-                && stream.dict.get(b"Subtype").and_then(Object::as_name).ok() == Some(b"Image".as_slice())
+                && stream.dict.get(b"Subtype").and_then(Object::as_name).ok()
+                    == Some(b"Image".as_slice())
             {
                 // Image samples: no text in them, and often most of the bytes.
                 stream.dict.remove(b"Filter");
@@ -206,19 +243,30 @@ impl PdfDocument {
         let catalog_id = doc.add_object(Object::Dictionary(catalog));
         doc.trailer.set("Root", Object::Reference(catalog_id));
         let mut out = Vec::new();
-        doc.save_to(&mut out).map_err(|e| format!("cannot write batch: {e}"))?;
+        doc.save_to(&mut out)
+            .map_err(|e| format!("cannot write batch: {e}"))?;
         Ok(out)
     }
 }
 
 fn is_page_node(obj: &Object) -> bool {
-    let Ok(dict) = obj.as_dict() else { return false };
-    matches!(dict.get(b"Type").and_then(Object::as_name), Ok(b"Page") | Ok(b"Pages"))
+    let Ok(dict) = obj.as_dict() else {
+        return false;
+    };
+    matches!(
+        dict.get(b"Type").and_then(Object::as_name),
+        Ok(b"Page") | Ok(b"Pages")
+    )
 }
 
 /// Rewrites the references inside `obj` to the batch's numbering,
 /// scheduling every object seen for the first time.
-fn relink(obj: &mut Object, doc: &mut Document, map: &mut HashMap<ObjectId, ObjectId>, queue: &mut VecDeque<(ObjectId, ObjectId)>) {
+fn relink(
+    obj: &mut Object,
+    doc: &mut Document,
+    map: &mut HashMap<ObjectId, ObjectId>,
+    queue: &mut VecDeque<(ObjectId, ObjectId)>,
+) {
     match obj {
         Object::Reference(id) => {
             let new = *map.entry(*id).or_insert_with(|| {
@@ -229,17 +277,30 @@ fn relink(obj: &mut Object, doc: &mut Document, map: &mut HashMap<ObjectId, Obje
             *id = new;
         }
         Object::Array(items) => items.iter_mut().for_each(|o| relink(o, doc, map, queue)),
-        Object::Dictionary(dict) => dict.iter_mut().for_each(|(_, o)| relink(o, doc, map, queue)),
-        Object::Stream(stream) => stream.dict.iter_mut().for_each(|(_, o)| relink(o, doc, map, queue)),
+        Object::Dictionary(dict) => dict
+            .iter_mut()
+            .for_each(|(_, o)| relink(o, doc, map, queue)),
+        Object::Stream(stream) => stream
+            .dict
+            .iter_mut()
+            .for_each(|(_, o)| relink(o, doc, map, queue)),
         _ => {}
     }
 }
 
 /// The document's pages in order, each with what it inherits.
 fn walk_pages(source: &Source) -> Result<Vec<PageRef>, String> {
-    let root = source.resolve(source.trailer().get(b"Root").map_err(|_| "trailer has no /Root")?)?;
+    let root = source.resolve(
+        source
+            .trailer()
+            .get(b"Root")
+            .map_err(|_| "trailer has no /Root")?,
+    )?;
     let root = root.as_dict().map_err(|_| "catalog is not a dictionary")?;
-    let tree = root.get(b"Pages").map_err(|_| "catalog has no /Pages")?.clone();
+    let tree = root
+        .get(b"Pages")
+        .map_err(|_| "catalog has no /Pages")?
+        .clone();
     let mut pages = Vec::new();
     let mut seen = HashSet::new();
     // (node, inherited attributes, depth)
@@ -255,7 +316,9 @@ fn walk_pages(source: &Source) -> Result<Vec<PageRef>, String> {
             continue;
         }
         let resolved = source.resolve(&node)?;
-        let Ok(dict) = resolved.as_dict() else { continue };
+        let Ok(dict) = resolved.as_dict() else {
+            continue;
+        };
         let mut inherited = inherited;
         for key in INHERITED {
             if let Ok(v) = dict.get(key) {
@@ -270,7 +333,10 @@ fn walk_pages(source: &Source) -> Result<Vec<PageRef>, String> {
                 }
             }
             _ => {
-                let is_page = dict.get(b"Type").and_then(Object::as_name).map_or(true, |t| t == b"Page");
+                let is_page = dict
+                    .get(b"Type")
+                    .and_then(Object::as_name)
+                    .map_or(true, |t| t == b"Page");
                 if let (Some(id), true) = (id, is_page) {
                     pages.push(PageRef { id, inherited });
                 }

@@ -11,7 +11,11 @@ pub(crate) fn is_white(c: u8) -> bool {
 }
 
 fn is_delim(c: u8) -> bool {
-    is_white(c) || matches!(c, b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%')
+    is_white(c)
+        || matches!(
+            c,
+            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+        )
 }
 
 /// A cursor over PDF bytes.
@@ -64,7 +68,12 @@ impl<'a> Parser<'a> {
         if w == keyword {
             Ok(())
         } else {
-            Err(format!("expected `{}` at byte {}, found `{}`", lossy(keyword), self.pos, lossy(w)))
+            Err(format!(
+                "expected `{}` at byte {}, found `{}`",
+                lossy(keyword),
+                self.pos,
+                lossy(w)
+            ))
         }
     }
 
@@ -73,7 +82,13 @@ impl<'a> Parser<'a> {
         std::str::from_utf8(w)
             .ok()
             .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("expected an integer at byte {}, found `{}`", self.pos, lossy(w)))
+            .ok_or_else(|| {
+                format!(
+                    "expected an integer at byte {}, found `{}`",
+                    self.pos,
+                    lossy(w)
+                )
+            })
     }
 
     /// Parses one direct object (a reference counts as one).
@@ -170,7 +185,11 @@ impl<'a> Parser<'a> {
                     b"null" => Ok(Object::Null),
                     b"" => {
                         self.pos += 1;
-                        Err(format!("unexpected `{}` at byte {}", c as char, self.pos - 1))
+                        Err(format!(
+                            "unexpected `{}` at byte {}",
+                            c as char,
+                            self.pos - 1
+                        ))
                     }
                     _ => self.number_or_reference(w),
                 }
@@ -185,7 +204,9 @@ impl<'a> Parser<'a> {
             let save = self.pos;
             if n >= 0 {
                 let g = self.word();
-                if let Some(g) = std::str::from_utf8(g).ok().and_then(|s| s.parse::<u16>().ok())
+                if let Some(g) = std::str::from_utf8(g)
+                    .ok()
+                    .and_then(|s| s.parse::<u16>().ok())
                     && self.word() == b"R"
                 {
                     return Ok(Object::Reference((n as u32, g)));
@@ -218,7 +239,9 @@ impl<'a> Parser<'a> {
                     out.push(c);
                 }
                 b'\\' => {
-                    let Some(&e) = self.data.get(self.pos) else { break };
+                    let Some(&e) = self.data.get(self.pos) else {
+                        break;
+                    };
                     self.pos += 1;
                     match e {
                         b'n' => out.push(b'\n'),
@@ -293,9 +316,14 @@ pub(crate) fn indirect_object(
     let n = p.integer()?;
     let g = p.integer()?;
     p.expect(b"obj")?;
-    let id = (u32::try_from(n).map_err(|_| "negative object number")?, g as u16);
+    let id = (
+        u32::try_from(n).map_err(|_| "negative object number")?,
+        g as u16,
+    );
     let object = p.object(0)?;
-    let Object::Dictionary(dict) = object else { return Ok((id, object)) };
+    let Object::Dictionary(dict) = object else {
+        return Ok((id, object));
+    };
     if p.peek_word() != b"stream" {
         return Ok((id, Object::Dictionary(dict)));
     }
@@ -319,7 +347,10 @@ pub(crate) fn indirect_object(
         .filter(|&end| end <= data.len() && ends_stream(data, end))
         .or_else(|| find_endstream(data, start))
         .ok_or_else(|| format!("stream of object {} {} has no end", id.0, id.1))?;
-    Ok((id, Object::Stream(Stream::new(dict, data[start..end].to_vec()))))
+    Ok((
+        id,
+        Object::Stream(Stream::new(dict, data[start..end].to_vec())),
+    ))
 }
 
 fn ends_stream(data: &[u8], end: usize) -> bool {
@@ -345,10 +376,18 @@ mod tests {
 
     #[test]
     fn parses_nested_objects_and_references() {
-        let mut p = Parser::new(b"<< /Type /Page /Kids [1 0 R 2 0 R] /N -3 /R 1.5 /S (a\\)b) /H <4142> /Z null >>", 0);
-        let Object::Dictionary(d) = p.object(0).unwrap() else { panic!() };
+        let mut p = Parser::new(
+            b"<< /Type /Page /Kids [1 0 R 2 0 R] /N -3 /R 1.5 /S (a\\)b) /H <4142> /Z null >>",
+            0,
+        );
+        let Object::Dictionary(d) = p.object(0).unwrap() else {
+            panic!()
+        };
         assert_eq!(d.get(b"Type").unwrap().as_name().unwrap(), b"Page");
-        assert_eq!(d.get(b"Kids").unwrap().as_array().unwrap()[1], Object::Reference((2, 0)));
+        assert_eq!(
+            d.get(b"Kids").unwrap().as_array().unwrap()[1],
+            Object::Reference((2, 0))
+        );
         assert_eq!(d.get(b"N").unwrap(), &Object::Integer(-3));
         assert_eq!(d.get(b"S").unwrap().as_str().unwrap(), b"a)b");
         assert_eq!(d.get(b"H").unwrap().as_str().unwrap(), b"AB");

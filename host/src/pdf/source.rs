@@ -50,7 +50,10 @@ impl Source {
     pub(crate) fn get(&self, id: ObjectId) -> Result<Object, String> {
         match self {
             Source::Lazy(file) => file.get(id),
-            Source::Loaded(doc) => doc.get_object(id).cloned().map_err(|e| format!("object {} {}: {e}", id.0, id.1)),
+            Source::Loaded(doc) => doc
+                .get_object(id)
+                .cloned()
+                .map_err(|e| format!("object {} {}: {e}", id.0, id.1)),
         }
     }
 
@@ -80,9 +83,13 @@ impl LazyFile {
     /// On failure, gives the bytes back with the reason.
     pub(crate) fn open(data: Vec<u8>) -> Result<LazyFile, (String, Vec<u8>)> {
         match read_xref(&data) {
-            Ok((xref, trailer)) => {
-                Ok(LazyFile { data, xref, trailer, objstms: Mutex::new(HashMap::new()), scanned: OnceLock::new() })
-            }
+            Ok((xref, trailer)) => Ok(LazyFile {
+                data,
+                xref,
+                trailer,
+                objstms: Mutex::new(HashMap::new()),
+                scanned: OnceLock::new(),
+            }),
             Err(why) => Err((why, data)),
         }
     }
@@ -117,7 +124,12 @@ impl LazyFile {
             Some(&Entry::InStream { stream, index }) => {
                 let objects = self.object_stream(stream)?;
                 Ok(objects.get(&id.0).cloned().unwrap_or_else(|| {
-                    tracing::debug!(object = id.0, stream, index, "object missing from its object stream");
+                    tracing::debug!(
+                        object = id.0,
+                        stream,
+                        index,
+                        "object missing from its object stream"
+                    );
                     Object::Null
                 }))
             }
@@ -125,37 +137,63 @@ impl LazyFile {
     }
 
     fn object_at(&self, id: ObjectId, offset: usize) -> Result<Object, String> {
-        let (found, obj) = parse::indirect_object(&self.data, offset, |len_id| match self.xref.get(&len_id.0) {
-            Some(&Entry::Offset(o)) => match parse::indirect_object(&self.data, o, |_| None) {
-                Ok((_, Object::Integer(n))) => Some(n),
+        let (found, obj) = parse::indirect_object(&self.data, offset, |len_id| {
+            match self.xref.get(&len_id.0) {
+                Some(&Entry::Offset(o)) => match parse::indirect_object(&self.data, o, |_| None) {
+                    Ok((_, Object::Integer(n))) => Some(n),
+                    _ => None,
+                },
                 _ => None,
-            },
-            _ => None,
+            }
         })
         .map_err(|e| format!("object {} {}: {e}", id.0, id.1))?;
         if found.0 != id.0 {
-            return Err(format!("cross-reference table points object {} at object {}", id.0, found.0));
+            return Err(format!(
+                "cross-reference table points object {} at object {}",
+                id.0, found.0
+            ));
         }
         Ok(obj)
     }
 
     fn object_stream(&self, number: u32) -> Result<Arc<HashMap<u32, Object>>, String> {
-        if let Some(hit) = self.objstms.lock().unwrap_or_else(|p| p.into_inner()).get(&number) {
+        if let Some(hit) = self
+            .objstms
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&number)
+        {
             return Ok(hit.clone());
         }
         let Some(&Entry::Offset(offset)) = self.xref.get(&number) else {
             return Err(format!("object stream {number} is missing"));
         };
         let (_, obj) = parse::indirect_object(&self.data, offset, |_| None)?;
-        let stream = obj.as_stream().map_err(|_| format!("object {number} is not an object stream"))?;
-        let content = stream.decompressed_content().map_err(|e| format!("object stream {number}: {e}"))?;
-        let n = stream.dict.get(b"N").and_then(Object::as_i64).unwrap_or(0).clamp(0, 1_000_000) as usize;
-        let first = stream.dict.get(b"First").and_then(Object::as_i64).unwrap_or(0).max(0) as usize;
+        let stream = obj
+            .as_stream()
+            .map_err(|_| format!("object {number} is not an object stream"))?;
+        let content = stream
+            .decompressed_content()
+            .map_err(|e| format!("object stream {number}: {e}"))?;
+        let n = stream
+            .dict
+            .get(b"N")
+            .and_then(Object::as_i64)
+            .unwrap_or(0)
+            .clamp(0, 1_000_000) as usize;
+        let first = stream
+            .dict
+            .get(b"First")
+            .and_then(Object::as_i64)
+            .unwrap_or(0)
+            .max(0) as usize;
         let mut header = Parser::new(&content, 0);
         let mut objects = HashMap::with_capacity(n);
         let mut entries = Vec::with_capacity(n);
         for _ in 0..n {
-            let (Ok(num), Ok(off)) = (header.integer(), header.integer()) else { break };
+            let (Ok(num), Ok(off)) = (header.integer(), header.integer()) else {
+                break;
+            };
             entries.push((num as u32, off.max(0) as usize));
         }
         for (num, off) in entries {
@@ -200,7 +238,9 @@ fn scan_objects(data: &[u8]) -> HashMap<u32, usize> {
         }
         if numbers == 2
             && (j == 0 || parse::is_white(data[j - 1]))
-            && let Some(num) = std::str::from_utf8(&data[j..at]).ok().and_then(|s| s.split_whitespace().next()?.parse().ok())
+            && let Some(num) = std::str::from_utf8(&data[j..at])
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
         {
             out.insert(num, j);
         }
@@ -229,7 +269,9 @@ fn read_xref(data: &[u8]) -> Result<(HashMap<u32, Entry>, Dictionary), String> {
             p.word();
             read_table(&mut p, &mut xref)?;
             p.expect(b"trailer")?;
-            let Object::Dictionary(t) = p.object(0)? else { return Err("trailer is not a dictionary".into()) };
+            let Object::Dictionary(t) = p.object(0)? else {
+                return Err("trailer is not a dictionary".into());
+            };
             if let Ok(stm) = t.get(b"XRefStm").and_then(Object::as_i64) {
                 read_stream_section(data, stm as usize, &mut xref)?;
             }
@@ -237,7 +279,11 @@ fn read_xref(data: &[u8]) -> Result<(HashMap<u32, Entry>, Dictionary), String> {
         } else {
             read_stream_section(data, offset, &mut xref)?
         };
-        next = section_trailer.get(b"Prev").and_then(Object::as_i64).ok().map(|p| p as usize);
+        next = section_trailer
+            .get(b"Prev")
+            .and_then(Object::as_i64)
+            .ok()
+            .map(|p| p as usize);
         if trailer.is_none() {
             trailer = Some(section_trailer);
         }
@@ -274,10 +320,18 @@ fn read_table(p: &mut Parser<'_>, xref: &mut HashMap<u32, Entry>) -> Result<(), 
     }
 }
 
-fn read_stream_section(data: &[u8], offset: usize, xref: &mut HashMap<u32, Entry>) -> Result<Dictionary, String> {
+fn read_stream_section(
+    data: &[u8],
+    offset: usize,
+    xref: &mut HashMap<u32, Entry>,
+) -> Result<Dictionary, String> {
     let (_, obj) = parse::indirect_object(data, offset, |_| None)?;
-    let stream = obj.as_stream().map_err(|_| "startxref points at neither a table nor a stream".to_string())?;
-    let content = stream.decompressed_content().map_err(|e| format!("cross-reference stream: {e}"))?;
+    let stream = obj
+        .as_stream()
+        .map_err(|_| "startxref points at neither a table nor a stream".to_string())?;
+    let content = stream
+        .decompressed_content()
+        .map_err(|e| format!("cross-reference stream: {e}"))?;
     let widths: Vec<usize> = stream
         .dict
         .get(b"W")
@@ -289,7 +343,11 @@ fn read_stream_section(data: &[u8], offset: usize, xref: &mut HashMap<u32, Entry
     if widths.len() != 3 {
         return Err("cross-reference stream /W must have three entries".into());
     }
-    let size = stream.dict.get(b"Size").and_then(Object::as_i64).unwrap_or(0);
+    let size = stream
+        .dict
+        .get(b"Size")
+        .and_then(Object::as_i64)
+        .unwrap_or(0);
     let index: Vec<i64> = match stream.dict.get(b"Index").and_then(Object::as_array) {
         Ok(a) => a.iter().filter_map(|o| o.as_i64().ok()).collect(),
         Err(_) => vec![0, size],
@@ -304,7 +362,11 @@ fn read_stream_section(data: &[u8], offset: usize, xref: &mut HashMap<u32, Entry
         let [start, count] = pair else { break };
         for i in 0..(*count).max(0) {
             let Some(r) = rows.next() else { break };
-            let kind = if widths[0] == 0 { 1 } else { field(&r[..widths[0]]) };
+            let kind = if widths[0] == 0 {
+                1
+            } else {
+                field(&r[..widths[0]])
+            };
             let a = field(&r[widths[0]..widths[0] + widths[1]]);
             let b = field(&r[widths[0] + widths[1]..]);
             let num = (start + i) as u32;
@@ -313,14 +375,24 @@ fn read_stream_section(data: &[u8], offset: usize, xref: &mut HashMap<u32, Entry
                     xref.entry(num).or_insert(Entry::Offset(a as usize));
                 }
                 2 => {
-                    xref.entry(num).or_insert(Entry::InStream { stream: a as u32, index: b as u32 });
+                    xref.entry(num).or_insert(Entry::InStream {
+                        stream: a as u32,
+                        index: b as u32,
+                    });
                 }
                 _ => {}
             }
         }
     }
     let mut trailer = stream.dict.clone();
-    for key in [b"W".as_slice(), b"Index", b"Length", b"Filter", b"DecodeParms", b"Type"] {
+    for key in [
+        b"W".as_slice(),
+        b"Index",
+        b"Length",
+        b"Filter",
+        b"DecodeParms",
+        b"Type",
+    ] {
         trailer.remove(key);
     }
     Ok(trailer)

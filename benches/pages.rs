@@ -1,0 +1,111 @@
+//! Pages per second through the whole pipeline on a large real PDF (the
+//! 1,611-page LaTeX3 sources), with one worker and with all cores, beside
+//! the same extraction code run natively in process, and PyMuPDF on the same
+//! file when it is installed (`pip install pymupdf`).
+//!
+//! Run: `bash scripts/fetch-bench-pdf.sh && cargo bench --bench pages`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use warmlane_host::{Config, Event, Host, PdfDocument};
+
+fn bench_pdf() -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/source3.pdf");
+    assert!(
+        path.exists(),
+        "missing {}; run: bash scripts/fetch-bench-pdf.sh",
+        path.display()
+    );
+    path
+}
+
+fn pipeline(host: &Host, doc: &PdfDocument, workers: usize) -> Duration {
+    let mut options = host.document_options();
+    options.workers = workers;
+    let start = Instant::now();
+    let summary = host.process(doc, &options, "bench", &mut |e| {
+        if let Event::PageError { page, error } = e {
+            panic!("page {page}: {error}");
+        }
+    });
+    assert_eq!(summary.pages, doc.page_count());
+    start.elapsed()
+}
+
+fn native(doc: &PdfDocument, batch: usize) -> Duration {
+    let start = Instant::now();
+    let pages = doc.page_count() as usize;
+    for first in (0..pages).step_by(batch) {
+        let pdf = doc.batch(first..(first + batch).min(pages)).expect("batch");
+        let parsed = pdf_pages::parse_batch(&pdf, first as u32 + 1).expect("parse");
+        assert!(parsed.iter().all(|(_, t)| t.is_ok()));
+    }
+    start.elapsed()
+}
+
+fn pymupdf(path: &Path) -> Option<f64> {
+    let script = "import sys,time,pymupdf\nd=pymupdf.open(sys.argv[1])\nt=time.time()\nn=0\nfor p in d:\n    p.get_text(); n+=1\nprint(n/(time.time()-t))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+}
+
+fn pages(c: &mut Criterion) {
+    let path = bench_pdf();
+    let host = Host::new(Config::default()).expect("start the host");
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    let doc = PdfDocument::open(std::fs::read(&path).unwrap(), None).expect("open");
+    let n = doc.page_count();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let batch = host.document_options().batch_pages as usize;
+
+    let mut group = c.benchmark_group("pages");
+    group
+        .sample_size(10)
+        .throughput(Throughput::Elements(n as u64));
+    group.bench_function("native_extraction_1_thread", |b| {
+        b.iter_custom(|i| (0..i).map(|_| native(&doc, batch)).sum())
+    });
+    group.bench_function("pipeline_1_worker", |b| {
+        b.iter_custom(|i| (0..i).map(|_| pipeline(&host, &doc, 1)).sum())
+    });
+    group.bench_function(format!("pipeline_{cores}_workers"), |b| {
+        b.iter_custom(|i| (0..i).map(|_| pipeline(&host, &doc, cores)).sum())
+    });
+    group.finish();
+
+    let rate = |d: Duration| n as f64 / d.as_secs_f64();
+    let best = |f: &dyn Fn() -> Duration| (0..3).map(|_| f()).min().unwrap();
+    let native_rate = rate(best(&|| native(&doc, batch)));
+    let one = rate(best(&|| pipeline(&host, &doc, 1)));
+    let all = rate(best(&|| pipeline(&host, &doc, cores)));
+    println!(
+        "\npages/s on {} ({n} pages), best of 3, same run",
+        path.display()
+    );
+    println!("native extraction, 1 thread (no chunking): {native_rate:>7.0}");
+    println!(
+        "pipeline, 1 worker (wasm parse + chunk):    {one:>7.0}  ({:.2}x native)",
+        one / native_rate
+    );
+    println!(
+        "pipeline, {cores} workers:                        {all:>7.0}  ({:.2}x native)",
+        all / native_rate
+    );
+    match pymupdf(&path) {
+        Some(p) => println!(
+            "PyMuPDF, 1 process (get_text):             {p:>7.0}  (warmlane all cores: {:.2}x)",
+            all / p
+        ),
+        None => println!("PyMuPDF: not installed (pip install pymupdf)"),
+    }
+}
+
+criterion_group!(benches, pages);
+criterion_main!(benches);
