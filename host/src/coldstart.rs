@@ -103,9 +103,24 @@ impl<'h> ColdStart<'h> {
         })
     }
 
-    /// Serves one call the given way; returns the time it took (for
-    /// [`Way::Warm`], after waiting for the pool to be warm, untimed).
+    /// Serves one call the given way; returns the time it took.
+    ///
+    /// For [`Way::Warm`] that is taking the instance and calling it: the
+    /// wait for the pool to be warm is not timed, and neither is handing the
+    /// used instance back (see [`ColdStart::hand_back`]), which happens
+    /// after the caller has its answer. The other ways include dropping
+    /// their store, as a per-request host must.
     pub fn serve(&self, way: Way) -> Result<Duration> {
+        self.serve_timed(way).map(|(call, _)| call)
+    }
+
+    /// Serves one call from the warm pool and returns how long handing the
+    /// used instance back to the pool took.
+    pub fn hand_back(&self) -> Result<Duration> {
+        self.serve_timed(Way::Warm).map(|(_, back)| back)
+    }
+
+    fn serve_timed(&self, way: Way) -> Result<(Duration, Duration)> {
         let host = self.host;
         if let Some(pool) = host.parsers.get(&self.name) {
             self.serve_on(pool, way)
@@ -118,7 +133,7 @@ impl<'h> ColdStart<'h> {
         }
     }
 
-    fn serve_on<W: Trivial>(&self, pool: &Pool<W>, way: Way) -> Result<Duration> {
+    fn serve_on<W: Trivial>(&self, pool: &Pool<W>, way: Way) -> Result<(Duration, Duration)> {
         let engine = &self.host.engine.engine;
         let f = &self.fixture;
         match way {
@@ -127,8 +142,9 @@ impl<'h> ColdStart<'h> {
                 let start = Instant::now();
                 let mut lease = pool.take(None, None)?;
                 lease.call(|w, s| w.trivial(s, f))?;
+                let served = start.elapsed();
                 drop(lease);
-                Ok(start.elapsed())
+                Ok((served, start.elapsed() - served))
             }
             Way::InstancePre => {
                 let start = Instant::now();
@@ -139,7 +155,7 @@ impl<'h> ColdStart<'h> {
                 let world = W::instantiate(pool.pre(), &mut store).map_err(anyhow::Error::from)?;
                 world.trivial(&mut store, f).map_err(anyhow::Error::from)?;
                 drop(store);
-                Ok(start.elapsed())
+                Ok((start.elapsed(), Duration::ZERO))
             }
             Way::Compile => {
                 let start = Instant::now();
@@ -157,7 +173,7 @@ impl<'h> ColdStart<'h> {
                 let world = W::instantiate(&pre, &mut store).map_err(anyhow::Error::from)?;
                 world.trivial(&mut store, f).map_err(anyhow::Error::from)?;
                 drop(store);
-                Ok(start.elapsed())
+                Ok((start.elapsed(), Duration::ZERO))
             }
         }
     }

@@ -283,6 +283,17 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_example_is_the_defaults() {
+        let text = include_str!("../../examples/warmlane.toml");
+        let c = Config::from_toml(text).unwrap();
+        let d = Config::default();
+        assert_eq!(format!("{:?}", c.engine), format!("{:?}", d.engine));
+        assert_eq!(format!("{:?}", c.pipeline), format!("{:?}", d.pipeline));
+        assert_eq!(c.instances, d.instances);
+        assert_eq!(format!("{:?}", c.sessions), format!("{:?}", d.sessions));
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let err = Config::from_toml("[pipeline]\nbatch_size = 3\n").unwrap_err();
         assert!(format!("{err:#}").contains("batch_size"), "{err:#}");

@@ -40,7 +40,7 @@ pub(crate) fn build(
     let tick = Duration::from_millis(config.tick_ms);
     let engine = if config.pooling {
         match Engine::new(
-            &base_config().allocation_strategy(pooling(config, slots, warm_slots, max_memory)),
+            base_config().allocation_strategy(pooling(config, slots, warm_slots, max_memory)),
         ) {
             Ok(engine) => Some(engine),
             Err(e) => {

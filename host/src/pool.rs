@@ -160,8 +160,9 @@ impl<W: World> Pool<W> {
     ) -> Result<Lease<'_, W>, CallError> {
         let start = Instant::now();
         let shared = &*self.shared;
+        // The refill thread is woken when the lease is dropped, after the
+        // call, so that refilling never competes with the call it serves.
         let popped = shared.lock_ready().pop_front();
-        shared.changed.notify_all();
         let mut warm = match popped {
             Some(warm) => {
                 shared.counters.hits.fetch_add(1, Ordering::Relaxed);

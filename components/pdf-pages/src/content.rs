@@ -134,11 +134,7 @@ impl<'a> Interpreter<'a> {
                 operands[start..].iter().map(Operand::num).collect()
             };
             match op {
-                b"q" => {
-                    if stack.len() < 256 {
-                        stack.push(gs.clone());
-                    }
-                }
+                b"q" if stack.len() < 256 => stack.push(gs.clone()),
                 b"Q" => {
                     if let Some(saved) = stack.pop() {
                         gs = saved;

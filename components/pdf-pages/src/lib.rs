@@ -21,14 +21,14 @@ use lopdf::{Document, Object};
 /// (a decompression bomb guard).
 const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
 
+/// One page's number and its text, or why it could not be read.
+pub type PageResult = (u32, Result<String, String>);
+
 /// Parses `pdf` and returns, for each of its pages in order, its number
 /// (counting from `first_page`) and its text or its own error.
 ///
 /// Fails as a whole only when `pdf` cannot be opened at all.
-pub fn parse_batch(
-    pdf: &[u8],
-    first_page: u32,
-) -> Result<Vec<(u32, Result<String, String>)>, String> {
+pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<PageResult>, String> {
     let doc = Document::load_mem(pdf).map_err(|e| format!("cannot open batch: {e}"))?;
     if doc.is_encrypted() {
         return Err("batch is encrypted; the host must decrypt before splitting".into());

@@ -34,10 +34,13 @@ const DROPPED_PAGE_KEYS: [&[u8]; 8] = [
 /// Deepest page tree walked.
 const MAX_TREE_DEPTH: usize = 64;
 
+/// Attributes a page inherits, by key.
+type Inherited = Vec<(&'static [u8], Object)>;
+
 #[derive(Debug, Clone)]
 struct PageRef {
     id: ObjectId,
-    inherited: Vec<(&'static [u8], Object)>,
+    inherited: Inherited,
 }
 
 /// How the document was read.
@@ -82,7 +85,7 @@ impl PdfDocument {
             }
         };
         if !file.is_encrypted() {
-            let source = Source::Lazy(file);
+            let source = Source::Lazy(Box::new(file));
             match walk_pages(&source) {
                 Ok(pages) if !pages.is_empty() => {
                     return Ok(PdfDocument {
@@ -304,7 +307,7 @@ fn walk_pages(source: &Source) -> Result<Vec<PageRef>, String> {
     let mut pages = Vec::new();
     let mut seen = HashSet::new();
     // (node, inherited attributes, depth)
-    let mut stack: Vec<(Object, Vec<(&'static [u8], Object)>, usize)> = vec![(tree, Vec::new(), 0)];
+    let mut stack: Vec<(Object, Inherited, usize)> = vec![(tree, Vec::new(), 0)];
     while let Some((node, inherited, depth)) = stack.pop() {
         let id = match node {
             Object::Reference(id) => Some(id),

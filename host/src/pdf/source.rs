@@ -33,7 +33,7 @@ pub(crate) struct LazyFile {
 
 /// A document's objects.
 pub(crate) enum Source {
-    Lazy(LazyFile),
+    Lazy(Box<LazyFile>),
     Loaded(Box<Document>),
 }
 
