@@ -13,6 +13,8 @@ struct Notes;
 
 const PREFIX: &str = "note/";
 
+const SCHEMA: &str = r#"{"type":"object","properties":{"action":{"type":"string","enum":["add","list","clear"]},"text":{"type":"string","description":"The note to add (for `add`)."}},"required":["action"],"additionalProperties":false}"#;
+
 fn session_error(e: SessionError) -> ToolError {
     ToolError::Failed(match e {
         SessionError::NoSession => "this tool needs a session: call it within one".into(),
@@ -40,16 +42,7 @@ impl Guest for Notes {
             name: "notes".into(),
             description: "Keeps notes for the session: add a note, list the notes, or clear them."
                 .into(),
-            input_schema: json!({
-                "type": "object",
-                "properties": {
-                    "action": { "type": "string", "enum": ["add", "list", "clear"] },
-                    "text": { "type": "string", "description": "The note to add (for `add`)." }
-                },
-                "required": ["action"],
-                "additionalProperties": false
-            })
-            .to_string(),
+            input_schema: SCHEMA.into(),
         }
     }
 

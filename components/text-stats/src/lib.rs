@@ -8,19 +8,15 @@ use serde_json::{Value, json};
 
 struct TextStats;
 
+const SCHEMA: &str = r#"{"type":"object","properties":{"text":{"type":"string","description":"The text to measure."}},"required":["text"],"additionalProperties":false}"#;
+
 impl Guest for TextStats {
     fn describe() -> Description {
         Description {
             name: "text-stats".into(),
             description: "Counts characters, words, lines and sentences in a text and estimates its reading time."
                 .into(),
-            input_schema: json!({
-                "type": "object",
-                "properties": { "text": { "type": "string", "description": "The text to measure." } },
-                "required": ["text"],
-                "additionalProperties": false
-            })
-            .to_string(),
+            input_schema: SCHEMA.into(),
         }
     }
 
