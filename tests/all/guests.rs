@@ -14,6 +14,8 @@ fn guest_crates_unit_tests_pass() {
             "--release",
             "--lib",
             "-p",
+            "pdf-syntax",
+            "-p",
             "pdf-pages",
             "-p",
             "chunker",

@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 
+use pdf_syntax::{is_delim, is_white};
+
 /// A parsed CMap: how to cut a string into codes, and what each code means.
 #[derive(Default)]
 pub(crate) struct CMap {
@@ -242,22 +244,8 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
             b'<' if data.get(i + 1) == Some(&b'<') => i += 2,
             b'>' if data.get(i + 1) == Some(&b'>') => i += 2,
             b'<' => {
-                let mut hex = Vec::new();
-                let mut nibble: Option<u8> = None;
-                i += 1;
-                while i < data.len() && data[i] != b'>' {
-                    if let Some(v) = (data[i] as char).to_digit(16) {
-                        match nibble.take() {
-                            Some(h) => hex.push((h << 4) | v as u8),
-                            None => nibble = Some(v as u8),
-                        }
-                    }
-                    i += 1;
-                }
-                if let Some(h) = nibble {
-                    hex.push(h << 4);
-                }
-                i += 1;
+                let (hex, end) = pdf_syntax::hex_string(data, i);
+                i = end;
                 out.push(Tok::Hex(hex));
             }
             b'[' => {
@@ -270,22 +258,7 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
             }
             b'(' => {
                 // Literal strings only appear in headers (CMapName etc.); skip.
-                let mut depth = 0;
-                while i < data.len() {
-                    match data[i] {
-                        b'\\' => i += 1,
-                        b'(' => depth += 1,
-                        b')' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-                i += 1;
+                i = pdf_syntax::literal_string(data, i).1;
             }
             b'/' => {
                 let start = i + 1;
@@ -317,18 +290,6 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
         }
     }
     out
-}
-
-fn is_white(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
-}
-
-fn is_delim(c: u8) -> bool {
-    is_white(c)
-        || matches!(
-            c,
-            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
-        )
 }
 
 #[cfg(test)]

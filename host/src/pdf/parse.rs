@@ -2,21 +2,11 @@
 //! objects at known offsets without loading the whole file.
 
 use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
+pub(crate) use pdf_syntax::is_white;
+use pdf_syntax::{is_delim, unescape_name};
 
 /// Nesting deeper than this is treated as damage.
 const MAX_DEPTH: usize = 64;
-
-pub(crate) fn is_white(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
-}
-
-fn is_delim(c: u8) -> bool {
-    is_white(c)
-        || matches!(
-            c,
-            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
-        )
-}
 
 /// A cursor over PDF bytes.
 pub(crate) struct Parser<'a> {
@@ -141,25 +131,9 @@ impl<'a> Parser<'a> {
                 }
             }
             b'<' => {
-                self.pos += 1;
-                let mut out = Vec::new();
-                let mut high: Option<u8> = None;
-                while let Some(&c) = self.data.get(self.pos) {
-                    self.pos += 1;
-                    if c == b'>' {
-                        break;
-                    }
-                    if let Some(v) = (c as char).to_digit(16) {
-                        match high.take() {
-                            Some(h) => out.push((h << 4) | v as u8),
-                            None => high = Some(v as u8),
-                        }
-                    }
-                }
-                if let Some(h) = high {
-                    out.push(h << 4);
-                }
-                Ok(Object::String(out, StringFormat::Hexadecimal))
+                let (bytes, end) = pdf_syntax::hex_string(self.data, self.pos);
+                self.pos = end;
+                Ok(Object::String(bytes, StringFormat::Hexadecimal))
             }
             b'(' => Ok(Object::String(self.literal(), StringFormat::Literal)),
             b'[' => {
@@ -221,84 +195,10 @@ impl<'a> Parser<'a> {
     }
 
     fn literal(&mut self) -> Vec<u8> {
-        self.pos += 1;
-        let mut out = Vec::new();
-        let mut depth = 1usize;
-        while let Some(&c) = self.data.get(self.pos) {
-            self.pos += 1;
-            match c {
-                b'(' => {
-                    depth += 1;
-                    out.push(c);
-                }
-                b')' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break;
-                    }
-                    out.push(c);
-                }
-                b'\\' => {
-                    let Some(&e) = self.data.get(self.pos) else {
-                        break;
-                    };
-                    self.pos += 1;
-                    match e {
-                        b'n' => out.push(b'\n'),
-                        b'r' => out.push(b'\r'),
-                        b't' => out.push(b'\t'),
-                        b'b' => out.push(8),
-                        b'f' => out.push(12),
-                        b'\r' => {
-                            if self.data.get(self.pos) == Some(&b'\n') {
-                                self.pos += 1;
-                            }
-                        }
-                        b'\n' => {}
-                        b'0'..=b'7' => {
-                            let mut v = (e - b'0') as u32;
-                            for _ in 0..2 {
-                                match self.data.get(self.pos) {
-                                    Some(&d @ b'0'..=b'7') => {
-                                        v = v * 8 + (d - b'0') as u32;
-                                        self.pos += 1;
-                                    }
-                                    _ => break,
-                                }
-                            }
-                            out.push(v as u8);
-                        }
-                        other => out.push(other),
-                    }
-                }
-                _ => out.push(c),
-            }
-        }
-        out
+        let (bytes, end) = pdf_syntax::literal_string(self.data, self.pos);
+        self.pos = end;
+        bytes
     }
-}
-
-fn unescape_name(raw: &[u8]) -> Vec<u8> {
-    if !raw.contains(&b'#') {
-        return raw.to_vec();
-    }
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while i < raw.len() {
-        if raw[i] == b'#'
-            && let Some(v) = raw
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        {
-            out.push(v);
-            i += 3;
-            continue;
-        }
-        out.push(raw[i]);
-        i += 1;
-    }
-    out
 }
 
 pub(crate) fn lossy(bytes: &[u8]) -> String {

@@ -1,0 +1,150 @@
+//! PDF lexical primitives (ISO 32000-1 §7.2–7.3), shared by the host's
+//! object reader and the page parser's content-stream lexer: character
+//! classes, literal and hexadecimal strings, and `#`-escaped names. Every
+//! function is total: malformed input yields what can be read, never a
+//! panic.
+
+/// PDF white space.
+pub fn is_white(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0')
+}
+
+/// White space or a delimiter: where a bare token ends.
+pub fn is_delim(c: u8) -> bool {
+    is_white(c)
+        || matches!(
+            c,
+            b'(' | b')' | b'<' | b'>' | b'[' | b']' | b'{' | b'}' | b'/' | b'%'
+        )
+}
+
+/// Decodes the literal string whose `(` is at `data[pos]`; returns its bytes
+/// and the position after its closing `)` (or the end of `data`).
+pub fn literal_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
+    pos += 1;
+    let mut out = Vec::new();
+    let mut depth = 1usize;
+    while let Some(&c) = data.get(pos) {
+        pos += 1;
+        match c {
+            b'(' => {
+                depth += 1;
+                out.push(c);
+            }
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    break;
+                }
+                out.push(c);
+            }
+            b'\\' => {
+                let Some(&e) = data.get(pos) else { break };
+                pos += 1;
+                match e {
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'\r' => {
+                        if data.get(pos) == Some(&b'\n') {
+                            pos += 1;
+                        }
+                    }
+                    b'\n' => {}
+                    b'0'..=b'7' => {
+                        let mut v = (e - b'0') as u32;
+                        for _ in 0..2 {
+                            match data.get(pos) {
+                                Some(&d @ b'0'..=b'7') => {
+                                    v = v * 8 + (d - b'0') as u32;
+                                    pos += 1;
+                                }
+                                _ => break,
+                            }
+                        }
+                        out.push(v as u8);
+                    }
+                    other => out.push(other),
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    (out, pos)
+}
+
+/// Decodes the hexadecimal string whose `<` is at `data[pos]`; returns its
+/// bytes and the position after its `>`. Non-hex characters are skipped and
+/// an odd final digit counts as if followed by 0.
+pub fn hex_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
+    pos += 1;
+    let mut out = Vec::new();
+    let mut high: Option<u8> = None;
+    while let Some(&c) = data.get(pos) {
+        pos += 1;
+        if c == b'>' {
+            break;
+        }
+        if let Some(v) = (c as char).to_digit(16) {
+            match high.take() {
+                Some(h) => out.push((h << 4) | v as u8),
+                None => high = Some(v as u8),
+            }
+        }
+    }
+    if let Some(h) = high {
+        out.push(h << 4);
+    }
+    (out, pos)
+}
+
+/// A name's bytes with `#xx` escapes decoded (without the leading `/`).
+pub fn unescape_name(raw: &[u8]) -> Vec<u8> {
+    if !raw.contains(&b'#') {
+        return raw.to_vec();
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'#'
+            && let Some(v) = raw
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(raw[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_strings_with_escapes_and_nesting() {
+        let (s, end) = literal_string(b"(a(b)\\)\\101\\\nc) rest", 0);
+        assert_eq!(s, b"a(b))Ac");
+        assert_eq!(end, 15);
+        assert_eq!(literal_string(b"(unterminated", 0).0, b"unterminated");
+    }
+
+    #[test]
+    fn hex_strings_skip_junk_and_pad() {
+        assert_eq!(hex_string(b"<41 4 2z3>", 0), (b"AB0".to_vec(), 10));
+        assert_eq!(hex_string(b"<4", 0).0, vec![0x40]);
+    }
+
+    #[test]
+    fn names_unescape() {
+        assert_eq!(unescape_name(b"A#20B"), b"A B");
+        assert_eq!(unescape_name(b"bad#zz"), b"bad#zz");
+    }
+}
