@@ -60,7 +60,7 @@ pub(crate) fn build(
             Allocation::OnDemand,
         ),
     };
-    start_clock(&engine, tick);
+    start_clock(&engine, tick)?;
     Ok(EngineHandle {
         engine,
         allocation,
@@ -108,7 +108,7 @@ fn pooling(
 }
 
 /// Advances the engine's epoch every `tick`, until the engine is dropped.
-fn start_clock(engine: &Engine, tick: Duration) {
+fn start_clock(engine: &Engine, tick: Duration) -> Result<()> {
     let weak = engine.weak();
     std::thread::Builder::new()
         .name("warmlane-epoch".into())
@@ -119,5 +119,6 @@ fn start_clock(engine: &Engine, tick: Duration) {
                 std::thread::sleep(tick);
             }
         })
-        .expect("spawn the epoch clock thread");
+        .context("cannot start the deadline clock thread")?;
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! [`PdfDocument::open`] and run them through [`Host::process`]; call tools
 //! with [`Host::call_tool`].
 
+#![warn(missing_docs)]
+
 mod bindings;
 mod components;
 pub mod config;

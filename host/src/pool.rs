@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, Store, Trap};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
 
 use crate::config::InstanceConfig;
 use crate::error::CallError;
@@ -257,22 +257,15 @@ impl<W: World> Shared<W> {
                 world,
                 calls: 0,
             }),
-            Err(e) => {
-                let message = format!("{e:#}");
-                if message.contains("concurrent")
-                    || message.contains("maximum")
-                    || message.contains("pool")
-                {
-                    Err(CallError::PoolExhausted {
-                        component: self.name.to_string(),
-                    })
-                } else {
-                    Err(CallError::Trap {
-                        component: self.name.to_string(),
-                        message: format!("instantiation failed: {message}"),
-                    })
-                }
+            Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                Err(CallError::PoolExhausted {
+                    component: self.name.to_string(),
+                })
             }
+            Err(e) => Err(CallError::Trap {
+                component: self.name.to_string(),
+                message: format!("instantiation failed: {e:#}"),
+            }),
         }
     }
 
@@ -357,6 +350,8 @@ impl<W: World> Lease<'_, W> {
                 message: "instance already failed".into(),
             });
         }
+        let span = tracing::debug_span!("call", component = %pool.name);
+        let _enter = span.enter();
         warm.store.set_epoch_deadline(pool.deadline_ticks());
         warm.store.data_mut().limiter.hit = false;
         warm.calls += 1;
