@@ -3,7 +3,9 @@
 //!
 //! Run: `cargo run --release --example dump -- FILE.pdf [--lopdf]` from `components/`.
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: dump FILE.pdf [--lopdf]");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: dump FILE.pdf [--lopdf]");
     let pdf = std::fs::read(&path).expect("read the file");
     if std::env::args().any(|a| a == "--lopdf") {
         let doc = lopdf::Document::load_mem(&pdf).expect("load");

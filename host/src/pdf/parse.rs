@@ -15,8 +15,9 @@ pub(crate) struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A cursor at `pos`, or at the end of `data` if `pos` lies beyond it.
     pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
-        Parser { data, pos }
+        Parser { data, pos: pos.min(data.len()) }
     }
 
     pub(crate) fn skip_ws(&mut self) {
@@ -39,7 +40,7 @@ impl<'a> Parser<'a> {
     /// The next bare word (keyword or number), without consuming it.
     pub(crate) fn peek_word(&mut self) -> &'a [u8] {
         self.skip_ws();
-        let start = self.pos;
+        let start = self.pos.min(self.data.len());
         let mut end = start;
         while end < self.data.len() && !is_delim(self.data[end]) {
             end += 1;
