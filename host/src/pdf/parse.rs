@@ -17,7 +17,10 @@ pub(crate) struct Parser<'a> {
 impl<'a> Parser<'a> {
     /// A cursor at `pos`, or at the end of `data` if `pos` lies beyond it.
     pub(crate) fn new(data: &'a [u8], pos: usize) -> Self {
-        Parser { data, pos: pos.min(data.len()) }
+        Parser {
+            data,
+            pos: pos.min(data.len()),
+        }
     }
 
     pub(crate) fn skip_ws(&mut self) {
