@@ -35,6 +35,8 @@ impl Tool {
     /// Asks the component to describe itself, in a fresh instance, and checks
     /// what it says.
     pub(crate) fn new(component: &str, pool: Pool<ToolComponent>) -> Result<Tool> {
+        // Describe on a warm instance, so that loading does not count as a miss.
+        pool.wait_warm(std::time::Duration::from_secs(10));
         let mut lease = pool
             .take(None, None)
             .with_context(|| format!("cannot instantiate tool component `{component}`"))?;
