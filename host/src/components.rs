@@ -56,35 +56,36 @@ impl fmt::Display for WorldKind {
     }
 }
 
-impl World for PageParserComponent {
-    type Pre = crate::bindings::parser::PageParserComponentPre<HostState>;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
+/// Every generated world binding is a pool [`World`] the same way.
+macro_rules! pool_world {
+    ($world:ty, $pre:ty) => {
+        impl World for $world {
+            type Pre = $pre;
+            fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
+                <$pre>::new(pre)
+            }
+            fn instantiate(
+                pre: &Self::Pre,
+                store: &mut Store<HostState>,
+            ) -> wasmtime::Result<Self> {
+                pre.instantiate(store)
+            }
+        }
+    };
 }
 
-impl World for ChunkerComponent {
-    type Pre = crate::bindings::chunker::ChunkerComponentPre<HostState>;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-}
-
-impl World for ToolComponent {
-    type Pre = crate::bindings::tool::ToolComponentPre<HostState>;
-    fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
-        Self::Pre::new(pre)
-    }
-    fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self> {
-        pre.instantiate(store)
-    }
-}
+pool_world!(
+    PageParserComponent,
+    crate::bindings::parser::PageParserComponentPre<HostState>
+);
+pool_world!(
+    ChunkerComponent,
+    crate::bindings::chunker::ChunkerComponentPre<HostState>
+);
+pool_world!(
+    ToolComponent,
+    crate::bindings::tool::ToolComponentPre<HostState>
+);
 
 /// A compiled component whose imports the linker satisfies.
 pub(crate) struct Loaded {
