@@ -1,6 +1,7 @@
 //! The host: one engine, a warm pool per component, the tools, the session
 //! store, and the document pipeline, put together from a [`Config`].
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,9 +69,10 @@ impl Host {
     /// Starts a host whose sessions live in `sessions`.
     pub fn with_sessions(config: Config, sessions: Arc<dyn SessionStore>) -> Result<Host> {
         config.validate()?;
-        let mut sources: Vec<(String, Vec<u8>, bool)> = BUILTINS
+        // Built-ins are borrowed from the binary; only plugins are read into memory.
+        let mut sources: Vec<(String, Cow<'static, [u8]>, bool)> = BUILTINS
             .iter()
-            .map(|(n, b)| (n.to_string(), b.to_vec(), true))
+            .map(|(n, b)| (n.to_string(), Cow::Borrowed(*b), true))
             .collect();
         if let Some(dir) = &config.plugins.dir {
             for (name, bytes) in components::plugin_files(dir)? {
@@ -80,7 +82,7 @@ impl Host {
                         dir.display()
                     );
                 }
-                sources.push((name, bytes, false));
+                sources.push((name, Cow::Owned(bytes), false));
             }
         }
         for name in config.components.keys() {

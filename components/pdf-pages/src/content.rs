@@ -394,16 +394,12 @@ impl<'a> Lexer<'a> {
                 b'/' => {
                     self.pos += 1;
                     let start = self.pos;
-                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
-                        self.pos += 1;
-                    }
+                    self.pos = pdf_syntax::token_end(self.data, self.pos);
                     Token::Operand(Operand::Name(unescape_name(&self.data[start..self.pos])))
                 }
                 b'0'..=b'9' | b'+' | b'-' | b'.' => {
                     let start = self.pos;
-                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
-                        self.pos += 1;
-                    }
+                    self.pos = pdf_syntax::token_end(self.data, self.pos);
                     let word = &self.data[start..self.pos];
                     match std::str::from_utf8(word)
                         .ok()
@@ -415,9 +411,7 @@ impl<'a> Lexer<'a> {
                 }
                 _ => {
                     let start = self.pos;
-                    while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
-                        self.pos += 1;
-                    }
+                    self.pos = pdf_syntax::token_end(self.data, self.pos);
                     if start == self.pos {
                         self.pos += 1;
                         continue;
@@ -437,20 +431,7 @@ impl<'a> Lexer<'a> {
     }
 
     fn skip_space(&mut self) {
-        while let Some(&c) = self.data.get(self.pos) {
-            if is_white(c) {
-                self.pos += 1;
-            } else if c == b'%' {
-                while let Some(&c) = self.data.get(self.pos) {
-                    if c == b'\n' || c == b'\r' {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-            } else {
-                break;
-            }
-        }
+        self.pos = pdf_syntax::skip_space(self.data, self.pos);
     }
 
     fn skip_dict(&mut self) {

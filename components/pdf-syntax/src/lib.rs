@@ -18,6 +18,33 @@ pub fn is_delim(c: u8) -> bool {
         )
 }
 
+/// The position of the first byte at or after `pos` that is neither white
+/// space nor part of a `%` comment.
+pub fn skip_space(data: &[u8], mut pos: usize) -> usize {
+    while let Some(&c) = data.get(pos) {
+        if is_white(c) {
+            pos += 1;
+        } else if c == b'%' {
+            while data.get(pos).is_some_and(|&c| c != b'\r' && c != b'\n') {
+                pos += 1;
+            }
+        } else {
+            break;
+        }
+    }
+    pos
+}
+
+/// Where the bare token (keyword, number, or name body) starting at `pos`
+/// ends: the first delimiter, or the end of `data`.
+pub fn token_end(data: &[u8], pos: usize) -> usize {
+    let pos = pos.min(data.len());
+    pos + data[pos..]
+        .iter()
+        .position(|&c| is_delim(c))
+        .unwrap_or(data.len() - pos)
+}
+
 /// Decodes the literal string whose `(` is at `data[pos]`; returns its bytes
 /// and the position after its closing `)` (or the end of `data`).
 pub fn literal_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
@@ -140,6 +167,17 @@ mod tests {
     fn hex_strings_skip_junk_and_pad() {
         assert_eq!(hex_string(b"<41 4 2z3>", 0), (b"AB0".to_vec(), 10));
         assert_eq!(hex_string(b"<4", 0).0, vec![0x40]);
+    }
+
+    #[test]
+    fn space_comments_and_tokens() {
+        let data = b"  % note\r\n 12.5/Name(x)";
+        let at = skip_space(data, 0);
+        assert_eq!(at, 11);
+        assert_eq!(token_end(data, at), 15);
+        assert_eq!(token_end(data, 16), 20);
+        assert_eq!(skip_space(b"% only a comment", 0), 16);
+        assert_eq!(token_end(b"x", 9), 1);
     }
 
     #[test]

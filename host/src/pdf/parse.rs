@@ -3,7 +3,7 @@
 
 use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
 pub(crate) use pdf_syntax::is_white;
-use pdf_syntax::{is_delim, unescape_name};
+use pdf_syntax::unescape_name;
 
 /// Nesting deeper than this is treated as damage.
 const MAX_DEPTH: usize = 64;
@@ -24,31 +24,13 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn skip_ws(&mut self) {
-        while let Some(&c) = self.data.get(self.pos) {
-            if is_white(c) {
-                self.pos += 1;
-            } else if c == b'%' {
-                while let Some(&c) = self.data.get(self.pos) {
-                    if c == b'\r' || c == b'\n' {
-                        break;
-                    }
-                    self.pos += 1;
-                }
-            } else {
-                break;
-            }
-        }
+        self.pos = pdf_syntax::skip_space(self.data, self.pos);
     }
 
     /// The next bare word (keyword or number), without consuming it.
     pub(crate) fn peek_word(&mut self) -> &'a [u8] {
         self.skip_ws();
-        let start = self.pos.min(self.data.len());
-        let mut end = start;
-        while end < self.data.len() && !is_delim(self.data[end]) {
-            end += 1;
-        }
-        &self.data[start..end]
+        &self.data[self.pos..pdf_syntax::token_end(self.data, self.pos)]
     }
 
     pub(crate) fn word(&mut self) -> &'a [u8] {
@@ -98,9 +80,7 @@ impl<'a> Parser<'a> {
             b'/' => {
                 self.pos += 1;
                 let start = self.pos;
-                while self.pos < self.data.len() && !is_delim(self.data[self.pos]) {
-                    self.pos += 1;
-                }
+                self.pos = pdf_syntax::token_end(self.data, self.pos);
                 Ok(Object::Name(unescape_name(&self.data[start..self.pos])))
             }
             b'<' if self.data.get(self.pos + 1) == Some(&b'<') => {
