@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -22,15 +23,16 @@ fn bench_pdf() -> PathBuf {
     path
 }
 
-fn pipeline(host: &Host, doc: &PdfDocument, workers: usize) -> Duration {
-    let mut options = host.document_options();
-    options.workers = workers;
+fn pipeline(host: &Host, doc: &Arc<PdfDocument>) -> Duration {
+    let options = host.document_options();
     let start = Instant::now();
-    let summary = host.process(doc, &options, "bench", &mut |e| {
-        if let Event::PageError { page, error } = e {
-            panic!("page {page}: {error}");
-        }
-    });
+    let summary = host
+        .process(doc.clone(), &options, "bench", &mut |e| {
+            if let Event::PageError { page, error } = e {
+                panic!("page {page}: {error}");
+            }
+        })
+        .expect("accepted");
     assert_eq!(summary.pages, doc.page_count());
     start.elapsed()
 }
@@ -59,8 +61,11 @@ fn pymupdf(path: &Path) -> Option<f64> {
 fn pages(c: &mut Criterion) {
     let path = bench_pdf();
     let host = Host::new(Config::default()).expect("start the host");
-    assert!(host.wait_warm(Duration::from_secs(60)));
-    let doc = PdfDocument::open(std::fs::read(&path).unwrap(), None).expect("open");
+    let mut one = Config::default();
+    one.pipeline.workers = 1;
+    let host_1 = Host::new(one).expect("start the host");
+    assert!(host.wait_warm(Duration::from_secs(60)) && host_1.wait_warm(Duration::from_secs(60)));
+    let doc = Arc::new(PdfDocument::open(std::fs::read(&path).unwrap(), None).expect("open"));
     let n = doc.page_count();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let batch = host.document_options().batch_pages as usize;
@@ -73,18 +78,18 @@ fn pages(c: &mut Criterion) {
         b.iter_custom(|i| (0..i).map(|_| native(&doc, batch)).sum())
     });
     group.bench_function("pipeline_1_worker", |b| {
-        b.iter_custom(|i| (0..i).map(|_| pipeline(&host, &doc, 1)).sum())
+        b.iter_custom(|i| (0..i).map(|_| pipeline(&host_1, &doc)).sum())
     });
     group.bench_function(format!("pipeline_{cores}_workers"), |b| {
-        b.iter_custom(|i| (0..i).map(|_| pipeline(&host, &doc, cores)).sum())
+        b.iter_custom(|i| (0..i).map(|_| pipeline(&host, &doc)).sum())
     });
     group.finish();
 
     let rate = |d: Duration| n as f64 / d.as_secs_f64();
     let best = |f: &dyn Fn() -> Duration| (0..3).map(|_| f()).min().unwrap();
     let native_rate = rate(best(&|| native(&doc, batch)));
-    let one = rate(best(&|| pipeline(&host, &doc, 1)));
-    let all = rate(best(&|| pipeline(&host, &doc, cores)));
+    let one = rate(best(&|| pipeline(&host_1, &doc)));
+    let all = rate(best(&|| pipeline(&host, &doc)));
     println!(
         "\npages/s on {} ({n} pages), best of 3, same run",
         path.display()

@@ -21,10 +21,11 @@ fn main() -> Result<()> {
     let doc = PdfDocument::open(std::fs::read(&path)?, None)?;
     println!("{path}: {} pages", doc.page_count());
 
-    // 3. Process it: batches are parsed in parallel by warm instances, and
+    // 3. Process it: the document goes to the light or heavy lane by its
+    //    size, its batches are parsed in parallel by warm instances, and
     //    events arrive in page order as soon as they are ready.
     let options = host.document_options();
-    let summary = host.process(&doc, &options, "example", &mut |event| match event {
+    let summary = host.process(doc, &options, "example", &mut |event| match event {
         Event::Chunk(c) if c.index < 3 => {
             let preview: String = c.text.chars().take(60).collect();
             println!(
@@ -34,7 +35,7 @@ fn main() -> Result<()> {
         }
         Event::PageError { page, error } => eprintln!("page {page}: {error}"),
         _ => {}
-    });
+    })?;
     println!("{} chunks in {:.2?}", summary.chunks, summary.elapsed);
 
     // 4. Call a tool within a session: each call runs in a fresh instance,
@@ -56,7 +57,7 @@ fn main() -> Result<()> {
             "{name}: {} warm hits, {} misses, p50 acquire ≤ {:?}",
             stats.hits,
             stats.misses,
-            stats.acquire_quantile(0.5)
+            stats.acquire.quantile(0.5)
         );
     }
     Ok(())

@@ -29,6 +29,12 @@ pub struct Config {
     pub plugins: PluginConfig,
     /// Host-side session state.
     pub sessions: SessionConfig,
+    /// How jobs are sorted into the light and heavy lanes.
+    pub lanes: LanesConfig,
+    /// Token budgets that components draw from, by name. None by default.
+    pub budgets: BTreeMap<String, BudgetConfig>,
+    /// Where budgets are kept when several hosts share them.
+    pub redis: RedisConfig,
 }
 
 /// The WebAssembly engine.
@@ -83,7 +89,9 @@ pub enum ChunkUnit {
 pub struct PipelineConfig {
     /// Pages per batch handed to the page parser. By default 16.
     pub batch_pages: u32,
-    /// Batches parsed at once. By default 0, meaning one per core.
+    /// Batches parsed at once across the host: the heavy lane's workers,
+    /// and the limit up to which an idle lane lends its workers to the
+    /// other. By default 0, meaning one per core.
     pub workers: usize,
     /// Largest chunk, in `chunk_unit`s. By default 512.
     pub chunk_size: u32,
@@ -172,6 +180,131 @@ pub struct InstanceOverride {
     pub deadline_ms: Option<u64>,
     /// See [`InstanceConfig::calls_per_instance`].
     pub calls_per_instance: Option<u32>,
+    /// The budget (a name under `[budgets]`) each call draws from. By
+    /// default none: calls are free.
+    pub budget: Option<String>,
+    /// How a call's cost is counted. By default `pages` for page parsers and
+    /// `calls` for chunkers and tools.
+    pub cost: Option<CostRule>,
+}
+
+/// How a call's cost is counted, in its budget's tokens.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CostRule {
+    /// One token per call.
+    Calls,
+    /// One token per page handed to a page parser or chunker.
+    Pages,
+    /// One token per byte of a tool's JSON input.
+    InputBytes,
+    /// The number at this JSON Pointer in a tool's input (for example
+    /// `{ field = "/max_tokens" }` for an LLM call), at least 1.
+    Field(String),
+}
+
+/// How jobs are sorted into lanes, and each lane's size.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanesConfig {
+    /// Documents of at least this many pages go to the heavy lane. By
+    /// default 200.
+    pub heavy_from_pages: u32,
+    /// The light lane. By default 1 worker of its own, 16 jobs running,
+    /// 1024 waiting.
+    pub light: LaneConfig,
+    /// The heavy lane. By default `pipeline.workers` workers, 4 jobs
+    /// running (taking turns batch by batch), 64 waiting.
+    pub heavy: LaneConfig,
+}
+
+impl Default for LanesConfig {
+    fn default() -> Self {
+        LanesConfig {
+            heavy_from_pages: 200,
+            light: LaneConfig::default(),
+            heavy: LaneConfig::default(),
+        }
+    }
+}
+
+/// One lane's size; unset fields take the lane's defaults.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LaneConfig {
+    /// Worker threads that serve this lane first. The light lane's are kept
+    /// for light jobs while heavy work fills the cores.
+    pub workers: Option<usize>,
+    /// Jobs that take turns at once.
+    pub running: Option<usize>,
+    /// Jobs that may wait for a turn; past this, submissions are refused.
+    pub queue: Option<usize>,
+}
+
+/// A token budget: `capacity` tokens per `period_secs`, at most `burst` at
+/// once, refilled continuously.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetConfig {
+    /// Tokens per period. Required.
+    pub capacity: u64,
+    /// Tokens that may be drawn at once after a quiet spell. Required.
+    pub burst: u64,
+    /// The period, in seconds. By default 60.
+    #[serde(default = "default_period")]
+    pub period_secs: f64,
+    /// Fraction of the rate and burst held for the light lane, so heavy
+    /// work cannot drain what light work needs. By default 0.2.
+    #[serde(default = "default_light_share")]
+    pub light_share: f64,
+}
+
+fn default_period() -> f64 {
+    60.0
+}
+
+fn default_light_share() -> f64 {
+    0.2
+}
+
+/// What to do when Redis cannot be reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unreachable {
+    /// Stop drawing: jobs wait, tool calls fail, readiness reports it.
+    FailClosed,
+    /// Draw from a bucket in this process holding `1 / redis.replicas` of
+    /// each budget, until Redis answers again.
+    Local,
+}
+
+/// Where shared state lives when several hosts share it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// A `redis://` URL. By default none: budgets live in this process.
+    pub url: Option<String>,
+    /// Prefix of every key warmlane writes. By default `warmlane`.
+    pub key_prefix: String,
+    /// Connect, read and write timeout, in milliseconds. By default 500.
+    pub timeout_ms: u64,
+    /// What to do when Redis cannot be reached. By default `fail-closed`.
+    pub on_unreachable: Unreachable,
+    /// Hosts sharing the budgets; the `local` policy gives each this share.
+    /// By default 1.
+    pub replicas: u32,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            key_prefix: "warmlane".into(),
+            timeout_ms: 500,
+            on_unreachable: Unreachable::FailClosed,
+            replicas: 1,
+        }
+    }
 }
 
 /// Components loaded from a directory.
@@ -234,6 +367,54 @@ impl Config {
                 p.chunk_size
             );
         }
+        for (name, b) in &self.budgets {
+            if b.capacity == 0 || b.burst == 0 {
+                bail!("[budgets.{name}]: capacity and burst must be at least 1");
+            }
+            if !(b.period_secs > 0.0 && b.period_secs.is_finite()) {
+                bail!("[budgets.{name}]: period_secs must be a positive number of seconds");
+            }
+            if !(0.0..=0.9).contains(&b.light_share) {
+                bail!(
+                    "[budgets.{name}]: light_share must be between 0 and 0.9, not {}",
+                    b.light_share
+                );
+            }
+        }
+        for (component, o) in &self.components {
+            match (&o.budget, &o.cost) {
+                (Some(budget), _) if !self.budgets.contains_key(budget) => bail!(
+                    "[components.{component}]: budget `{budget}` is not defined under [budgets]"
+                ),
+                (None, Some(_)) => {
+                    bail!("[components.{component}]: a cost needs a budget to draw from")
+                }
+                (_, Some(CostRule::Field(pointer))) if !pointer.starts_with('/') => bail!(
+                    "[components.{component}]: cost field `{pointer}` must be a JSON Pointer such as `/max_tokens`"
+                ),
+                _ => {}
+            }
+        }
+        if self.redis.replicas == 0 {
+            bail!("redis.replicas must be at least 1");
+        }
+        if self.redis.timeout_ms == 0 {
+            bail!("redis.timeout_ms must be at least 1");
+        }
+        let lanes = self.lane_settings();
+        if lanes.heavy_from_pages == 0 {
+            bail!("lanes.heavy_from_pages must be at least 1");
+        }
+        for (lane, l) in [("light", lanes.lanes[0]), ("heavy", lanes.lanes[1])] {
+            if l.running == 0 {
+                bail!("lanes.{lane}.running must be at least 1");
+            }
+        }
+        if lanes.lanes[0].workers == 0 {
+            bail!(
+                "lanes.light.workers must be at least 1: the light lane keeps capacity of its own"
+            );
+        }
         if self.engine.tick_ms == 0 {
             bail!("engine.tick_ms must be at least 1");
         }
@@ -254,6 +435,30 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The lanes' sizes, with defaults resolved.
+    pub(crate) fn lane_settings(&self) -> crate::lanes::Settings {
+        use crate::lanes::{LaneSettings, Settings};
+        let l = &self.lanes;
+        let workers = self.pipeline.worker_count();
+        Settings {
+            heavy_from_pages: l.heavy_from_pages,
+            parallelism: workers,
+            window: 2 * workers,
+            lanes: [
+                LaneSettings {
+                    workers: l.light.workers.unwrap_or(1),
+                    running: l.light.running.unwrap_or(16),
+                    queue: l.light.queue.unwrap_or(1024),
+                },
+                LaneSettings {
+                    workers: l.heavy.workers.unwrap_or(workers),
+                    running: l.heavy.running.unwrap_or(4),
+                    queue: l.heavy.queue.unwrap_or(64),
+                },
+            ],
+        }
     }
 
     /// The limits that apply to component `name`.
@@ -291,6 +496,9 @@ mod tests {
         assert_eq!(format!("{:?}", c.pipeline), format!("{:?}", d.pipeline));
         assert_eq!(c.instances, d.instances);
         assert_eq!(format!("{:?}", c.sessions), format!("{:?}", d.sessions));
+        assert_eq!(format!("{:?}", c.lanes), format!("{:?}", d.lanes));
+        assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
+        assert_eq!(c.lane_settings(), d.lane_settings());
     }
 
     #[test]
@@ -312,5 +520,34 @@ mod tests {
     fn nonsense_values_are_refused() {
         assert!(Config::from_toml("[pipeline]\nchunk_size = 10\nchunk_overlap = 10\n").is_err());
         assert!(Config::from_toml("[components.x]\ndeadline_ms = 0\n").is_err());
+        assert!(Config::from_toml("[lanes.light]\nworkers = 0\n").is_err());
+        assert!(
+            Config::from_toml("[budgets.p]\ncapacity = 10\nburst = 1\nlight_share = 1.0\n")
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn budgets_and_costs_are_checked_against_each_other() {
+        let ok = Config::from_toml(
+            "[budgets.llm]\ncapacity = 90000\nburst = 10000\n\
+             [components.notes]\nbudget = \"llm\"\ncost = { field = \"/max_tokens\" }\n",
+        )
+        .unwrap();
+        let llm = &ok.budgets["llm"];
+        assert_eq!((llm.period_secs, llm.light_share), (60.0, 0.2));
+        assert_eq!(
+            ok.components["notes"].cost,
+            Some(CostRule::Field("/max_tokens".into()))
+        );
+        let err = Config::from_toml("[components.notes]\nbudget = \"nope\"\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("`nope` is not defined"),
+            "{err:#}"
+        );
+        let err = Config::from_toml("[budgets.p]\ncapacity = 10\n").unwrap_err();
+        assert!(format!("{err:#}").contains("burst"), "{err:#}");
+        let err = Config::from_toml("[components.notes]\ncost = \"calls\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("needs a budget"), "{err:#}");
     }
 }

@@ -4,6 +4,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::lanes::Lane;
+
 /// Why one call into a component failed. The instance that failed is always
 /// thrown away; the pool and the host carry on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,6 +83,8 @@ pub enum ToolError {
     BadOutput(String),
     /// The call itself failed (trap, timeout, memory).
     Call(CallError),
+    /// The tool's budget could not pay for the call in time.
+    Budget(BudgetError),
 }
 
 impl fmt::Display for ToolError {
@@ -91,6 +95,7 @@ impl fmt::Display for ToolError {
             ToolError::Failed(why) => write!(f, "tool failed: {why}"),
             ToolError::BadOutput(why) => write!(f, "tool returned output that is not JSON: {why}"),
             ToolError::Call(e) => e.fmt(f),
+            ToolError::Budget(e) => e.fmt(f),
         }
     }
 }
@@ -102,6 +107,88 @@ impl From<CallError> for ToolError {
         ToolError::Call(e)
     }
 }
+
+impl From<BudgetError> for ToolError {
+    fn from(e: BudgetError) -> Self {
+        ToolError::Budget(e)
+    }
+}
+
+/// Why a draw on a budget was not granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetError {
+    /// The tokens would not be there within the time the caller allows.
+    Exhausted {
+        /// The budget's name.
+        budget: String,
+        /// When the draw would have been granted.
+        retry_after: Duration,
+    },
+    /// Redis could not be reached and the policy is to fail closed.
+    Unavailable {
+        /// The budget's name.
+        budget: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The caller gave up while waiting; the tokens were given back.
+    Cancelled {
+        /// The budget's name.
+        budget: String,
+    },
+}
+
+impl fmt::Display for BudgetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BudgetError::Exhausted {
+                budget,
+                retry_after,
+            } => write!(
+                f,
+                "budget `{budget}` is spent for now: retry in {:.1} s",
+                retry_after.as_secs_f64()
+            ),
+            BudgetError::Unavailable { budget, reason } => write!(
+                f,
+                "budget `{budget}` cannot be drawn: Redis is unreachable ({reason}) and redis.on_unreachable is fail-closed"
+            ),
+            BudgetError::Cancelled { budget } => {
+                write!(f, "gave up waiting for budget `{budget}`")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BudgetError {}
+
+/// Why a job was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitError {
+    /// The lane's queue is full.
+    LaneFull {
+        /// The lane.
+        lane: Lane,
+        /// Jobs already waiting in it.
+        queued: usize,
+    },
+    /// The host is shutting down.
+    ShuttingDown,
+}
+
+impl fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SubmitError::LaneFull { lane, queued } => write!(
+                f,
+                "the {lane} lane is full: {queued} jobs are already waiting (lanes.{lane}.queue); try again later"
+            ),
+            SubmitError::ShuttingDown => f.write_str("the host is shutting down"),
+        }
+    }
+}
+
+impl std::error::Error for SubmitError {}
 
 /// Why a document could not be processed at all. (A page that cannot be read
 /// is not this: it becomes a page error and the document goes on.)

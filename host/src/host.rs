@@ -1,23 +1,27 @@
 //! The host: one engine, a warm pool per component, the tools, the session
-//! store, and the document pipeline, put together from a [`Config`].
+//! store, the budgets, the lanes, and the document pipeline, put together
+//! from a [`Config`].
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
 use crate::bindings::{
     chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent,
 };
+use crate::bucket::{Budget, BudgetStats, Charge, Draw, WaitLimit};
 use crate::builtin;
 use crate::components::{self, Loaded, WorldKind};
-use crate::config::Config;
+use crate::config::{Config, CostRule};
 use crate::engine::{self, Allocation, EngineHandle};
-use crate::error::ToolError;
+use crate::error::{SubmitError, ToolError};
+use crate::lanes::{Lane, LaneStats, Lanes};
 use crate::pdf::PdfDocument;
-use crate::pipeline::{self, DocumentOptions, Event, Summary};
+use crate::pipeline::{DocumentOptions, Event, Job, Parsing, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{MemorySessionStore, SessionBinding, SessionId, SessionStore};
 use crate::state::HostState;
@@ -48,11 +52,15 @@ pub struct Host {
     config: Config,
     pub(crate) engine: EngineHandle,
     pub(crate) linker: Linker<HostState>,
-    pub(crate) parsers: BTreeMap<String, Pool<PageParserComponent>>,
-    pub(crate) chunkers: BTreeMap<String, Pool<ChunkerComponent>>,
+    pub(crate) parsers: BTreeMap<String, Arc<Pool<PageParserComponent>>>,
+    pub(crate) chunkers: BTreeMap<String, Arc<Pool<ChunkerComponent>>>,
     pub(crate) tools: BTreeMap<String, Tool>,
     components: Vec<ComponentInfo>,
     sessions: Arc<dyn SessionStore>,
+    budgets: BTreeMap<String, Arc<Budget>>,
+    /// What each component's calls draw, by component name.
+    draws: BTreeMap<String, Draw>,
+    lanes: Lanes,
 }
 
 impl Host {
@@ -121,6 +129,14 @@ impl Host {
             None
         };
 
+        let budgets = config
+            .budgets
+            .iter()
+            .map(|(name, b)| Ok((name.clone(), Arc::new(Budget::new(name, b, &config.redis)?))))
+            .collect::<Result<BTreeMap<_, _>>>()?;
+        let lanes =
+            Lanes::new(config.lane_settings()).context("cannot start the lanes' worker threads")?;
+
         let mut host = Host {
             config,
             engine,
@@ -130,6 +146,9 @@ impl Host {
             tools: BTreeMap::new(),
             components: Vec::new(),
             sessions,
+            budgets,
+            draws: BTreeMap::new(),
+            lanes,
         };
         for (name, bytes, builtin) in sources {
             let loaded = components::load(
@@ -144,6 +163,7 @@ impl Host {
                 world: loaded.kind,
                 builtin,
             });
+            host.meter(&name, loaded.kind)?;
             host.add(loaded)?;
         }
         for (role, name, present) in [
@@ -165,6 +185,35 @@ impl Host {
         Ok(host)
     }
 
+    /// Records what component `name`'s calls draw, checking that the cost
+    /// rule fits what the component is.
+    fn meter(&mut self, name: &str, kind: WorldKind) -> Result<()> {
+        let Some(o) = self.config.components.get(name) else {
+            return Ok(());
+        };
+        let Some(budget) = &o.budget else {
+            return Ok(());
+        };
+        let rule = match (&o.cost, kind) {
+            (None, WorldKind::PageParser) => CostRule::Pages,
+            (None, _) => CostRule::Calls,
+            (Some(CostRule::Pages), WorldKind::Tool) => {
+                bail!("[components.{name}]: cost `pages` counts pages, but `{name}` is a tool")
+            }
+            (Some(rule @ (CostRule::InputBytes | CostRule::Field(_))), kind)
+                if kind != WorldKind::Tool =>
+            {
+                bail!(
+                    "[components.{name}]: cost {rule:?} reads a tool's input, but `{name}` is a {kind:?}"
+                )
+            }
+            (Some(rule), _) => rule.clone(),
+        };
+        let budget = self.budgets[budget].clone();
+        self.draws.insert(name.to_string(), Draw { budget, rule });
+        Ok(())
+    }
+
     fn add(&mut self, loaded: Loaded) -> Result<()> {
         let name = loaded.name.clone();
         let limits = self.config.limits_for(&name);
@@ -174,12 +223,12 @@ impl Host {
             WorldKind::PageParser => {
                 let pre = loaded.checked::<PageParserComponent>(&self.engine.engine)?;
                 self.parsers
-                    .insert(name, Pool::new(key, engine, pre, limits, tick));
+                    .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
             }
             WorldKind::Chunker => {
                 let pre = loaded.checked::<ChunkerComponent>(&self.engine.engine)?;
                 self.chunkers
-                    .insert(name, Pool::new(key, engine, pre, limits, tick));
+                    .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
             }
             WorldKind::Tool => {
                 let pre = loaded.checked::<ToolComponent>(&self.engine.engine)?;
@@ -261,7 +310,20 @@ impl Host {
             session = session.map(SessionId::as_str).unwrap_or("")
         );
         let _enter = span.enter();
-        tool.call(input, binding, None)
+        let charge = match self.draws.get(&tool.info.component) {
+            None => None,
+            Some(d) => {
+                let cost = d.for_input(input).map_err(ToolError::InvalidInput)?;
+                // A tool call waits for its budget no longer than it may run.
+                let limit = WaitLimit::AtMost(tool.pool().limits().deadline());
+                Some(d.charge(Lane::Light, cost, limit)?)
+            }
+        };
+        let result = tool.call(input, binding, None);
+        if let Err(ToolError::Call(crate::CallError::PoolExhausted { .. })) = &result {
+            charge.map(Charge::refund);
+        }
+        result
     }
 
     /// Document options from the configuration.
@@ -269,7 +331,6 @@ impl Host {
         let p = &self.config.pipeline;
         DocumentOptions {
             batch_pages: p.batch_pages,
-            workers: p.worker_count(),
             chunk_size: p.chunk_size,
             chunk_overlap: p.chunk_overlap,
             chunk_unit: p.chunk_unit,
@@ -277,19 +338,81 @@ impl Host {
         }
     }
 
-    /// Parses and chunks `doc`, sending events to `sink` in page order.
+    /// Puts `doc` in the lane its size calls for and starts parsing it as
+    /// soon as it has its turn; [`Job::run`] collects the results. Refused
+    /// when the lane's queue is full.
+    pub fn submit(
+        &self,
+        doc: impl Into<Arc<PdfDocument>>,
+        options: &DocumentOptions,
+        job: &str,
+    ) -> Result<Job, SubmitError> {
+        let doc = doc.into();
+        let submitted = Instant::now();
+        let pipeline = &self.config.pipeline;
+        let pages = doc.page_count();
+        let lane = self.lanes.settings().classify(pages);
+        let ranges = Parsing::ranges(pages, options.batch_pages);
+        let batches = ranges.len();
+        let id: Arc<str> = job.into();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (results_tx, results) = mpsc::channel();
+        let parsing = Parsing {
+            doc,
+            parser: self.parsers[&pipeline.parser].clone(),
+            draw: self.draws.get(&pipeline.parser).cloned(),
+            ranges,
+            job: id.clone(),
+            lane,
+            cancel: cancel.clone(),
+            results: results_tx,
+        };
+        let ticket = self.lanes.submit(lane, batches, Arc::new(parsing))?;
+        tracing::debug!(job, %lane, pages, "job accepted");
+        Ok(Job {
+            id,
+            pages,
+            batches,
+            submitted,
+            ticket,
+            results,
+            chunker: self.chunkers[&pipeline.chunker].clone(),
+            chunk_draw: self.draws.get(&pipeline.chunker).cloned(),
+            options: options.clone(),
+            cancel,
+        })
+    }
+
+    /// Submits `doc` and runs it to the end on this thread, sending events
+    /// to `sink` in page order.
     pub fn process(
         &self,
-        doc: &PdfDocument,
+        doc: impl Into<Arc<PdfDocument>>,
         options: &DocumentOptions,
         job: &str,
         sink: &mut dyn FnMut(Event),
-    ) -> Summary {
-        let parser = &self.parsers[&self.config.pipeline.parser];
-        let chunker = &self.chunkers[&self.config.pipeline.chunker];
-        let span = tracing::info_span!("job", job, pages = doc.page_count());
-        let _enter = span.enter();
-        pipeline::run(doc, parser, chunker, options, job.into(), sink)
+    ) -> Result<Summary, SubmitError> {
+        Ok(self.submit(doc, options, job)?.run(sink))
+    }
+
+    /// The lane `doc` would go to.
+    pub fn lane_for(&self, doc: &PdfDocument) -> Lane {
+        self.lanes.settings().classify(doc.page_count())
+    }
+
+    /// Both lanes' figures, light first.
+    pub fn lane_stats(&self) -> [LaneStats; 2] {
+        self.lanes.stats()
+    }
+
+    /// Every budget's figures, by name.
+    pub fn budget_stats(&self) -> Vec<BudgetStats> {
+        self.budgets.values().map(|b| b.stats()).collect()
+    }
+
+    /// The budgets, by name.
+    pub fn budgets(&self) -> impl Iterator<Item = &Arc<Budget>> {
+        self.budgets.values()
     }
 
     /// Reads and opens a PDF file; errors name what was wrong.

@@ -2,22 +2,27 @@
 //! chunking, agent tools) as pre-warmed WebAssembly components.
 //!
 //! Start a [`Host`] from a [`Config`]; open documents with
-//! [`PdfDocument::open`] and run them through [`Host::process`]; call tools
-//! with [`Host::call_tool`].
+//! [`PdfDocument::open`], submit them to their lane with [`Host::submit`]
+//! and collect them with [`Job::run`] (or both at once with
+//! [`Host::process`]); call tools with [`Host::call_tool`]. Costly calls
+//! draw from [`Budget`]s, in process or in Redis.
 
 #![warn(missing_docs)]
 
 mod bindings;
+mod bucket;
 mod components;
 pub mod config;
 mod engine;
 mod error;
 mod host;
+mod lanes;
 mod pdf;
 mod pipeline;
 mod pool;
 mod session;
 mod state;
+mod stats;
 mod tools;
 
 #[doc(hidden)]
@@ -28,13 +33,16 @@ pub mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
 }
 
+pub use bucket::{Budget, BudgetStats, Cost};
 pub use components::WorldKind;
 pub use config::Config;
 pub use engine::Allocation;
-pub use error::{CallError, DocumentError, ToolError};
+pub use error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
 pub use host::{ComponentInfo, Host};
+pub use lanes::{Lane, LaneStats};
 pub use pdf::{Access, PdfDocument};
-pub use pipeline::{ChunkRecord, DocumentOptions, Event, Summary};
-pub use pool::{ACQUIRE_BUCKETS, PoolStats};
+pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
+pub use pool::PoolStats;
 pub use session::{MemorySessionStore, SessionId, SessionStore, StoreError};
+pub use stats::{BUCKETS, Histogram};
 pub use tools::ToolInfo;

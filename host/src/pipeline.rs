@@ -1,22 +1,26 @@
-//! The document pipeline: batches of pages parsed in parallel by warm
-//! page-parser instances, put back in page order, chunked, and streamed out.
+//! The document pipeline: a document's batches of pages parsed by warm
+//! page-parser instances on the lanes' workers, put back in page order,
+//! chunked, and streamed out.
 //!
-//! At most `2 × workers` batches are in flight (built, parsing, or waiting
-//! for an earlier batch), so memory follows the batches, not the document.
-//! A batch that fails as a whole is retried page by page, so one bad page
-//! costs only itself.
+//! A job has at most its lane window of batches handed out and not yet
+//! consumed, so memory follows the batches, not the document. A batch that
+//! fails as a whole is retried page by page, so one bad page costs only
+//! itself. Each attempt draws its cost from the parser's budget, if it has
+//! one, and gives it back if it failed before the parser ran.
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::bindings::chunker::ChunkerComponent;
 use crate::bindings::chunker::exports::warmlane::worker::chunker::{Options, PageText, SizeUnit};
 use crate::bindings::parser::PageParserComponent;
+use crate::bucket::{Charge, Draw, WaitLimit};
 use crate::config::ChunkUnit;
+use crate::error::CallError;
+use crate::lanes::{Batches, Lane, Ticket};
 use crate::pdf::PdfDocument;
 use crate::pool::Pool;
 
@@ -25,8 +29,6 @@ use crate::pool::Pool;
 pub struct DocumentOptions {
     /// Pages per batch.
     pub batch_pages: u32,
-    /// Batches parsed at once.
-    pub workers: usize,
     /// Largest chunk.
     pub chunk_size: u32,
     /// How much each chunk repeats of the previous one.
@@ -93,162 +95,204 @@ pub struct Summary {
     pub chunks: u32,
     /// Pages that failed.
     pub page_errors: u32,
-    /// Wall-clock time.
+    /// Wall-clock time from submission to the last event.
     pub elapsed: Duration,
 }
 
 type PageResult = (u32, Result<String, String>);
 
-/// A counting semaphore bounding batches in flight.
-struct Permits {
-    free: Mutex<usize>,
-    returned: Condvar,
+/// The parsing half of a job, run batch by batch on the lanes' workers.
+pub(crate) struct Parsing {
+    pub(crate) doc: Arc<PdfDocument>,
+    pub(crate) parser: Arc<Pool<PageParserComponent>>,
+    pub(crate) draw: Option<Draw>,
+    pub(crate) ranges: Vec<Range<usize>>,
+    pub(crate) job: Arc<str>,
+    pub(crate) lane: Lane,
+    pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) results: mpsc::Sender<(usize, Vec<PageResult>)>,
 }
 
-impl Permits {
-    fn acquire(&self) {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.returned.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-    }
-
-    fn release(&self) {
-        *self.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.returned.notify_one();
+impl Parsing {
+    /// The batches of `pages` pages, `batch` at a time.
+    pub(crate) fn ranges(pages: u32, batch: u32) -> Vec<Range<usize>> {
+        let (total, batch) = (pages as usize, batch.max(1) as usize);
+        (0..total)
+            .step_by(batch)
+            .map(|s| s..(s + batch).min(total))
+            .collect()
     }
 }
 
-/// Runs `doc` through `parser` and `chunker`, sending events to `sink` in
-/// page order.
-pub(crate) fn run(
-    doc: &PdfDocument,
-    parser: &Pool<PageParserComponent>,
-    chunker: &Pool<ChunkerComponent>,
-    options: &DocumentOptions,
-    job: Arc<str>,
-    sink: &mut dyn FnMut(Event),
-) -> Summary {
-    let start = Instant::now();
-    let total = doc.page_count();
-    let batch = options.batch_pages.max(1) as usize;
-    let batches: Vec<Range<usize>> = (0..total as usize)
-        .step_by(batch)
-        .map(|s| s..(s + batch).min(total as usize))
-        .collect();
-    let workers = options.workers.max(1).min(batches.len().max(1));
-    let permits = Permits {
-        free: Mutex::new(workers * 2),
-        returned: Condvar::new(),
-    };
-    let next = AtomicUsize::new(0);
-    let (results_tx, results_rx) = mpsc::channel::<(usize, Vec<PageResult>)>();
-    let mut summary = Summary {
-        pages: total,
-        ..Summary::default()
-    };
-    let mut chunking = Chunking::new(chunker, options, job.clone());
+impl Batches for Parsing {
+    fn run(&self, index: usize, worker: Lane) {
+        let Some(range) = self.ranges.get(index) else {
+            return;
+        };
+        let span = tracing::debug_span!(
+            "batch",
+            job = %self.job,
+            lane = %self.lane,
+            worker = %worker,
+            first_page = range.start + 1,
+            pages = range.len()
+        );
+        let _enter = span.enter();
+        let pages = parse_range(self, range.clone());
+        let _ = self.results.send((index, pages));
+    }
 
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            let tx = results_tx.clone();
-            let (batches, next, permits, job) = (&batches, &next, &permits, job.clone());
-            scope.spawn(move || {
-                loop {
-                    permits.acquire();
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(range) = batches.get(i) else {
-                        permits.release();
-                        return;
-                    };
-                    let span = tracing::debug_span!("batch", job = %job, first_page = range.start + 1, pages = range.len());
-                    let _enter = span.enter();
-                    let pages = parse_range(doc, parser, range.clone(), &job);
-                    if tx.send((i, pages)).is_err() {
-                        return;
-                    }
-                }
-            });
+    fn lost(&self, index: usize, why: String) {
+        if let Some(range) = self.ranges.get(index) {
+            let pages = range
+                .clone()
+                .map(|p| {
+                    (
+                        p as u32 + 1,
+                        Err(format!("the host failed on this page: {why}")),
+                    )
+                })
+                .collect();
+            let _ = self.results.send((index, pages));
         }
-        drop(results_tx);
+    }
+}
 
+/// A document accepted into a lane. Its batches are parsed on the lanes'
+/// workers as soon as it has its turn; [`Job::run`] collects them in page
+/// order, chunks them, and reports them. Dropping a job abandons it.
+pub struct Job {
+    pub(crate) id: Arc<str>,
+    pub(crate) pages: u32,
+    pub(crate) batches: usize,
+    pub(crate) submitted: Instant,
+    pub(crate) ticket: Ticket,
+    pub(crate) results: mpsc::Receiver<(usize, Vec<PageResult>)>,
+    pub(crate) chunker: Arc<Pool<ChunkerComponent>>,
+    pub(crate) chunk_draw: Option<Draw>,
+    pub(crate) options: DocumentOptions,
+    pub(crate) cancel: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("lane", &self.lane())
+            .field("pages", &self.pages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        // Workers stop drawing budget for it; the ticket leaves the lane.
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Job {
+    /// The job's id, as given at submission.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The lane it was put in.
+    pub fn lane(&self) -> Lane {
+        self.ticket.lane()
+    }
+
+    /// Pages in the document.
+    pub fn pages(&self) -> u32 {
+        self.pages
+    }
+
+    /// Collects the job's pages in order, chunks them, and sends events to
+    /// `sink` as they are ready; returns when the document is done.
+    pub fn run(self, sink: &mut dyn FnMut(Event)) -> Summary {
+        let span =
+            tracing::info_span!("job", job = %self.id, lane = %self.lane(), pages = self.pages);
+        let _enter = span.enter();
+        let total = self.pages;
+        let mut summary = Summary {
+            pages: total,
+            ..Summary::default()
+        };
+        let mut chunking = Chunking::new(&self, self.options.emit_pages);
         let mut waiting: BTreeMap<usize, Vec<PageResult>> = BTreeMap::new();
         let mut expected = 0;
         let mut done = 0;
-        for (i, pages) in results_rx.iter() {
+        while expected < self.batches {
+            let (i, pages) = match self.results.recv() {
+                Ok(r) => r,
+                Err(_) => {
+                    // The host shut down: say what will not come.
+                    let lost = (done + 1..=total).map(|page| Event::PageError {
+                        page,
+                        error: "the host shut down before this page was parsed".into(),
+                    });
+                    for event in lost {
+                        summary.page_errors += 1;
+                        sink(event);
+                    }
+                    break;
+                }
+            };
             waiting.insert(i, pages);
             while let Some(pages) = waiting.remove(&expected) {
                 expected += 1;
                 done += pages.len() as u32;
-                let last = expected == batches.len();
-                let mut texts = Vec::with_capacity(pages.len());
-                for (number, result) in pages {
-                    match result {
-                        Ok(text) => {
-                            if options.emit_pages {
-                                sink(Event::Page {
-                                    page: number,
-                                    text: text.clone(),
-                                });
-                            }
-                            texts.push((number, text));
-                        }
-                        Err(error) => {
-                            summary.page_errors += 1;
-                            sink(Event::PageError {
-                                page: number,
-                                error,
-                            });
-                        }
-                    }
-                }
-                chunking.feed(texts, last, &mut summary, sink);
+                let last = expected == self.batches;
+                chunking.feed(pages, last, &mut summary, sink);
                 sink(Event::Progress { done, total });
-                permits.release();
+                self.ticket.consumed();
             }
         }
-    });
-    summary.elapsed = start.elapsed();
-    summary
+        summary.elapsed = self.submitted.elapsed();
+        summary
+    }
 }
 
 /// Parses pages `range`: as one batch, and page by page if the batch fails.
-fn parse_range(
-    doc: &PdfDocument,
-    parser: &Pool<PageParserComponent>,
-    range: Range<usize>,
-    job: &Arc<str>,
-) -> Vec<PageResult> {
-    match parse_batch(doc, parser, range.clone(), job) {
+fn parse_range(p: &Parsing, range: Range<usize>) -> Vec<PageResult> {
+    match parse_batch(p, range.clone()) {
         Ok(pages) => pages,
         Err(_) if range.len() > 1 => range
-            .flat_map(|p| parse_range(doc, parser, p..p + 1, job))
+            .flat_map(|page| parse_range(p, page..page + 1))
             .collect(),
         Err(error) => vec![(range.start as u32 + 1, Err(error))],
     }
 }
 
-fn parse_batch(
-    doc: &PdfDocument,
-    parser: &Pool<PageParserComponent>,
-    range: Range<usize>,
-    job: &Arc<str>,
-) -> Result<Vec<PageResult>, String> {
+fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, String> {
     let first = range.start as u32 + 1;
-    let pdf = doc
-        .batch(range.clone())
-        .map_err(|e| format!("cannot cut the page out of the document: {e}"))?;
-    let mut lease = parser
-        .take(None, Some(job.clone()))
+    let limit = WaitLimit::UntilCancelled(&p.cancel);
+    let charge = p
+        .draw
+        .as_ref()
+        .map(|d| d.charge(p.lane, d.for_pages(range.len()), limit))
+        .transpose()
         .map_err(|e| e.to_string())?;
+    // Failures before the parser runs give the tokens back.
+    let refund = |why: String| {
+        charge.map(Charge::refund);
+        why
+    };
+    let pdf = p
+        .doc
+        .batch(range.clone())
+        .map_err(|e| refund(format!("cannot cut the page out of the document: {e}")))?;
+    let mut lease = p
+        .parser
+        .take(None, Some(p.job.clone()))
+        .map_err(|e| refund(e.to_string()))?;
     let parsed = lease
         .call(|world, store| {
             world
                 .warmlane_worker_page_parser()
                 .call_parse(store, &pdf, first)
         })
-        .map_err(|e| e.to_string())??;
+        .map_err(|e: CallError| e.to_string())??;
     drop(lease);
     // Trust nothing: one result per page, in order, whatever the guest said.
     let numbers = first..first + range.len() as u32;
@@ -269,30 +313,32 @@ fn parse_batch(
         .collect())
 }
 
-/// The chunking stage: feeds page texts to the chunker in order, holding
-/// back the last chunk of each call (it may continue on the next pages).
+/// The chunking stage: reports pages in order and feeds their texts to the
+/// chunker, holding back the last chunk of each call (it may continue on
+/// the next pages).
 struct Chunking<'a> {
-    chunker: &'a Pool<ChunkerComponent>,
+    job: &'a Job,
     options: Options,
-    job: Arc<str>,
+    emit_pages: bool,
     carry: Vec<PageText>,
     next_index: u32,
 }
 
 impl<'a> Chunking<'a> {
-    fn new(chunker: &'a Pool<ChunkerComponent>, options: &DocumentOptions, job: Arc<str>) -> Self {
-        let unit = match options.chunk_unit {
+    fn new(job: &'a Job, emit_pages: bool) -> Self {
+        let o = &job.options;
+        let unit = match o.chunk_unit {
             ChunkUnit::Tokens => SizeUnit::Tokens,
             ChunkUnit::Characters => SizeUnit::Characters,
         };
         Chunking {
-            chunker,
+            job,
             options: Options {
-                max_size: options.chunk_size,
-                overlap: options.chunk_overlap,
+                max_size: o.chunk_size,
+                overlap: o.chunk_overlap,
                 unit,
             },
-            job,
+            emit_pages,
             carry: Vec::new(),
             next_index: 0,
         }
@@ -300,34 +346,40 @@ impl<'a> Chunking<'a> {
 
     fn feed(
         &mut self,
-        pages: Vec<(u32, String)>,
+        pages: Vec<PageResult>,
         last: bool,
         summary: &mut Summary,
         sink: &mut dyn FnMut(Event),
     ) {
         let mut input = std::mem::take(&mut self.carry);
-        input.extend(pages.into_iter().map(|(number, text)| PageText {
-            number,
-            offset: 0,
-            text,
-        }));
+        for (number, result) in pages {
+            match result {
+                Ok(text) => {
+                    if self.emit_pages {
+                        sink(Event::Page {
+                            page: number,
+                            text: text.clone(),
+                        });
+                    }
+                    input.push(PageText {
+                        number,
+                        offset: 0,
+                        text,
+                    });
+                }
+                Err(error) => {
+                    summary.page_errors += 1;
+                    sink(Event::PageError {
+                        page: number,
+                        error,
+                    });
+                }
+            }
+        }
         if input.iter().all(|p| p.text.trim().is_empty()) {
             return;
         }
-        let result = self
-            .chunker
-            .take(None, Some(self.job.clone()))
-            .map_err(|e| e.to_string())
-            .and_then(|mut lease| {
-                lease
-                    .call(|world, store| {
-                        world
-                            .warmlane_worker_chunker()
-                            .call_split(store, &input, self.options)
-                    })
-                    .map_err(|e| e.to_string())?
-            });
-        let mut chunks = match result {
+        let mut chunks = match self.split(&input) {
             Ok(chunks) => chunks,
             Err(error) => {
                 for page in input.iter().filter(|p| p.offset == 0) {
@@ -356,6 +408,33 @@ impl<'a> Chunking<'a> {
             }));
             self.next_index += 1;
         }
+    }
+
+    /// One call to the chunker, paid from its budget if it has one.
+    fn split(
+        &self,
+        input: &[PageText],
+    ) -> Result<Vec<crate::bindings::chunker::exports::warmlane::worker::chunker::Chunk>, String>
+    {
+        let job = self.job;
+        let limit = WaitLimit::UntilCancelled(&job.cancel);
+        let charge = job
+            .chunk_draw
+            .as_ref()
+            .map(|d| d.charge(job.lane(), d.for_pages(input.len()), limit))
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let mut lease = job.chunker.take(None, Some(job.id.clone())).map_err(|e| {
+            charge.map(Charge::refund);
+            e.to_string()
+        })?;
+        lease
+            .call(|world, store| {
+                world
+                    .warmlane_worker_chunker()
+                    .call_split(store, input, self.options)
+            })
+            .map_err(|e| e.to_string())?
     }
 }
 

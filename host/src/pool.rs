@@ -20,6 +20,7 @@ use crate::config::InstanceConfig;
 use crate::error::CallError;
 use crate::session::SessionBinding;
 use crate::state::HostState;
+use crate::stats::{Histogram, Recorder};
 
 /// A world whose instances a pool can hold: how to check a component
 /// against it once, and how to instantiate it.
@@ -49,33 +50,8 @@ pub struct PoolStats {
     pub out_of_memory: u64,
     /// Calls that trapped otherwise.
     pub traps: u64,
-    /// Acquire latency: count of takes per bucket; bucket `i` holds takes
-    /// that took less than `2^i` microseconds (the last bucket: the rest).
-    pub acquire_histogram: [u64; ACQUIRE_BUCKETS],
-    /// Total acquire time, in nanoseconds.
-    pub acquire_nanos: u64,
-}
-
-/// Buckets in [`PoolStats::acquire_histogram`].
-pub const ACQUIRE_BUCKETS: usize = 20;
-
-impl PoolStats {
-    /// An upper bound on the `q`-quantile (0..=1) of acquire latency.
-    pub fn acquire_quantile(&self, q: f64) -> Duration {
-        let total: u64 = self.acquire_histogram.iter().sum();
-        if total == 0 {
-            return Duration::ZERO;
-        }
-        let want = ((total as f64) * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
-        for (i, n) in self.acquire_histogram.iter().enumerate() {
-            seen += n;
-            if seen >= want {
-                return Duration::from_micros(1 << i);
-            }
-        }
-        Duration::from_micros(1 << (ACQUIRE_BUCKETS - 1))
-    }
+    /// How long takes took.
+    pub acquire: Histogram,
 }
 
 #[derive(Default)]
@@ -85,8 +61,7 @@ struct Counters {
     timeouts: AtomicU64,
     out_of_memory: AtomicU64,
     traps: AtomicU64,
-    acquire: [AtomicU64; ACQUIRE_BUCKETS],
-    acquire_nanos: AtomicU64,
+    acquire: Recorder,
 }
 
 struct Warm<W> {
@@ -147,6 +122,10 @@ impl<W: World> Pool<W> {
     }
 
     /// The checked component the pool instantiates.
+    pub(crate) fn limits(&self) -> &InstanceConfig {
+        &self.shared.limits
+    }
+
     pub(crate) fn pre(&self) -> &W::Pre {
         &self.shared.pre
     }
@@ -176,13 +155,7 @@ impl<W: World> Pool<W> {
         let data = warm.store.data_mut();
         data.session = session;
         data.job = job;
-        let nanos = start.elapsed().as_nanos() as u64;
-        let bucket = (64 - (nanos / 1000).leading_zeros() as usize).min(ACQUIRE_BUCKETS - 1);
-        shared.counters.acquire[bucket].fetch_add(1, Ordering::Relaxed);
-        shared
-            .counters
-            .acquire_nanos
-            .fetch_add(nanos, Ordering::Relaxed);
+        shared.counters.acquire.record(start.elapsed());
         Ok(Lease {
             pool: shared,
             warm: Some(warm),
@@ -213,10 +186,6 @@ impl<W: World> Pool<W> {
     /// What the pool has done so far.
     pub(crate) fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
-        let mut histogram = [0; ACQUIRE_BUCKETS];
-        for (slot, count) in histogram.iter_mut().zip(&c.acquire) {
-            *slot = count.load(Ordering::Relaxed);
-        }
         PoolStats {
             ready: self.shared.lock_ready().len(),
             target: self.shared.limits.warm,
@@ -225,8 +194,7 @@ impl<W: World> Pool<W> {
             timeouts: c.timeouts.load(Ordering::Relaxed),
             out_of_memory: c.out_of_memory.load(Ordering::Relaxed),
             traps: c.traps.load(Ordering::Relaxed),
-            acquire_histogram: histogram,
-            acquire_nanos: c.acquire_nanos.load(Ordering::Relaxed),
+            acquire: c.acquire.snapshot(),
         }
     }
 }

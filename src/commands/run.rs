@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde_json::json;
 use warmlane_host::config::ChunkUnit;
-use warmlane_host::{Event, Host};
+use warmlane_host::{Event, Host, Lane};
 
 use crate::args::Args;
 
@@ -73,7 +73,8 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
         };
         let mut write_error: Option<std::io::Error> = None;
         let mut last_draw = Instant::now() - Duration::from_secs(1);
-        let summary = host.process(&doc, &options, file, &mut |event| {
+        let lane = host.lane_for(&doc);
+        let summary = host.process(doc, &options, file, &mut |event| {
             let line = match event {
                 Event::Chunk(c) => json!({
                     "doc": file, "chunk": c.index, "first_page": c.first_page, "last_page": c.last_page,
@@ -84,7 +85,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                 Event::Progress { done, total } => {
                     if progress && (last_draw.elapsed() > Duration::from_millis(100) || done == total) {
                         last_draw = Instant::now();
-                        draw_progress(file, done, total);
+                        draw_progress(file, lane, done, total);
                     }
                     return;
                 }
@@ -94,7 +95,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
             {
                 write_error = Some(e);
             }
-        });
+        })?;
         if progress {
             eprint!("\r\x1b[2K");
         }
@@ -125,13 +126,13 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     })
 }
 
-fn draw_progress(file: &str, done: u32, total: u32) {
+fn draw_progress(file: &str, lane: Lane, done: u32, total: u32) {
     const WIDTH: usize = 30;
     let filled = (done as usize * WIDTH)
         .checked_div(total as usize)
         .unwrap_or(WIDTH);
     eprint!(
-        "\r\x1b[2K{file} [{}{}] {done}/{total} pages",
+        "\r\x1b[2K{file} ({lane} lane) [{}{}] {done}/{total} pages",
         "#".repeat(filled),
         "-".repeat(WIDTH - filled)
     );

@@ -1,6 +1,8 @@
 //! Whole documents: errors that name what is wrong, encryption, damage,
 //! chunk provenance, and batches that hold only what their pages need.
 
+use std::sync::Arc;
+
 use warmlane_host::{Access, DocumentError, PdfDocument};
 
 use crate::support;
@@ -65,7 +67,7 @@ fn a_lost_cross_reference_table_is_rebuilt() {
     {
         *b = b'9';
     }
-    let doc = PdfDocument::open(bytes, None).unwrap();
+    let doc = Arc::new(PdfDocument::open(bytes, None).unwrap());
     assert_eq!(doc.access(), Access::Repaired);
     assert_eq!(doc.page_count(), 8);
     let out = support::process(&doc);
@@ -79,6 +81,7 @@ fn truncated_file_is_an_error_or_partial_never_a_panic() {
     for cut in [100, bytes.len() / 3, bytes.len() - 200] {
         match PdfDocument::open(bytes[..cut].to_vec(), None) {
             Ok(doc) => {
+                let doc = Arc::new(doc);
                 let out = support::process(&doc);
                 assert_eq!(
                     out.pages.len() + out.errors.len(),
@@ -197,6 +200,7 @@ fn corrupted_files_never_panic() {
                 }
             }
             if let Ok(doc) = PdfDocument::open(bytes, None) {
+                let doc = Arc::new(doc);
                 let out = support::process(&doc);
                 let mut seen: Vec<u32> = out
                     .pages

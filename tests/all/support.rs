@@ -2,7 +2,7 @@
 //! and a plugin directory holding the test guests.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use warmlane_host::{Config, Event, Host, PdfDocument};
@@ -62,7 +62,7 @@ pub(crate) struct Outcome {
     pub(crate) summary: warmlane_host::Summary,
 }
 
-pub(crate) fn process(doc: &PdfDocument) -> Outcome {
+pub(crate) fn process(doc: &Arc<PdfDocument>) -> Outcome {
     let host = host();
     let mut options = host.document_options();
     options.emit_pages = true;
@@ -72,17 +72,19 @@ pub(crate) fn process(doc: &PdfDocument) -> Outcome {
         errors: Vec::new(),
         summary: Default::default(),
     };
-    out.summary = host.process(doc, &options, "test", &mut |e| match e {
-        Event::Page { page, text } => out.pages.push((page, text)),
-        Event::Chunk(c) => out.chunks.push(c),
-        Event::PageError { page, error } => out.errors.push((page, error)),
-        Event::Progress { .. } => {}
-    });
+    out.summary = host
+        .process(doc.clone(), &options, "test", &mut |e| match e {
+            Event::Page { page, text } => out.pages.push((page, text)),
+            Event::Chunk(c) => out.chunks.push(c),
+            Event::PageError { page, error } => out.errors.push((page, error)),
+            Event::Progress { .. } => {}
+        })
+        .expect("the lane accepts the job");
     out
 }
 
 /// Opens `tests/data/NAME`.
-pub(crate) fn open(name: &str, password: Option<&str>) -> PdfDocument {
-    PdfDocument::open(std::fs::read(data(name)).expect("read test PDF"), password)
-        .expect("open test PDF")
+pub(crate) fn open(name: &str, password: Option<&str>) -> Arc<PdfDocument> {
+    let bytes = std::fs::read(data(name)).expect("read test PDF");
+    Arc::new(PdfDocument::open(bytes, password).expect("open test PDF"))
 }

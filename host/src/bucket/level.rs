@@ -1,0 +1,597 @@
+//! The arithmetic of one budget, with time passed in: two token buckets
+//! refilled continuously and drawn by reservation. `script.lua` is the same
+//! arithmetic for Redis, step for step; the tests hold the two together.
+//!
+//! A budget of `capacity` tokens per `period` with `burst` is split into a
+//! *shared* bucket (`1 - light_share` of rate and burst) and a *reserved*
+//! one (`light_share`) that only the light lane can take below half full.
+//! A draw always succeeds: it takes its tokens at once, letting the bucket
+//! go negative, and waits until the refill has paid them back. Later draws
+//! see the debt, so draws on one bucket are granted in arrival order and a
+//! large one is never starved by small ones. Over any window of one period
+//! the budget grants at most `capacity + burst`, as long as each draw fits
+//! the bucket it is drawn from (at most `(1 - light_share) × burst`); a
+//! larger draw is still granted, after waiting for its whole cost, and the
+//! window it lands in may exceed the bound by its excess.
+
+use crate::lanes::Lane;
+
+/// One of a budget's two buckets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Part {
+    /// Open to both lanes.
+    Shared,
+    /// Held for the light lane.
+    Reserved,
+}
+
+impl Part {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Part::Shared => "s",
+            Part::Reserved => "r",
+        }
+    }
+
+    pub(crate) fn from_code(code: &str) -> Option<Part> {
+        match code {
+            "s" => Some(Part::Shared),
+            "r" => Some(Part::Reserved),
+            _ => None,
+        }
+    }
+}
+
+/// A budget's size, as the arithmetic sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Params {
+    /// Tokens per period.
+    pub(crate) capacity: f64,
+    /// The period, in microseconds.
+    pub(crate) period_us: f64,
+    /// Tokens that may be drawn at once after a quiet spell.
+    pub(crate) burst: f64,
+    /// Fraction of rate and burst held for the light lane, in `[0, 1)`.
+    pub(crate) light_share: f64,
+}
+
+impl Params {
+    fn rate(&self, part: Part) -> f64 {
+        self.capacity / self.period_us * self.fraction(part)
+    }
+
+    fn cap(&self, part: Part) -> f64 {
+        self.burst * self.fraction(part)
+    }
+
+    fn fraction(&self, part: Part) -> f64 {
+        match part {
+            Part::Shared => 1.0 - self.light_share,
+            Part::Reserved => self.light_share,
+        }
+    }
+
+    /// The same budget divided among `n` replicas.
+    pub(crate) fn divided(&self, n: u32) -> Params {
+        let n = f64::from(n.max(1));
+        Params {
+            capacity: self.capacity / n,
+            burst: self.burst / n,
+            ..*self
+        }
+    }
+}
+
+/// Token levels as last written. A budget never written is full.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Levels {
+    pub(crate) shared: f64,
+    pub(crate) reserved: f64,
+    /// When they were true, in microseconds.
+    pub(crate) at_us: i64,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Outcome {
+    /// The bucket drawn from (for a refund: the one refunded).
+    pub(crate) part: Part,
+    /// How long the draw waits before it may use its tokens, in µs.
+    pub(crate) wait_us: f64,
+    /// Tokens a refund gave back.
+    pub(crate) returned: f64,
+    /// Levels after the step.
+    pub(crate) levels: Levels,
+}
+
+/// A step on a budget.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Op {
+    /// Draw `cost` tokens for `lane`.
+    Reserve { lane: Lane, cost: f64 },
+    /// Give back `cost` tokens drawn from `part`.
+    Refund { part: Part, cost: f64 },
+    /// Read the levels.
+    Peek,
+}
+
+/// The levels of `stored` brought forward to `now_us`.
+pub(crate) fn refilled(stored: Option<Levels>, p: &Params, now_us: i64) -> Levels {
+    let Some(l) = stored else {
+        return Levels {
+            shared: p.cap(Part::Shared),
+            reserved: p.cap(Part::Reserved),
+            at_us: now_us,
+        };
+    };
+    // A clock that steps back refills nothing and never moves `at` back.
+    let dt = (now_us - l.at_us).max(0) as f64;
+    Levels {
+        shared: (l.shared + dt * p.rate(Part::Shared)).min(p.cap(Part::Shared)),
+        reserved: (l.reserved + dt * p.rate(Part::Reserved)).min(p.cap(Part::Reserved)),
+        at_us: l.at_us.max(now_us),
+    }
+}
+
+/// Applies `op` at `now_us`; returns the outcome, whose levels are the new
+/// state.
+pub(crate) fn step(stored: Option<Levels>, p: &Params, op: Op, now_us: i64) -> Outcome {
+    let mut l = refilled(stored, p, now_us);
+    let reserve = p.light_share > 0.0;
+    match op {
+        Op::Reserve { lane, cost } => {
+            let part = match lane {
+                Lane::Light if reserve => {
+                    if l.reserved >= cost {
+                        Part::Reserved
+                    } else if l.shared >= cost {
+                        Part::Shared
+                    } else if cost > p.cap(Part::Reserved) {
+                        // Too big for the reserve to hold at once: queue
+                        // where it fits.
+                        Part::Shared
+                    } else {
+                        let wait_r = (cost - l.reserved) / p.rate(Part::Reserved);
+                        let wait_s = (cost - l.shared) / p.rate(Part::Shared);
+                        if wait_r <= wait_s {
+                            Part::Reserved
+                        } else {
+                            Part::Shared
+                        }
+                    }
+                }
+                // The heavy lane may skim the reserve only above half full.
+                Lane::Heavy if reserve && l.reserved - cost >= p.cap(Part::Reserved) / 2.0 => {
+                    Part::Reserved
+                }
+                _ => Part::Shared,
+            };
+            let level = match part {
+                Part::Shared => &mut l.shared,
+                Part::Reserved => &mut l.reserved,
+            };
+            *level -= cost;
+            let wait_us = if *level < 0.0 {
+                -*level / p.rate(part)
+            } else {
+                0.0
+            };
+            Outcome {
+                part,
+                wait_us,
+                returned: 0.0,
+                levels: l,
+            }
+        }
+        Op::Refund { part, cost } => {
+            let (level, cap) = match part {
+                Part::Shared => (&mut l.shared, p.cap(Part::Shared)),
+                Part::Reserved => (&mut l.reserved, p.cap(Part::Reserved)),
+            };
+            // With draws waiting, their grant times already count these
+            // tokens as spent; handing them to a newcomer could grant more
+            // than the period allows. So they come back only to a bucket
+            // nobody waits on.
+            let before = *level;
+            if before >= 0.0 {
+                *level = (before + cost).min(cap);
+            }
+            Outcome {
+                part,
+                wait_us: 0.0,
+                returned: *level - before,
+                levels: l,
+            }
+        }
+        Op::Peek => Outcome {
+            part: Part::Shared,
+            wait_us: 0.0,
+            returned: 0.0,
+            levels: l,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECOND: i64 = 1_000_000;
+
+    fn params(capacity: f64, burst: f64, light_share: f64) -> Params {
+        Params {
+            capacity,
+            period_us: 60.0 * SECOND as f64,
+            burst,
+            light_share,
+        }
+    }
+
+    /// A tiny deterministic generator, so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn a_new_budget_is_full_and_refills_at_its_rate() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(None, &p, Op::Peek, 0);
+        assert_eq!(o.levels.shared, 100.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 100.0,
+            },
+            0,
+        );
+        assert_eq!((o.levels.shared, o.wait_us), (0.0, 0.0));
+        // 600 a minute is 10 a second.
+        let later = step(Some(o.levels), &p, Op::Peek, 3 * SECOND);
+        assert!((later.levels.shared - 30.0).abs() < 1e-9);
+        // Never above the burst.
+        let much_later = step(Some(o.levels), &p, Op::Peek, 3600 * SECOND);
+        assert_eq!(much_later.levels.shared, 100.0);
+    }
+
+    #[test]
+    fn a_draw_beyond_the_level_waits_for_the_refill() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 100.0,
+            },
+            0,
+        );
+        let o = step(
+            Some(o.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 20.0,
+            },
+            0,
+        );
+        assert!((o.wait_us - 2.0 * SECOND as f64).abs() < 1.0);
+    }
+
+    #[test]
+    fn a_draw_larger_than_the_burst_is_a_reservation_not_a_refusal() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 250.0,
+            },
+            0,
+        );
+        // It takes the 100 there are and waits 15 s for the other 150.
+        assert!((o.wait_us - 15.0 * SECOND as f64).abs() < 1.0);
+    }
+
+    #[test]
+    fn waiters_are_served_in_order_so_small_draws_do_not_starve_a_large_one() {
+        let p = params(600.0, 10.0, 0.0);
+        let big = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 50.0,
+            },
+            0,
+        );
+        let mut levels = big.levels;
+        for i in 1..20 {
+            let small = step(
+                Some(levels),
+                &p,
+                Op::Reserve {
+                    lane: Lane::Heavy,
+                    cost: 1.0,
+                },
+                i,
+            );
+            assert!(
+                small.wait_us > big.wait_us - i as f64,
+                "a small draw went first"
+            );
+            levels = small.levels;
+        }
+    }
+
+    #[test]
+    fn refunds_come_back_but_never_above_the_burst() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 40.0,
+            },
+            0,
+        );
+        let r = step(
+            Some(o.levels),
+            &p,
+            Op::Refund {
+                part: o.part,
+                cost: 40.0,
+            },
+            0,
+        );
+        assert_eq!((r.levels.shared, r.returned), (100.0, 40.0));
+        let r = step(
+            Some(r.levels),
+            &p,
+            Op::Refund {
+                part: o.part,
+                cost: 40.0,
+            },
+            0,
+        );
+        assert_eq!((r.levels.shared, r.returned), (100.0, 0.0));
+    }
+
+    #[test]
+    fn a_refund_never_lets_a_newcomer_past_those_already_waiting() {
+        let p = params(600.0, 100.0, 0.0);
+        let a = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 100.0,
+            },
+            0,
+        );
+        let b = step(
+            Some(a.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 50.0,
+            },
+            0,
+        );
+        assert!(b.wait_us > 0.0);
+        // A fails before use while B waits: its tokens are forfeit.
+        let r = step(
+            Some(b.levels),
+            &p,
+            Op::Refund {
+                part: a.part,
+                cost: 100.0,
+            },
+            1,
+        );
+        assert_eq!(r.returned, 0.0);
+        let c = step(
+            Some(r.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 10.0,
+            },
+            1,
+        );
+        assert!(c.wait_us > b.wait_us - 1.0);
+    }
+
+    #[test]
+    fn the_light_lane_keeps_its_share_when_heavy_work_drains_the_rest() {
+        let p = params(600.0, 100.0, 0.2);
+        // Heavy work drains the shared 80 and queues far into the future.
+        let mut levels = None;
+        for _ in 0..50 {
+            levels = Some(
+                step(
+                    levels,
+                    &p,
+                    Op::Reserve {
+                        lane: Lane::Heavy,
+                        cost: 10.0,
+                    },
+                    0,
+                )
+                .levels,
+            );
+        }
+        let l = levels.unwrap();
+        assert!(l.shared < -300.0);
+        // Heavy took the reserve down to half and no further.
+        assert!(l.reserved >= 10.0 - 1e-9, "{l:?}");
+        // A light draw is served at once from the reserve.
+        let light = step(
+            levels,
+            &p,
+            Op::Reserve {
+                lane: Lane::Light,
+                cost: 5.0,
+            },
+            0,
+        );
+        assert_eq!((light.part, light.wait_us), (Part::Reserved, 0.0));
+        // A heavy draw still waits behind the heavy queue.
+        let heavy = step(
+            levels,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 5.0,
+            },
+            0,
+        );
+        assert_eq!(heavy.part, Part::Shared);
+        assert!(heavy.wait_us > 30.0 * SECOND as f64);
+    }
+
+    #[test]
+    fn without_a_share_both_lanes_draw_the_same_bucket() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Light,
+                cost: 5.0,
+            },
+            0,
+        );
+        assert_eq!(o.part, Part::Shared);
+        assert_eq!(o.levels.reserved, 0.0);
+    }
+
+    #[test]
+    fn a_clock_that_steps_back_refills_nothing() {
+        let p = params(600.0, 100.0, 0.0);
+        let o = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 50.0,
+            },
+            10 * SECOND,
+        );
+        let back = step(Some(o.levels), &p, Op::Peek, 5 * SECOND);
+        assert_eq!(back.levels.shared, 50.0);
+        assert_eq!(back.levels.at_us, 10 * SECOND);
+    }
+
+    /// Three clients on one budget, each drawing again soon after its last
+    /// draw is granted; `light` and `refunds` are the fractions of draws
+    /// that are light and that fail before use. Returns the largest total
+    /// granted within one period, the total granted, and what the budget
+    /// allowed over the run.
+    fn simulate(seed: u64, p: &Params, light: f64, refunds: f64, max_cost: u64) -> (f64, f64, f64) {
+        let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let chance = |rng: &mut Rng, f: f64| (rng.below(1000) as f64) < f * 1000.0;
+        let period = p.period_us as i64;
+        let mut levels = None;
+        let mut next_at = [0i64; 3];
+        let mut refund: [Option<(Part, f64)>; 3] = [None; 3];
+        let mut grants: Vec<(i64, f64)> = Vec::new();
+        let end = 10 * period;
+        loop {
+            let (who, &now) = next_at.iter().enumerate().min_by_key(|(_, t)| **t).unwrap();
+            if now >= end {
+                break;
+            }
+            if let Some((part, cost)) = refund[who].take() {
+                levels = Some(step(levels, p, Op::Refund { part, cost }, now).levels);
+            }
+            let lane = if chance(&mut rng, light) {
+                Lane::Light
+            } else {
+                Lane::Heavy
+            };
+            let cost = 1.0 + rng.below(max_cost) as f64;
+            let o = step(levels, p, Op::Reserve { lane, cost }, now);
+            levels = Some(o.levels);
+            let granted = now + o.wait_us.ceil() as i64;
+            if chance(&mut rng, refunds) {
+                refund[who] = Some((o.part, cost));
+            } else {
+                grants.push((granted, cost));
+            }
+            next_at[who] = granted + rng.below(2000) as i64;
+        }
+        grants.sort_by_key(|g| g.0);
+        let (mut from, mut sum, mut most) = (0, 0.0, 0.0f64);
+        for &(t, c) in &grants {
+            sum += c;
+            while grants[from].0 < t - period {
+                sum -= grants[from].1;
+                from += 1;
+            }
+            most = most.max(sum);
+        }
+        let total = grants.iter().filter(|g| g.0 < end).map(|g| g.1).sum();
+        (most, total, p.burst + p.capacity * 10.0)
+    }
+
+    /// Property: whatever the mix of lanes, costs, refunds and timing, no
+    /// window of one period grants more than capacity + burst while each
+    /// draw fits the shared bucket.
+    #[test]
+    fn no_window_grants_more_than_capacity_plus_burst() {
+        for seed in 1..60u64 {
+            let mut rng = Rng(seed);
+            let capacity = 50.0 + rng.below(1000) as f64;
+            let burst = 2.0 + rng.below(capacity as u64) as f64;
+            let share = [0.0, 0.1, 0.2, 0.5][rng.below(4) as usize];
+            let p = Params {
+                capacity,
+                period_us: SECOND as f64,
+                burst,
+                light_share: share,
+            };
+            let fits = (burst * (1.0 - share)).floor().max(1.0) as u64;
+            let (most, total, allowed) = simulate(seed, &p, 0.3, 0.1, fits);
+            assert!(
+                most <= capacity + burst + 1e-6,
+                "seed {seed}: {most} granted within one period of {p:?}"
+            );
+            assert!(total <= allowed + 1e-6, "seed {seed}: {total} of {allowed}");
+        }
+    }
+
+    /// Property: a saturating load of draws small beside the burst gets at
+    /// least 95% of what the budget allows, heavy-only (skimming the idle
+    /// light reserve) or mixed.
+    #[test]
+    fn a_busy_budget_is_used_to_within_five_percent() {
+        for seed in 1..30u64 {
+            for (share, light) in [(0.0, 0.0), (0.2, 0.0), (0.2, 0.3)] {
+                let p = Params {
+                    capacity: 600.0,
+                    period_us: SECOND as f64,
+                    burst: 100.0,
+                    light_share: share,
+                };
+                let (_, total, allowed) = simulate(seed, &p, light, 0.0, 5);
+                assert!(
+                    total >= 0.95 * allowed,
+                    "seed {seed}, share {share}, light {light}: {total} of {allowed}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,659 @@
+//! Heavy and light lanes: which job's batch runs next, and on which worker.
+//!
+//! Every job is classified by size into a lane. Each lane has workers of its
+//! own; a worker serves its own lane first and lends itself to the other
+//! lane only when that lane's own workers are all busy and fewer than
+//! `parallelism` batches run, so lending fills idle cores and never
+//! oversubscribes them. Workers return to their own
+//! lane between batches: nothing in flight is ever interrupted. Within a
+//! lane, running jobs take turns batch by batch; jobs beyond `running` wait
+//! in order, and beyond `queue` more are refused.
+//!
+//! `lanes` hands out turns; it never touches a document or a `Store`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Instant;
+
+use crate::error::SubmitError;
+use crate::stats::{Histogram, Recorder};
+
+/// The lane a job runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Small jobs: they start at once, whatever heavy work is running.
+    Light = 0,
+    /// Large jobs: they share what the light lane leaves.
+    Heavy = 1,
+}
+
+impl Lane {
+    /// Both lanes, light first.
+    pub const ALL: [Lane; 2] = [Lane::Light, Lane::Heavy];
+
+    /// `"light"` or `"heavy"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Light => "light",
+            Lane::Heavy => "heavy",
+        }
+    }
+
+    fn other(self) -> Lane {
+        match self {
+            Lane::Light => Lane::Heavy,
+            Lane::Heavy => Lane::Light,
+        }
+    }
+}
+
+impl fmt::Display for Lane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One lane's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LaneSettings {
+    /// Worker threads that serve this lane first.
+    pub(crate) workers: usize,
+    /// Jobs that take turns at once.
+    pub(crate) running: usize,
+    /// Jobs that may wait for a turn; more are refused.
+    pub(crate) queue: usize,
+}
+
+/// The scheduler's sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Settings {
+    /// Jobs of at least this many pages are heavy.
+    pub(crate) heavy_from_pages: u32,
+    /// Batches that may run at once before workers stop lending themselves.
+    pub(crate) parallelism: usize,
+    /// Batches of one job handed out and not yet consumed.
+    pub(crate) window: usize,
+    /// Per lane, light first.
+    pub(crate) lanes: [LaneSettings; 2],
+}
+
+impl Settings {
+    /// The lane for a job of `pages` pages.
+    pub(crate) fn classify(&self, pages: u32) -> Lane {
+        if pages >= self.heavy_from_pages {
+            Lane::Heavy
+        } else {
+            Lane::Light
+        }
+    }
+}
+
+/// The batches of one job, as the workers see them.
+pub(crate) trait Batches: Send + Sync {
+    /// Runs batch `index`, on `worker`'s lane (the job's, or a lender's).
+    fn run(&self, index: usize, worker: Lane);
+    /// Batch `index` panicked; say so to whoever waits for it.
+    fn lost(&self, index: usize, why: String);
+}
+
+/// A lane's figures, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneStats {
+    /// The lane.
+    pub lane: Lane,
+    /// Jobs waiting for their turn to start.
+    pub queued: usize,
+    /// Jobs taking turns.
+    pub running: usize,
+    /// Batches of this lane's jobs running now.
+    pub busy: usize,
+    /// Jobs accepted.
+    pub admitted: u64,
+    /// Jobs refused because the queue was full.
+    pub refused: u64,
+    /// Jobs finished or abandoned.
+    pub finished: u64,
+    /// Batches run for this lane's jobs.
+    pub batches: u64,
+    /// Of those, batches run by the other lane's workers.
+    pub borrowed: u64,
+    /// Time from submission to a job's first batch.
+    pub wait: Histogram,
+}
+
+struct Entry {
+    id: u64,
+    work: Arc<dyn Batches>,
+    batches: usize,
+    next: usize,
+    in_flight: usize,
+    submitted: Instant,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queued: VecDeque<Entry>,
+    running: Vec<Entry>,
+    cursor: usize,
+    busy: usize,
+}
+
+impl LaneState {
+    /// Starts waiting jobs, in order, while fewer than `running` run.
+    fn promote(&mut self, running: usize) {
+        while self.running.len() < running
+            && let Some(e) = self.queued.pop_front()
+        {
+            self.running.push(e);
+        }
+    }
+}
+
+#[derive(Default)]
+struct LaneCounters {
+    admitted: AtomicU64,
+    refused: AtomicU64,
+    finished: AtomicU64,
+    batches: AtomicU64,
+    borrowed: AtomicU64,
+    wait: Recorder,
+}
+
+struct State {
+    lanes: [LaneState; 2],
+    /// Workers running a batch, by the lane they belong to.
+    working: [usize; 2],
+    next_id: u64,
+    shutdown: bool,
+}
+
+struct Shared {
+    settings: Settings,
+    state: Mutex<State>,
+    /// Signalled when there may be a turn to hand out.
+    turn: Condvar,
+    counters: [LaneCounters; 2],
+}
+
+/// The scheduler: owns the worker threads. Dropping it stops them after
+/// their current batch and abandons the jobs not yet run.
+pub(crate) struct Lanes {
+    shared: Arc<Shared>,
+}
+
+/// A job's place in its lane. Call [`Ticket::consumed`] as each batch's
+/// results are taken; drop it when the job is finished or abandoned.
+pub(crate) struct Ticket {
+    shared: Arc<Shared>,
+    id: u64,
+    lane: Lane,
+}
+
+impl Lanes {
+    /// Starts the workers.
+    pub(crate) fn new(settings: Settings) -> std::io::Result<Lanes> {
+        let shared = Arc::new(Shared {
+            settings,
+            state: Mutex::new(State {
+                lanes: Default::default(),
+                working: [0; 2],
+                next_id: 0,
+                shutdown: false,
+            }),
+            turn: Condvar::new(),
+            counters: Default::default(),
+        });
+        for lane in Lane::ALL {
+            for n in 0..settings.lanes[lane as usize].workers {
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("warmlane-{lane}-{n}"))
+                    .spawn(move || shared.work(lane))?;
+            }
+        }
+        Ok(Lanes { shared })
+    }
+
+    /// The scheduler's sizes.
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    /// Queues a job of `batches` batches in `lane`, or refuses it when the
+    /// lane's queue is full.
+    pub(crate) fn submit(
+        &self,
+        lane: Lane,
+        batches: usize,
+        work: Arc<dyn Batches>,
+    ) -> Result<Ticket, SubmitError> {
+        let s = &self.shared;
+        let limits = s.settings.lanes[lane as usize];
+        let mut state = s.lock();
+        if state.shutdown {
+            return Err(SubmitError::ShuttingDown);
+        }
+        let l = &state.lanes[lane as usize];
+        if l.running.len() >= limits.running && l.queued.len() >= limits.queue {
+            s.counters[lane as usize]
+                .refused
+                .fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::LaneFull {
+                lane,
+                queued: l.queued.len(),
+            });
+        }
+        let id = state.next_id;
+        state.next_id += 1;
+        let l = &mut state.lanes[lane as usize];
+        l.queued.push_back(Entry {
+            id,
+            work,
+            batches,
+            next: 0,
+            in_flight: 0,
+            submitted: Instant::now(),
+        });
+        l.promote(limits.running);
+        s.counters[lane as usize]
+            .admitted
+            .fetch_add(1, Ordering::Relaxed);
+        drop(state);
+        s.turn.notify_all();
+        Ok(Ticket {
+            shared: s.clone(),
+            id,
+            lane,
+        })
+    }
+
+    /// Both lanes' figures, light first.
+    pub(crate) fn stats(&self) -> [LaneStats; 2] {
+        let s = &self.shared;
+        let state = s.lock();
+        Lane::ALL.map(|lane| {
+            let l = &state.lanes[lane as usize];
+            let c = &s.counters[lane as usize];
+            LaneStats {
+                lane,
+                queued: l.queued.len(),
+                running: l.running.len(),
+                busy: l.busy,
+                admitted: c.admitted.load(Ordering::Relaxed),
+                refused: c.refused.load(Ordering::Relaxed),
+                finished: c.finished.load(Ordering::Relaxed),
+                batches: c.batches.load(Ordering::Relaxed),
+                borrowed: c.borrowed.load(Ordering::Relaxed),
+                wait: c.wait.snapshot(),
+            }
+        })
+    }
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.shutdown = true;
+        // Dropping the jobs drops their result senders: whoever waits on
+        // them learns that the rest will not come.
+        for l in &mut state.lanes {
+            l.queued.clear();
+            l.running.clear();
+        }
+        drop(state);
+        self.shared.turn.notify_all();
+    }
+}
+
+impl Ticket {
+    /// The job's lane.
+    pub(crate) fn lane(&self) -> Lane {
+        self.lane
+    }
+
+    /// One batch's results were taken: the job may have another in flight.
+    pub(crate) fn consumed(&self) {
+        let mut state = self.shared.lock();
+        if let Some(e) = state.lanes[self.lane as usize]
+            .running
+            .iter_mut()
+            .find(|e| e.id == self.id)
+        {
+            e.in_flight = e.in_flight.saturating_sub(1);
+        }
+        drop(state);
+        self.shared.turn.notify_all();
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        let l = &mut state.lanes[self.lane as usize];
+        let before = l.running.len() + l.queued.len();
+        l.running.retain(|e| e.id != self.id);
+        l.queued.retain(|e| e.id != self.id);
+        let removed = before != l.running.len() + l.queued.len();
+        l.promote(self.shared.settings.lanes[self.lane as usize].running);
+        drop(state);
+        if removed {
+            self.shared.counters[self.lane as usize]
+                .finished
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.shared.turn.notify_all();
+    }
+}
+
+/// A batch handed to a worker.
+struct Turn {
+    work: Arc<dyn Batches>,
+    index: usize,
+    lane: Lane,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A worker of lane `own`: takes turns until shutdown.
+    fn work(&self, own: Lane) {
+        let mut state = self.lock();
+        loop {
+            if state.shutdown {
+                return;
+            }
+            let other = own.other();
+            // Lend only to a lane whose own workers are all busy, and only
+            // onto an idle core.
+            let lend = state.working[other as usize] >= self.settings.lanes[other as usize].workers
+                && state.working.iter().sum::<usize>() < self.settings.parallelism;
+            let turn = self
+                .pick(&mut state, own)
+                .or_else(|| lend.then(|| self.pick(&mut state, other)).flatten());
+            let Some(turn) = turn else {
+                state = self.turn.wait(state).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            state.lanes[turn.lane as usize].busy += 1;
+            state.working[own as usize] += 1;
+            drop(state);
+
+            let c = &self.counters[turn.lane as usize];
+            c.batches.fetch_add(1, Ordering::Relaxed);
+            if turn.lane != own {
+                c.borrowed.fetch_add(1, Ordering::Relaxed);
+            }
+            let run = catch_unwind(AssertUnwindSafe(|| turn.work.run(turn.index, own)));
+            if let Err(panic) = run {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a batch panicked".into());
+                tracing::error!(lane = %turn.lane, batch = turn.index, "batch panicked: {why}");
+                turn.work.lost(turn.index, why);
+            }
+
+            state = self.lock();
+            state.lanes[turn.lane as usize].busy -= 1;
+            state.working[own as usize] -= 1;
+            // A worker may lend itself now that fewer batches run.
+            self.turn.notify_all();
+        }
+    }
+
+    /// The next batch in `lane`, round-robin over its running jobs.
+    fn pick(&self, state: &mut State, lane: Lane) -> Option<Turn> {
+        let limits = self.settings.lanes[lane as usize];
+        let l = &mut state.lanes[lane as usize];
+        l.promote(limits.running);
+        let n = l.running.len();
+        for k in 0..n {
+            let at = (l.cursor + k) % n;
+            let e = &mut l.running[at];
+            if e.next < e.batches && e.in_flight < self.settings.window {
+                if e.next == 0 {
+                    self.counters[lane as usize]
+                        .wait
+                        .record(e.submitted.elapsed());
+                }
+                let index = e.next;
+                e.next += 1;
+                e.in_flight += 1;
+                l.cursor = at + 1;
+                return Some(Turn {
+                    work: e.work.clone(),
+                    index,
+                    lane,
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// Work that records which batch ran where, taking `each` per batch.
+    struct Recording {
+        name: &'static str,
+        each: Duration,
+        log: mpsc::Sender<(&'static str, usize, Lane)>,
+    }
+
+    impl Batches for Recording {
+        fn run(&self, index: usize, worker: Lane) {
+            std::thread::sleep(self.each);
+            if index == 7 && self.name == "panics" {
+                panic!("batch 7 is cursed");
+            }
+            let _ = self.log.send((self.name, index, worker));
+        }
+        fn lost(&self, index: usize, why: String) {
+            assert!(why.contains("cursed"));
+            let _ = self.log.send(("lost", index, Lane::Light));
+        }
+    }
+
+    fn settings(light: usize, heavy: usize, parallelism: usize) -> Settings {
+        Settings {
+            heavy_from_pages: 10,
+            parallelism,
+            window: 2 * parallelism,
+            lanes: [
+                LaneSettings {
+                    workers: light,
+                    running: 4,
+                    queue: 2,
+                },
+                LaneSettings {
+                    workers: heavy,
+                    running: 2,
+                    queue: 1,
+                },
+            ],
+        }
+    }
+
+    fn job(
+        lanes: &Lanes,
+        lane: Lane,
+        name: &'static str,
+        batches: usize,
+        each: Duration,
+    ) -> (Ticket, mpsc::Receiver<(&'static str, usize, Lane)>) {
+        let (log, rx) = mpsc::channel();
+        let t = lanes
+            .submit(lane, batches, Arc::new(Recording { name, each, log }))
+            .unwrap();
+        (t, rx)
+    }
+
+    /// Consumes every batch of a job; returns what ran.
+    fn drain(
+        ticket: &Ticket,
+        rx: &mpsc::Receiver<(&'static str, usize, Lane)>,
+        batches: usize,
+    ) -> Vec<(&'static str, usize, Lane)> {
+        (0..batches)
+            .map(|_| {
+                let got = rx.recv_timeout(Duration::from_secs(10)).expect("a batch");
+                ticket.consumed();
+                got
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_light_job_runs_on_its_own_worker_while_heavy_work_fills_every_core() {
+        let lanes = Lanes::new(settings(1, 2, 2)).unwrap();
+        let (heavy, heavy_rx) = job(&lanes, Lane::Heavy, "heavy", 40, Duration::from_millis(10));
+        let mut heavy_ran = drain(&heavy, &heavy_rx, 4);
+        let (light, light_rx) = job(&lanes, Lane::Light, "light", 1, Duration::ZERO);
+        let ran = drain(&light, &light_rx, 1);
+        // The light lane's worker was kept free for it...
+        assert_eq!(ran, vec![("light", 0, Lane::Light)]);
+        drop(light);
+        // ...and the light job was done long before the heavy one.
+        assert!(lanes.stats()[1].batches < 40);
+        heavy_ran.extend(drain(&heavy, &heavy_rx, 36));
+        // Heavy work had every core (two workers) and never took the light
+        // worker, which would have oversubscribed them.
+        assert!(heavy_ran.iter().all(|r| r.2 == Lane::Heavy));
+        let stats = lanes.stats();
+        assert_eq!((stats[1].batches, stats[1].borrowed), (40, 0));
+        assert_eq!((stats[0].admitted, stats[0].finished), (1, 1));
+        assert_eq!(stats[0].wait.count(), 1);
+    }
+
+    #[test]
+    fn an_idle_lane_lends_its_workers_and_gets_them_back_between_batches() {
+        // One worker per lane, room for two batches at once.
+        let lanes = Lanes::new(settings(1, 1, 2)).unwrap();
+        let (heavy, heavy_rx) = job(&lanes, Lane::Heavy, "heavy", 40, Duration::from_millis(5));
+        let first = drain(&heavy, &heavy_rx, 10);
+        // Both workers served the heavy job: every core busy.
+        assert!(first.iter().any(|r| r.2 == Lane::Light), "{first:?}");
+        assert!(first.iter().any(|r| r.2 == Lane::Heavy), "{first:?}");
+        // A light job arrives: the light worker comes back after its batch,
+        // well before the heavy job is done.
+        let (light, light_rx) = job(&lanes, Lane::Light, "light", 1, Duration::ZERO);
+        drain(&light, &light_rx, 1);
+        assert!(lanes.stats()[1].batches < 40);
+        drain(&heavy, &heavy_rx, 30);
+        assert!(lanes.stats()[1].borrowed > 0);
+        // A light-only host lends the heavy worker the same way.
+        let (light, light_rx) = job(&lanes, Lane::Light, "light", 20, Duration::from_millis(5));
+        let ran = drain(&light, &light_rx, 20);
+        assert!(ran.iter().any(|r| r.2 == Lane::Heavy), "{ran:?}");
+    }
+
+    #[test]
+    fn heavy_jobs_take_turns_batch_by_batch() {
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        let (gate, gate_rx) = job(&lanes, Lane::Heavy, "first", 6, Duration::from_millis(5));
+        let (second, second_rx) = job(&lanes, Lane::Heavy, "second", 6, Duration::from_millis(5));
+        // Record the order batches finished across both jobs.
+        let (tx, all) = mpsc::channel();
+        let relay = |t: Ticket, rx: mpsc::Receiver<_>, tx: mpsc::Sender<_>| {
+            std::thread::spawn(move || {
+                for _ in 0..6 {
+                    let got = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                    t.consumed();
+                    tx.send(got).unwrap();
+                }
+            })
+        };
+        let a = relay(gate, gate_rx, tx.clone());
+        let b = relay(second, second_rx, tx);
+        a.join().unwrap();
+        b.join().unwrap();
+        let order: Vec<&str> = all.iter().map(|r| r.0).collect();
+        // Neither job finished before the other started: they alternated.
+        let first_second = order.iter().position(|n| *n == "second").unwrap();
+        let last_first = order.iter().rposition(|n| *n == "first").unwrap();
+        assert!(first_second < last_first, "{order:?}");
+    }
+
+    #[test]
+    fn a_full_queue_refuses_and_says_so() {
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        // Heavy: 2 running + 1 queued fit; the fourth is refused.
+        let held: Vec<_> = (0..3)
+            .map(|_| job(&lanes, Lane::Heavy, "h", 100, Duration::from_millis(1)))
+            .collect();
+        let (log, _rx) = mpsc::channel();
+        let err = lanes
+            .submit(
+                Lane::Heavy,
+                1,
+                Arc::new(Recording {
+                    name: "x",
+                    each: Duration::ZERO,
+                    log,
+                }),
+            )
+            .err()
+            .expect("refused");
+        assert_eq!(
+            err,
+            SubmitError::LaneFull {
+                lane: Lane::Heavy,
+                queued: 1
+            }
+        );
+        assert!(err.to_string().contains("heavy lane is full"), "{err}");
+        let stats = lanes.stats();
+        assert_eq!(
+            (stats[1].running, stats[1].queued, stats[1].refused),
+            (2, 1, 1)
+        );
+        // Light is unaffected.
+        let (light, light_rx) = job(&lanes, Lane::Light, "light", 1, Duration::ZERO);
+        drain(&light, &light_rx, 1);
+        // Finishing one heavy job makes room.
+        drop(held);
+        assert!(lanes.stats()[1].running == 0);
+        job(&lanes, Lane::Heavy, "h", 1, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_job_holds_at_most_its_window_of_unconsumed_batches() {
+        let lanes = Lanes::new(settings(1, 2, 2)).unwrap();
+        let (t, rx) = job(&lanes, Lane::Heavy, "h", 20, Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(50));
+        // Nothing consumed: only `window` batches ran.
+        assert_eq!(rx.try_iter().count(), 4);
+        assert_eq!(lanes.stats()[1].batches, 4);
+        drop(t);
+    }
+
+    #[test]
+    fn a_panicking_batch_is_reported_and_the_worker_carries_on() {
+        let lanes = Lanes::new(settings(1, 1, 2)).unwrap();
+        let (t, rx) = job(&lanes, Lane::Heavy, "panics", 10, Duration::ZERO);
+        let ran = drain(&t, &rx, 10);
+        assert_eq!(ran.iter().filter(|r| r.0 == "lost").count(), 1);
+        let (t, rx) = job(&lanes, Lane::Heavy, "after", 3, Duration::ZERO);
+        assert_eq!(drain(&t, &rx, 3).len(), 3);
+    }
+
+    #[test]
+    fn shutting_down_abandons_waiting_work() {
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        let (_t, rx) = job(&lanes, Lane::Heavy, "h", 100, Duration::from_millis(5));
+        drop(lanes);
+        // The job's sender is gone once in-flight batches end: no hang.
+        let got: Vec<_> = rx.iter().collect();
+        assert!(got.len() < 100);
+    }
+}
