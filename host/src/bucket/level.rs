@@ -89,6 +89,22 @@ pub(crate) struct Levels {
     pub(crate) reserved: f64,
     /// When they were true, in microseconds.
     pub(crate) at_us: i64,
+    /// Draws made on each bucket so far (shared, reserved): a draw's number
+    /// tells a refund whether anyone drew after it.
+    pub(crate) draws: [u64; 2],
+}
+
+impl Levels {
+    fn level(&mut self, part: Part) -> &mut f64 {
+        match part {
+            Part::Shared => &mut self.shared,
+            Part::Reserved => &mut self.reserved,
+        }
+    }
+
+    fn draws(&mut self, part: Part) -> &mut u64 {
+        &mut self.draws[part as usize]
+    }
 }
 
 /// What one step did.
@@ -96,8 +112,13 @@ pub(crate) struct Levels {
 pub(crate) struct Outcome {
     /// The bucket drawn from (for a refund: the one refunded).
     pub(crate) part: Part,
+    /// Whether a draw was made (false: it would have waited too long and
+    /// nothing changed).
+    pub(crate) granted: bool,
     /// How long the draw waits before it may use its tokens, in µs.
     pub(crate) wait_us: f64,
+    /// The draw's number on its bucket, for a refund.
+    pub(crate) ticket: u64,
     /// Tokens a refund gave back.
     pub(crate) returned: f64,
     /// Levels after the step.
@@ -107,10 +128,15 @@ pub(crate) struct Outcome {
 /// A step on a budget.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Op {
-    /// Draw `cost` tokens for `lane`.
-    Reserve { lane: Lane, cost: f64 },
-    /// Give back `cost` tokens drawn from `part`.
-    Refund { part: Part, cost: f64 },
+    /// Draw `cost` tokens for `lane`, unless they would take longer than
+    /// `max_wait_us` to be there.
+    Reserve {
+        lane: Lane,
+        cost: f64,
+        max_wait_us: Option<f64>,
+    },
+    /// Give back `cost` tokens of draw `ticket` on `part`.
+    Refund { part: Part, cost: f64, ticket: u64 },
     /// Read the levels.
     Peek,
 }
@@ -122,6 +148,7 @@ pub(crate) fn refilled(stored: Option<Levels>, p: &Params, now_us: i64) -> Level
             shared: p.cap(Part::Shared),
             reserved: p.cap(Part::Reserved),
             at_us: now_us,
+            draws: [0; 2],
         };
     };
     // A clock that steps back refills nothing and never moves `at` back.
@@ -130,6 +157,32 @@ pub(crate) fn refilled(stored: Option<Levels>, p: &Params, now_us: i64) -> Level
         shared: (l.shared + dt * p.rate(Part::Shared)).min(p.cap(Part::Shared)),
         reserved: (l.reserved + dt * p.rate(Part::Reserved)).min(p.cap(Part::Reserved)),
         at_us: l.at_us.max(now_us),
+        draws: l.draws,
+    }
+}
+
+/// The bucket a draw of `cost` for `lane` takes from.
+fn choose(l: &Levels, p: &Params, lane: Lane, cost: f64) -> Part {
+    if p.light_share <= 0.0 {
+        return Part::Shared;
+    }
+    match lane {
+        Lane::Light if l.reserved >= cost => Part::Reserved,
+        Lane::Light if l.shared >= cost => Part::Shared,
+        // Too big for the reserve to hold at once: queue where it fits.
+        Lane::Light if cost > p.cap(Part::Reserved) => Part::Shared,
+        Lane::Light => {
+            let wait_r = (cost - l.reserved) / p.rate(Part::Reserved);
+            let wait_s = (cost - l.shared) / p.rate(Part::Shared);
+            if wait_r <= wait_s {
+                Part::Reserved
+            } else {
+                Part::Shared
+            }
+        }
+        // The heavy lane may skim the reserve only above half full.
+        Lane::Heavy if l.reserved - cost >= p.cap(Part::Reserved) / 2.0 => Part::Reserved,
+        Lane::Heavy => Part::Shared,
     }
 }
 
@@ -137,79 +190,56 @@ pub(crate) fn refilled(stored: Option<Levels>, p: &Params, now_us: i64) -> Level
 /// state.
 pub(crate) fn step(stored: Option<Levels>, p: &Params, op: Op, now_us: i64) -> Outcome {
     let mut l = refilled(stored, p, now_us);
-    let reserve = p.light_share > 0.0;
+    let mut out = Outcome {
+        part: Part::Shared,
+        granted: false,
+        wait_us: 0.0,
+        ticket: 0,
+        returned: 0.0,
+        levels: l,
+    };
     match op {
-        Op::Reserve { lane, cost } => {
-            let part = match lane {
-                Lane::Light if reserve => {
-                    if l.reserved >= cost {
-                        Part::Reserved
-                    } else if l.shared >= cost {
-                        Part::Shared
-                    } else if cost > p.cap(Part::Reserved) {
-                        // Too big for the reserve to hold at once: queue
-                        // where it fits.
-                        Part::Shared
-                    } else {
-                        let wait_r = (cost - l.reserved) / p.rate(Part::Reserved);
-                        let wait_s = (cost - l.shared) / p.rate(Part::Shared);
-                        if wait_r <= wait_s {
-                            Part::Reserved
-                        } else {
-                            Part::Shared
-                        }
-                    }
-                }
-                // The heavy lane may skim the reserve only above half full.
-                Lane::Heavy if reserve && l.reserved - cost >= p.cap(Part::Reserved) / 2.0 => {
-                    Part::Reserved
-                }
-                _ => Part::Shared,
-            };
-            let level = match part {
-                Part::Shared => &mut l.shared,
-                Part::Reserved => &mut l.reserved,
-            };
-            *level -= cost;
-            let wait_us = if *level < 0.0 {
-                -*level / p.rate(part)
+        Op::Reserve {
+            lane,
+            cost,
+            max_wait_us,
+        } => {
+            let part = choose(&l, p, lane, cost);
+            let after = *l.level(part) - cost;
+            out.part = part;
+            out.wait_us = if after < 0.0 {
+                -after / p.rate(part)
             } else {
                 0.0
             };
-            Outcome {
-                part,
-                wait_us,
-                returned: 0.0,
-                levels: l,
+            if max_wait_us.is_some_and(|max| out.wait_us > max) {
+                return out;
             }
+            *l.level(part) = after;
+            *l.draws(part) += 1;
+            out.granted = true;
+            out.ticket = *l.draws(part);
         }
-        Op::Refund { part, cost } => {
-            let (level, cap) = match part {
-                Part::Shared => (&mut l.shared, p.cap(Part::Shared)),
-                Part::Reserved => (&mut l.reserved, p.cap(Part::Reserved)),
-            };
-            // With draws waiting, their grant times already count these
-            // tokens as spent; handing them to a newcomer could grant more
-            // than the period allows. So they come back only to a bucket
-            // nobody waits on.
+        Op::Refund { part, cost, ticket } => {
+            // Tokens come back if nobody drew on this bucket since (as if
+            // the draw had never been), or if nobody waits on it. Otherwise
+            // later draws were promised times that count these tokens as
+            // spent, and handing them to a newcomer could grant more than
+            // the period allows: they are forfeit.
+            let last = *l.draws(part) == ticket;
+            let cap = p.cap(part);
+            let level = l.level(part);
             let before = *level;
-            if before >= 0.0 {
+            if last || before >= 0.0 {
                 *level = (before + cost).min(cap);
             }
-            Outcome {
-                part,
-                wait_us: 0.0,
-                returned: *level - before,
-                levels: l,
-            }
+            out.part = part;
+            out.returned = *level - before;
         }
-        Op::Peek => Outcome {
-            part: Part::Shared,
-            wait_us: 0.0,
-            returned: 0.0,
-            levels: l,
-        },
+        Op::Peek => {}
     }
+    out.levels = l;
+    out
 }
 
 #[cfg(test)]
@@ -252,6 +282,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 100.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -273,6 +304,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 100.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -282,6 +314,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 20.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -297,6 +330,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 250.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -313,6 +347,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 50.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -324,6 +359,7 @@ mod tests {
                 Op::Reserve {
                     lane: Lane::Heavy,
                     cost: 1.0,
+                    max_wait_us: None,
                 },
                 i,
             );
@@ -344,6 +380,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 40.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -353,6 +390,7 @@ mod tests {
             Op::Refund {
                 part: o.part,
                 cost: 40.0,
+                ticket: o.ticket,
             },
             0,
         );
@@ -363,10 +401,88 @@ mod tests {
             Op::Refund {
                 part: o.part,
                 cost: 40.0,
+                ticket: o.ticket,
             },
             0,
         );
         assert_eq!((r.levels.shared, r.returned), (100.0, 0.0));
+    }
+
+    #[test]
+    fn a_draw_that_would_wait_too_long_changes_nothing() {
+        let p = params(600.0, 100.0, 0.0);
+        let a = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 100.0,
+                max_wait_us: None,
+            },
+            0,
+        );
+        let max = Some(SECOND as f64);
+        let b = step(
+            Some(a.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 50.0,
+                max_wait_us: max,
+            },
+            0,
+        );
+        assert!(!b.granted && b.wait_us > 4.0 * SECOND as f64);
+        assert_eq!(b.levels, a.levels);
+        let c = step(
+            Some(b.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 5.0,
+                max_wait_us: max,
+            },
+            0,
+        );
+        assert!(c.granted && (c.wait_us - 0.5 * SECOND as f64).abs() < 1.0);
+    }
+
+    #[test]
+    fn the_last_draw_can_always_be_given_back_as_if_it_had_never_been() {
+        let p = params(600.0, 100.0, 0.0);
+        let a = step(
+            None,
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 100.0,
+                max_wait_us: None,
+            },
+            0,
+        );
+        let b = step(
+            Some(a.levels),
+            &p,
+            Op::Reserve {
+                lane: Lane::Heavy,
+                cost: 50.0,
+                max_wait_us: None,
+            },
+            0,
+        );
+        // B gives up waiting; nobody drew after it.
+        let r = step(
+            Some(b.levels),
+            &p,
+            Op::Refund {
+                part: b.part,
+                cost: 50.0,
+                ticket: b.ticket,
+            },
+            SECOND,
+        );
+        assert_eq!(r.returned, 50.0);
+        assert!((r.levels.shared - 10.0).abs() < 1e-9);
     }
 
     #[test]
@@ -378,6 +494,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 100.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -387,6 +504,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 50.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -398,6 +516,7 @@ mod tests {
             Op::Refund {
                 part: a.part,
                 cost: 100.0,
+                ticket: a.ticket,
             },
             1,
         );
@@ -408,6 +527,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 10.0,
+                max_wait_us: None,
             },
             1,
         );
@@ -427,6 +547,7 @@ mod tests {
                     Op::Reserve {
                         lane: Lane::Heavy,
                         cost: 10.0,
+                        max_wait_us: None,
                     },
                     0,
                 )
@@ -444,6 +565,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Light,
                 cost: 5.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -455,6 +577,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 5.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -471,6 +594,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Light,
                 cost: 5.0,
+                max_wait_us: None,
             },
             0,
         );
@@ -487,6 +611,7 @@ mod tests {
             Op::Reserve {
                 lane: Lane::Heavy,
                 cost: 50.0,
+                max_wait_us: None,
             },
             10 * SECOND,
         );
@@ -506,7 +631,7 @@ mod tests {
         let period = p.period_us as i64;
         let mut levels = None;
         let mut next_at = [0i64; 3];
-        let mut refund: [Option<(Part, f64)>; 3] = [None; 3];
+        let mut refund: [Option<(Part, f64, u64)>; 3] = [None; 3];
         let mut grants: Vec<(i64, f64)> = Vec::new();
         let end = 10 * period;
         loop {
@@ -514,8 +639,8 @@ mod tests {
             if now >= end {
                 break;
             }
-            if let Some((part, cost)) = refund[who].take() {
-                levels = Some(step(levels, p, Op::Refund { part, cost }, now).levels);
+            if let Some((part, cost, ticket)) = refund[who].take() {
+                levels = Some(step(levels, p, Op::Refund { part, cost, ticket }, now).levels);
             }
             let lane = if chance(&mut rng, light) {
                 Lane::Light
@@ -523,11 +648,20 @@ mod tests {
                 Lane::Heavy
             };
             let cost = 1.0 + rng.below(max_cost) as f64;
-            let o = step(levels, p, Op::Reserve { lane, cost }, now);
+            let o = step(
+                levels,
+                p,
+                Op::Reserve {
+                    lane,
+                    cost,
+                    max_wait_us: None,
+                },
+                now,
+            );
             levels = Some(o.levels);
             let granted = now + o.wait_us.ceil() as i64;
             if chance(&mut rng, refunds) {
-                refund[who] = Some((o.part, cost));
+                refund[who] = Some((o.part, cost, o.ticket));
             } else {
                 grants.push((granted, cost));
             }

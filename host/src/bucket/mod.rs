@@ -146,6 +146,7 @@ pub(crate) enum WaitLimit<'a> {
 pub(crate) struct Grant {
     part: Part,
     cost: Cost,
+    ticket: u64,
     local: bool,
 }
 
@@ -296,20 +297,11 @@ impl Budget {
 
     /// Reserves `cost` for `lane`: from Redis (or memory), or from the
     /// local fallback when Redis is down and the policy allows it.
-    fn reserve(&self, lane: Lane, cost: Cost) -> Result<(Outcome, bool), Unreachable> {
-        let op = Op::Reserve {
-            lane,
-            cost: cost.0 as f64,
-        };
+    fn reserve(&self, op: Op) -> Result<(Outcome, bool), Unreachable> {
         match self.step(op, None) {
             Ok(o) => Ok((o, false)),
             Err(e) => match &self.fallback {
-                Some((local, params)) => {
-                    self.counters
-                        .fallback_grants
-                        .fetch_add(1, Ordering::Relaxed);
-                    Ok((local.step(params, op, None)?, true))
-                }
+                Some((local, params)) => Ok((local.step(params, op, None)?, true)),
                 None => Err(e),
             },
         }
@@ -317,9 +309,10 @@ impl Budget {
 
     /// Draws `cost` tokens for `lane`, waiting until they are there.
     ///
-    /// Under the fail-closed policy a draw waits while Redis is unreachable
-    /// (retrying with backoff) unless `limit` says otherwise. The returned
-    /// grant is what [`Budget::refund`] takes back.
+    /// Under [`WaitLimit::AtMost`], a draw whose tokens would take longer is
+    /// refused without taking anything. Under the fail-closed policy a draw
+    /// waits while Redis is unreachable (retrying with backoff) unless the
+    /// limit runs out first. The grant is what [`Budget::refund`] takes back.
     pub(crate) fn acquire(
         &self,
         lane: Lane,
@@ -329,7 +322,18 @@ impl Budget {
         let start = Instant::now();
         let mut backoff = Duration::from_millis(10);
         let (outcome, local) = loop {
-            match self.reserve(lane, cost) {
+            let max_wait_us = match limit {
+                WaitLimit::AtMost(max) => {
+                    Some(max.saturating_sub(start.elapsed()).as_micros() as f64)
+                }
+                WaitLimit::UntilCancelled(_) => None,
+            };
+            let op = Op::Reserve {
+                lane,
+                cost: cost.0 as f64,
+                max_wait_us,
+            };
+            match self.reserve(op) {
                 Ok(r) => break r,
                 Err(Unreachable(why)) => {
                     let left = match limit {
@@ -347,22 +351,20 @@ impl Budget {
                 }
             }
         };
-        let grant = Grant {
-            part: outcome.part,
-            cost,
-            local,
-        };
         let wait = Duration::from_micros(outcome.wait_us.ceil() as u64);
-        if let WaitLimit::AtMost(max) = limit
-            && wait > max.saturating_sub(start.elapsed())
-        {
-            self.refund(grant);
+        if !outcome.granted {
             self.counters.refused.fetch_add(1, Ordering::Relaxed);
             return Err(BudgetError::Exhausted {
                 budget: self.name.clone(),
                 retry_after: wait,
             });
         }
+        let grant = Grant {
+            part: outcome.part,
+            cost,
+            ticket: outcome.ticket,
+            local,
+        };
         if !sleep_unless_cancelled(wait, limit) {
             self.refund(grant);
             return Err(BudgetError::Cancelled {
@@ -370,6 +372,9 @@ impl Budget {
             });
         }
         let c = &self.counters;
+        if local {
+            c.fallback_grants.fetch_add(1, Ordering::Relaxed);
+        }
         c.drawn[lane as usize].fetch_add(cost.0, Ordering::Relaxed);
         c.grants.fetch_add(1, Ordering::Relaxed);
         c.wait.record(start.elapsed());
@@ -381,6 +386,7 @@ impl Budget {
         let op = Op::Refund {
             part: grant.part,
             cost: grant.cost.0 as f64,
+            ticket: grant.ticket,
         };
         let result = match (&self.fallback, grant.local) {
             (Some((local, params)), true) => local.step(params, op, None),
@@ -440,3 +446,6 @@ fn sleep_unless_cancelled(d: Duration, limit: WaitLimit<'_>) -> bool {
         std::thread::sleep(left.min(SLICE));
     }
 }
+
+#[cfg(test)]
+mod tests;

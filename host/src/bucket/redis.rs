@@ -58,10 +58,14 @@ impl RedisStore {
 
 impl Store for RedisStore {
     fn step(&self, p: &Params, op: Op, now_us: Option<i64>) -> Result<Outcome, Unreachable> {
-        let (name, lane, cost, part) = match op {
-            Op::Reserve { lane, cost } => ("reserve", lane, cost, Part::Shared),
-            Op::Refund { part, cost } => ("refund", Lane::Heavy, cost, part),
-            Op::Peek => ("peek", Lane::Heavy, 0.0, Part::Shared),
+        let (name, lane, cost, part, ticket, max_wait) = match op {
+            Op::Reserve {
+                lane,
+                cost,
+                max_wait_us,
+            } => ("reserve", lane, cost, Part::Shared, 0, max_wait_us),
+            Op::Refund { part, cost, ticket } => ("refund", Lane::Heavy, cost, part, ticket, None),
+            Op::Peek => ("peek", Lane::Heavy, 0.0, Part::Shared, 0, None),
         };
         let mut con = self.connection().map_err(|e| Unreachable(e.to_string()))?;
         let mut call = self.script.prepare_invoke();
@@ -74,6 +78,8 @@ impl Store for RedisStore {
             .arg(lane.as_str())
             .arg(cost)
             .arg(part.code())
+            .arg(ticket)
+            .arg(max_wait.map(|w| w.to_string()).unwrap_or_default())
             .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
         // `invoke` runs EVALSHA and, after a SCRIPT FLUSH or a restart
         // (NOSCRIPT), loads the script and runs it again.
@@ -93,18 +99,22 @@ impl Store for RedisStore {
 }
 
 fn parse(reply: &[String]) -> Option<Outcome> {
-    let [part, wait, s, r, at, returned] = reply else {
+    let [part, granted, wait, ticket, returned, s, r, at] = reply else {
         return None;
     };
     let num = |t: &String| t.parse::<f64>().ok().filter(|x| x.is_finite());
     Some(Outcome {
         part: Part::from_code(part)?,
+        granted: granted == "1",
         wait_us: num(wait)?,
+        ticket: num(ticket)? as u64,
         returned: num(returned)?,
         levels: Levels {
             shared: num(s)?,
             reserved: num(r)?,
             at_us: num(at)? as i64,
+            // The counts stay in Redis; only the arithmetic's tests read them.
+            draws: [0; 2],
         },
     })
 }

@@ -1,19 +1,24 @@
 -- warmlane budget: one atomic step on one budget's token buckets.
 -- The arithmetic is level.rs's, step for step; keep the two together.
 --
--- KEYS[1]  the budget's hash: fields s (shared level), r (reserved level),
---          at (microseconds, server clock). Absent means full.
+-- KEYS[1]  the budget's hash: fields s, r (shared and reserved levels),
+--          at (microseconds, server clock), ns, nr (draws on each so far).
+--          Absent means full.
 -- ARGV     op ('reserve' | 'refund' | 'peek'), capacity, period_us, burst,
 --          light_share, lane ('light' | 'heavy'), cost, part ('s' | 'r'),
---          now_us (empty: the server's TIME; tests pass a fake clock).
--- Returns  { part, wait_us, s, r, at, returned } as strings.
+--          ticket (refund: the draw's number), max_wait_us (reserve: empty
+--          for no limit), now_us (empty: the server's TIME; tests pass a
+--          fake clock).
+-- Returns  { part, granted (0|1), wait_us, ticket, returned, s, r, at }
+--          as strings.
 local op = ARGV[1]
 local capacity, period, burst, share =
   tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local lane, cost, part = ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local lane, cost, part, ticket = ARGV[6], tonumber(ARGV[7]), ARGV[8], tonumber(ARGV[9])
+local max_wait = tonumber(ARGV[10])
 local now
-if ARGV[9] ~= nil and ARGV[9] ~= '' then
-  now = tonumber(ARGV[9])
+if ARGV[11] ~= nil and ARGV[11] ~= '' then
+  now = tonumber(ARGV[11])
 else
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -22,63 +27,65 @@ end
 local rate = capacity / period
 local rate_s, cap_s = rate * (1 - share), burst * (1 - share)
 local rate_r, cap_r = rate * share, burst * share
-local reserve = share > 0
 
-local s, r, at = cap_s, cap_r, now
-local stored = redis.call('HMGET', KEYS[1], 's', 'r', 'at')
+local l = { s = cap_s, r = cap_r, at = now, ns = 0, nr = 0 }
+local stored = redis.call('HMGET', KEYS[1], 's', 'r', 'at', 'ns', 'nr')
 if stored[1] and stored[2] and stored[3] then
-  s, r, at = tonumber(stored[1]), tonumber(stored[2]), tonumber(stored[3])
-  local dt = now - at
+  local dt = now - tonumber(stored[3])
   if dt < 0 then dt = 0 end
-  s = math.min(s + dt * rate_s, cap_s)
-  r = math.min(r + dt * rate_r, cap_r)
-  if now > at then at = now end
+  l.s = math.min(tonumber(stored[1]) + dt * rate_s, cap_s)
+  l.r = math.min(tonumber(stored[2]) + dt * rate_r, cap_r)
+  l.at = math.max(tonumber(stored[3]), now)
+  l.ns, l.nr = tonumber(stored[4]) or 0, tonumber(stored[5]) or 0
 end
+local cap = { s = cap_s, r = cap_r }
+local rates = { s = rate_s, r = rate_r }
 
-local wait, returned = 0, 0
+local granted, wait, returned, write = 0, 0, 0, false
 if op == 'reserve' then
-  if lane == 'light' and reserve then
-    if r >= cost then
-      part = 'r'
-    elseif s >= cost then
-      part = 's'
-    elseif cost > cap_r then
-      part = 's'
-    else
-      local wait_r = (cost - r) / rate_r
-      local wait_s = (cost - s) / rate_s
-      if wait_r <= wait_s then part = 'r' else part = 's' end
-    end
-  elseif lane == 'heavy' and reserve and r - cost >= cap_r / 2 then
+  if share <= 0 then
+    part = 's'
+  elseif lane == 'light' then
+    if l.r >= cost then part = 'r'
+    elseif l.s >= cost then part = 's'
+    elseif cost > cap_r then part = 's'
+    elseif (cost - l.r) / rate_r <= (cost - l.s) / rate_s then part = 'r'
+    else part = 's' end
+  elseif l.r - cost >= cap_r / 2 then
     part = 'r'
   else
     part = 's'
   end
-  if part == 'r' then
-    r = r - cost
-    if r < 0 then wait = -r / rate_r end
+  local after = l[part] - cost
+  if after < 0 then wait = -after / rates[part] end
+  if max_wait == nil or wait <= max_wait then
+    l[part] = after
+    l['n' .. part] = l['n' .. part] + 1
+    ticket = l['n' .. part]
+    granted, write = 1, true
   else
-    s = s - cost
-    if s < 0 then wait = -s / rate_s end
+    ticket = 0
   end
 elseif op == 'refund' then
-  -- Only to a bucket nobody waits on (see level.rs).
-  if part == 'r' then
-    if r >= 0 then returned = math.min(r + cost, cap_r) - r; r = r + returned end
-  else
-    part = 's'
-    if s >= 0 then returned = math.min(s + cost, cap_s) - s; s = s + returned end
+  if part ~= 'r' then part = 's' end
+  -- Back if nobody drew since, or nobody waits (see level.rs).
+  local before = l[part]
+  if l['n' .. part] == ticket or before >= 0 then
+    l[part] = math.min(before + cost, cap[part])
   end
+  returned = l[part] - before
+  ticket, write = 0, true
 else
-  part = 's'
+  part, ticket = 's', 0
 end
 
 local f = function(x) return string.format('%.17g', x) end
-if op ~= 'peek' then
-  redis.call('HSET', KEYS[1], 's', f(s), 'r', f(r), 'at', f(at))
+if write then
+  redis.call('HSET', KEYS[1], 's', f(l.s), 'r', f(l.r), 'at', f(l.at),
+    'ns', f(l.ns), 'nr', f(l.nr))
   -- Forget the budget once both buckets would be full again: absent is full.
-  local full = (cap_s - s) / rate_s
-  if reserve then full = math.max(full, (cap_r - r) / rate_r) end
+  local full = (cap_s - l.s) / rate_s
+  if share > 0 then full = math.max(full, (cap_r - l.r) / rate_r) end
   redis.call('PEXPIRE', KEYS[1], math.ceil(full / 1000) + 1000)
 end
-return { part, f(wait), f(s), f(r), f(at), f(returned) }
+return { part, tostring(granted), f(wait), f(ticket), f(returned), f(l.s), f(l.r), f(l.at) }

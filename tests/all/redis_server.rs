@@ -1,0 +1,93 @@
+//! A real `redis-server` for tests: started on a free loopback port in a
+//! directory of its own, so tests can stop, restart and flush it without
+//! touching the machine's own Redis. Shared by the host's unit tests.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running (or stopped) test Redis.
+pub(crate) struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free port; panics with the one-line fix when
+    /// `redis-server` is not installed.
+    pub(crate) fn start() -> RedisServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("warmlane-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for the test Redis");
+        let mut server = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        server.restart();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub(crate) fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (its data is gone: nothing is saved).
+    pub(crate) fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty; waits until it answers.
+    pub(crate) fn restart(&mut self) {
+        self.stop();
+        let child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start redis-server ({e}); install it: apt-get install redis-server")
+            });
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not start on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Runs one command, e.g. `["SCRIPT", "FLUSH"]`.
+    pub(crate) fn command(&self, args: &[&str]) -> redis::Value {
+        let client = redis::Client::open(self.url()).expect("a Redis URL");
+        let mut con = client.get_connection().expect("connect to the test Redis");
+        let mut cmd = redis::cmd(args[0]);
+        for a in &args[1..] {
+            cmd.arg(*a);
+        }
+        cmd.query(&mut con).expect("a Redis command")
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
