@@ -68,7 +68,7 @@ impl Args {
         self.value(name)
             .map(|v| {
                 v.parse()
-                    .map_err(|_| anyhow!("--{name} takes a whole number, not `{v}`"))
+                    .map_err(|_| anyhow!("--{name} takes a number, not `{v}`"))
             })
             .transpose()
     }

@@ -1,5 +1,5 @@
 //! The `warmlane` command: run documents through warm WebAssembly workers,
-//! and call agent tools.
+//! call agent tools, and look at the budgets they draw from.
 
 mod args;
 mod commands;
@@ -14,13 +14,17 @@ Usage:
   warmlane tools list [--config FILE]    list the tools and their input schemas
   warmlane tools call NAME JSON [--session ID] [--config FILE]
                                          call a tool once
+  warmlane budget show [--config FILE] [--redis URL]
+                                         each budget's size and tokens now
+  warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]
+                                         draw by hand; one JSON line per grant
   warmlane help                          this text
 
 Options for `run`:
   --config FILE        TOML configuration (every value has a default)
   --password PASSWORD  password for encrypted PDFs (the empty password is always tried)
   --batch-pages N      pages per batch handed to the parser (default 16)
-  --workers N          batches parsed at once (default: one per core)
+  --workers N          batches parsed at once across the lanes (default: one per core)
   --chunk-size N       largest chunk (default 512)
   --overlap N          how much each chunk repeats of the previous (default 64)
   --unit UNIT          what sizes count: tokens (cl100k) or characters (default tokens)
@@ -36,6 +40,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("run") => commands::run::main(&args[1..]),
         Some("tools") => commands::tools::main(&args[1..]),
+        Some("budget") => commands::budget::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

@@ -33,7 +33,7 @@ pub mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin.rs"));
 }
 
-pub use bucket::{Budget, BudgetStats, Cost};
+pub use bucket::{Budget, BudgetStats, Cost, Grant, WaitLimit};
 pub use components::WorldKind;
 pub use config::Config;
 pub use engine::Allocation;

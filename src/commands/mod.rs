@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod budget;
 pub(crate) mod run;
 pub(crate) mod tools;
 

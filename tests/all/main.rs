@@ -4,6 +4,7 @@ mod cli;
 mod documents;
 mod extraction;
 mod guests;
+mod lanes;
 mod limits;
 mod plugins;
 mod support;

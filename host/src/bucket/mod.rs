@@ -131,8 +131,8 @@ impl Store for MemoryStore {
 }
 
 /// How long a draw may wait, and what makes it give up.
-#[derive(Clone, Copy)]
-pub(crate) enum WaitLimit<'a> {
+#[derive(Debug, Clone, Copy)]
+pub enum WaitLimit<'a> {
     /// Wait as long as it takes, unless `cancel` is set.
     UntilCancelled(&'a AtomicBool),
     /// Refuse at once if the tokens would take longer than this.
@@ -143,11 +143,31 @@ pub(crate) enum WaitLimit<'a> {
 /// fails before it uses them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "a grant is refunded or kept on purpose"]
-pub(crate) struct Grant {
+pub struct Grant {
     part: Part,
     cost: Cost,
     ticket: u64,
     local: bool,
+    at_us: i64,
+}
+
+impl Grant {
+    /// The tokens drawn.
+    pub fn cost(&self) -> Cost {
+        self.cost
+    }
+
+    /// When the tokens became the caller's, in microseconds on the clock of
+    /// the store that granted them (the Redis server's, or this process's
+    /// monotonic clock): comparable across the hosts sharing a Redis.
+    pub fn granted_at_us(&self) -> i64 {
+        self.at_us
+    }
+
+    /// Whether the local fallback granted it while Redis was unreachable.
+    pub fn from_fallback(&self) -> bool {
+        self.local
+    }
 }
 
 /// A budget's figures, for metrics.
@@ -219,6 +239,19 @@ impl std::fmt::Debug for Budget {
 const SLICE: Duration = Duration::from_millis(20);
 
 impl Budget {
+    /// Budget `name` of `config`: in Redis when `redis.url` is set, else in
+    /// this process.
+    pub fn from_config(name: &str, config: &crate::Config) -> anyhow::Result<Budget> {
+        let Some(b) = config.budgets.get(name) else {
+            let known: Vec<&str> = config.budgets.keys().map(String::as_str).collect();
+            anyhow::bail!(
+                "no budget named `{name}`; the configuration has: {}",
+                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            );
+        };
+        Self::new(name, b, &config.redis)
+    }
+
     /// Budget `name` as configured: in Redis when `redis` has a URL, else in
     /// this process.
     pub(crate) fn new(
@@ -274,6 +307,28 @@ impl Budget {
         self.step(Op::Peek, None).is_ok()
     }
 
+    /// The tokens there now, shared and held for the light lane (negative
+    /// while draws wait), as the backend reports them.
+    pub fn levels(&self) -> Result<(f64, f64), BudgetError> {
+        self.step(Op::Peek, None)
+            .map(|o| (o.levels.shared, o.levels.reserved))
+            .map_err(|Unreachable(reason)| BudgetError::Unavailable {
+                budget: self.name.clone(),
+                reason,
+            })
+    }
+
+    /// Tokens per period, burst, period and light share, as configured.
+    pub fn size(&self) -> (f64, f64, Duration, f64) {
+        let p = &self.params;
+        (
+            p.capacity,
+            p.burst,
+            Duration::from_secs_f64(p.period_us / 1e6),
+            p.light_share,
+        )
+    }
+
     /// One step on the primary store, keeping `reachable` and the log honest.
     fn step(&self, op: Op, now_us: Option<i64>) -> Result<Outcome, Unreachable> {
         let result = self.store.step(&self.params, op, now_us);
@@ -313,7 +368,7 @@ impl Budget {
     /// refused without taking anything. Under the fail-closed policy a draw
     /// waits while Redis is unreachable (retrying with backoff) unless the
     /// limit runs out first. The grant is what [`Budget::refund`] takes back.
-    pub(crate) fn acquire(
+    pub fn acquire(
         &self,
         lane: Lane,
         cost: Cost,
@@ -364,6 +419,7 @@ impl Budget {
             cost,
             ticket: outcome.ticket,
             local,
+            at_us: outcome.levels.at_us + outcome.wait_us.ceil() as i64,
         };
         if !sleep_unless_cancelled(wait, limit) {
             self.refund(grant);
@@ -381,8 +437,10 @@ impl Budget {
         Ok(grant)
     }
 
-    /// Gives back a grant whose call failed before using its tokens.
-    pub(crate) fn refund(&self, grant: Grant) {
+    /// Gives back a grant whose call failed before using its tokens. The
+    /// tokens return if no later draw on the same bucket is waiting;
+    /// otherwise they are forfeit (see [`BudgetStats::forfeited`]).
+    pub fn refund(&self, grant: Grant) {
         let op = Op::Refund {
             part: grant.part,
             cost: grant.cost.0 as f64,

@@ -1,0 +1,201 @@
+//! Lanes and budgets through the host: real PDFs, real components.
+
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use warmlane_host::{BudgetError, Config, Event, Host, Lane, SubmitError, ToolError};
+
+use crate::support;
+
+fn host(toml: &str) -> Host {
+    let config = Config::from_toml(toml).expect("config");
+    let host = Host::new(config).expect("start the host");
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    host
+}
+
+/// Runs a job to the end on this thread; the time it finished, its pages
+/// and its errors.
+fn run(host: &Host, name: &str) -> (Instant, u32, u32) {
+    let doc = support::open(name, None);
+    let mut options = host.document_options();
+    options.batch_pages = 1;
+    let summary = host
+        .process(doc, &options, name, &mut |_| {})
+        .expect("accepted");
+    (Instant::now(), summary.pages, summary.page_errors)
+}
+
+#[test]
+fn documents_are_classified_by_size() {
+    let host = host("[lanes]\nheavy_from_pages = 50\n");
+    assert_eq!(host.lane_for(&support::open("en-debian-faq.pdf", None)), Lane::Heavy);
+    assert_eq!(host.lane_for(&support::open("en-lppl.pdf", None)), Lane::Light);
+    let job = host
+        .submit(support::open("en-lppl.pdf", None), &host.document_options(), "lppl")
+        .unwrap();
+    assert_eq!((job.lane(), job.pages(), job.id()), (Lane::Light, 8, "lppl"));
+}
+
+#[test]
+fn a_light_document_finishes_while_a_heavy_one_runs() {
+    // One core's worth of heavy work, so the heavy job is slow and the
+    // light lane's own worker is all the light job has.
+    let host = host("[pipeline]\nworkers = 1\n[lanes]\nheavy_from_pages = 50\n");
+    std::thread::scope(|s| {
+        let (started_tx, started) = mpsc::channel();
+        let host = &host;
+        let heavy = s.spawn(move || {
+            let doc = support::open("en-debian-faq.pdf", None);
+            let mut options = host.document_options();
+            options.batch_pages = 1;
+            let mut told = false;
+            host.process(doc, &options, "heavy", &mut |e| {
+                if let Event::Progress { .. } = e
+                    && !told
+                {
+                    told = true;
+                    let _ = started_tx.send(());
+                }
+            })
+            .expect("accepted");
+            Instant::now()
+        });
+        started.recv().expect("the heavy job started");
+        let (light_done, pages, errors) = run(&host, "en-lppl.pdf");
+        assert_eq!((pages, errors), (8, 0));
+        let heavy_done = heavy.join().unwrap();
+        assert!(light_done < heavy_done, "the light job waited for the heavy one");
+    });
+    let [light, heavy] = host.lane_stats();
+    assert_eq!((light.admitted, light.finished, light.borrowed), (1, 1, 0));
+    assert_eq!((heavy.admitted, heavy.finished, heavy.batches), (1, 1, 73));
+    assert_eq!((light.wait.count(), heavy.wait.count()), (1, 1));
+}
+
+#[test]
+fn a_full_lane_refuses_with_a_clear_error_and_keeps_what_it_has() {
+    let host = host("[lanes]\nheavy_from_pages = 50\n[lanes.heavy]\nrunning = 1\nqueue = 1\n");
+    let options = host.document_options();
+    let faq = || support::open("en-debian-faq.pdf", None);
+    let first = host.submit(faq(), &options, "first").unwrap();
+    let second = host.submit(faq(), &options, "second").unwrap();
+    let err = host.submit(faq(), &options, "third").unwrap_err();
+    assert_eq!(err, SubmitError::LaneFull { lane: Lane::Heavy, queued: 1 });
+    assert!(err.to_string().contains("lanes.heavy.queue"), "{err}");
+    // The light lane is not affected.
+    let (_, pages, _) = run(&host, "en-lppl.pdf");
+    assert_eq!(pages, 8);
+    // Nothing accepted is lost: both jobs finish, in full.
+    let [_, heavy] = host.lane_stats();
+    assert_eq!((heavy.running, heavy.queued, heavy.refused), (1, 1, 1));
+    for job in [first, second] {
+        let summary = job.run(&mut |_| {});
+        assert_eq!((summary.pages, summary.page_errors), (73, 0));
+    }
+}
+
+#[test]
+fn heavy_documents_take_turns() {
+    let host = host("[pipeline]\nworkers = 1\n[lanes]\nheavy_from_pages = 50\n");
+    let mut options = host.document_options();
+    options.batch_pages = 4;
+    let a = host
+        .submit(support::open("en-debian-faq.pdf", None), &options, "a")
+        .unwrap();
+    let b = host
+        .submit(support::open("ja-maint-guide.pdf", None), &options, "b")
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        for job in [a, b] {
+            let tx = tx.clone();
+            s.spawn(move || {
+                let id = job.id().to_string();
+                job.run(&mut |e| {
+                    if let Event::Progress { done, .. } = e {
+                        let _ = tx.send((id.clone(), done));
+                    }
+                })
+            });
+        }
+    });
+    drop(tx);
+    let order: Vec<(String, u32)> = rx.iter().collect();
+    // Before either finished, both had made progress.
+    let first_done = order
+        .iter()
+        .position(|(id, done)| (id == "a" && *done == 73) || (id == "b" && *done == 69))
+        .unwrap();
+    let before: Vec<&str> = order[..first_done].iter().map(|(id, _)| id.as_str()).collect();
+    assert!(before.contains(&"a") && before.contains(&"b"), "{order:?}");
+}
+
+#[test]
+fn parsing_draws_pages_from_its_budget_and_light_work_keeps_its_share() {
+    // 60 pages a second with a burst of 20; the heavy 73-page document
+    // needs about a second, during which the light lane's reserve serves
+    // the 8-page one.
+    let host = host(
+        "[lanes]\nheavy_from_pages = 50\n\
+         [budgets.pages]\ncapacity = 60\nperiod_secs = 1\nburst = 20\nlight_share = 0.5\n\
+         [components.pdf-pages]\nbudget = \"pages\"\n",
+    );
+    std::thread::scope(|s| {
+        let heavy = s.spawn(|| run(&host, "en-debian-faq.pdf"));
+        std::thread::sleep(Duration::from_millis(100));
+        let (light_done, pages, errors) = run(&host, "en-lppl.pdf");
+        assert_eq!((pages, errors), (8, 0));
+        let (heavy_done, pages, errors) = heavy.join().unwrap();
+        assert_eq!((pages, errors), (73, 0));
+        assert!(light_done < heavy_done, "the light job waited for the heavy one's budget");
+    });
+    let stats = host.budget_stats();
+    let pages = &stats[0];
+    assert_eq!((pages.drawn_light, pages.drawn_heavy), (8, 73));
+    assert_eq!(pages.grants, 81);
+    // The heavy job waited for its pages: about a second in all.
+    assert!(Duration::from_nanos(pages.wait.total_nanos) > Duration::from_millis(500), "{pages:?}");
+}
+
+#[test]
+fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
+    let host = host(
+        "[budgets.calls]\ncapacity = 2\nburst = 2\nlight_share = 0\n\
+         [budgets.bytes]\ncapacity = 1000\nburst = 1000\n\
+         [components.text-stats]\nbudget = \"calls\"\ndeadline_ms = 1000\n\
+         [components.notes]\nbudget = \"bytes\"\ncost = { field = \"/weight\" }\n",
+    );
+    let input = r#"{"text":"one two"}"#;
+    host.call_tool("text-stats", input, None).unwrap();
+    host.call_tool("text-stats", input, None).unwrap();
+    match host.call_tool("text-stats", input, None) {
+        Err(ToolError::Budget(BudgetError::Exhausted { budget, retry_after })) => {
+            assert_eq!(budget, "calls");
+            // One call's worth at 2 a minute, longer than the 1 s deadline.
+            assert!(retry_after > Duration::from_secs(25), "{retry_after:?}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // A cost read from the input: missing, it is the input that is wrong.
+    let session = warmlane_host::SessionId::random();
+    match host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)) {
+        Err(ToolError::InvalidInput(why)) => assert!(why.contains("/weight"), "{why}"),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+    host.call_tool("notes", r#"{"action":"list","weight":250}"#, Some(&session))
+        .unwrap();
+    let by_name = |n: &str| host.budget_stats().into_iter().find(|b| b.name == n).unwrap();
+    assert_eq!((by_name("calls").grants, by_name("calls").refused), (2, 1));
+    assert_eq!(by_name("bytes").drawn_light, 250);
+}
+
+#[test]
+fn a_cost_rule_that_does_not_fit_the_component_is_refused_at_start() {
+    let config = Config::from_toml(
+        "[budgets.b]\ncapacity = 10\nburst = 10\n[components.text-stats]\nbudget = \"b\"\ncost = \"pages\"\n",
+    )
+    .unwrap();
+    let err = Host::new(config).err().expect("refused");
+    assert!(format!("{err:#}").contains("is a tool"), "{err:#}");
+}
