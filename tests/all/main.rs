@@ -1,5 +1,6 @@
 //! warmlane's integration tests: real PDFs, real components, the real binary.
 
+mod budgets;
 mod cli;
 mod documents;
 mod extraction;
@@ -7,5 +8,6 @@ mod guests;
 mod lanes;
 mod limits;
 mod plugins;
+mod redis_server;
 mod support;
 mod tools;
