@@ -42,10 +42,24 @@ fn twice(path: &Path) -> Vec<u8> {
     let mut a = Document::load(path).expect("load");
     let mut b = Document::load(path).expect("load");
     b.renumber_objects_with(a.max_id + 1);
-    let pages = |d: &Document| d.catalog().unwrap().get(b"Pages").unwrap().as_reference().unwrap();
+    let pages = |d: &Document| {
+        d.catalog()
+            .unwrap()
+            .get(b"Pages")
+            .unwrap()
+            .as_reference()
+            .unwrap()
+    };
     let (pages_a, pages_b) = (pages(&a), pages(&b));
     let count = |d: &Document, id| {
-        d.get_object(id).unwrap().as_dict().unwrap().get(b"Count").unwrap().as_i64().unwrap()
+        d.get_object(id)
+            .unwrap()
+            .as_dict()
+            .unwrap()
+            .get(b"Count")
+            .unwrap()
+            .as_i64()
+            .unwrap()
     };
     let total = count(&a, pages_a) + count(&b, pages_b);
     a.max_id = b.max_id;
@@ -56,10 +70,18 @@ fn twice(path: &Path) -> Vec<u8> {
         "Count" => total,
     });
     for id in [pages_a, pages_b] {
-        a.get_object_mut(id).unwrap().as_dict_mut().unwrap().set("Parent", top);
+        a.get_object_mut(id)
+            .unwrap()
+            .as_dict_mut()
+            .unwrap()
+            .set("Parent", top);
     }
     let catalog = a.trailer.get(b"Root").unwrap().as_reference().unwrap();
-    a.get_object_mut(catalog).unwrap().as_dict_mut().unwrap().set("Pages", top);
+    a.get_object_mut(catalog)
+        .unwrap()
+        .as_dict_mut()
+        .unwrap()
+        .set("Pages", top);
     let mut out = Vec::new();
     a.save_to(&mut out).expect("save");
     out
@@ -67,8 +89,11 @@ fn twice(path: &Path) -> Vec<u8> {
 
 /// Page 1 of a real document, as a document of its own.
 fn light_doc() -> Arc<PdfDocument> {
-    let lppl = PdfDocument::open(std::fs::read(root().join("tests/data/en-lppl.pdf")).unwrap(), None)
-        .expect("open");
+    let lppl = PdfDocument::open(
+        std::fs::read(root().join("tests/data/en-lppl.pdf")).unwrap(),
+        None,
+    )
+    .expect("open");
     Arc::new(PdfDocument::open(lppl.batch(0..1).expect("page 1"), None).expect("open page 1"))
 }
 
@@ -96,7 +121,9 @@ impl Heavy {
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let options = host.document_options();
-                let job = host.submit(doc.clone(), &options, "heavy").expect("accepted");
+                let job = host
+                    .submit(doc.clone(), &options, "heavy")
+                    .expect("accepted");
                 job.run(&mut |e| {
                     if let Event::Progress { done, total } = e {
                         r.store(done < total, Ordering::Relaxed);
@@ -155,7 +182,9 @@ fn lanes(c: &mut Criterion) {
     )));
 
     let mut group = c.benchmark_group("lanes");
-    group.sample_size(20).warm_up_time(Duration::from_millis(500));
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500));
     group.bench_function("light_job_idle_host", |b| {
         b.iter_custom(|n| (0..n).map(|_| light(lanes, &light_doc)).sum())
     });
@@ -208,7 +237,9 @@ fn lanes(c: &mut Criterion) {
     let queued = median(fifo_times);
 
     let [l, h] = lanes.lane_stats();
-    println!("\nlatency of a 1-page job, medians, same run ({heavy_jobs} heavy jobs of 3,222 pages ran beside it)");
+    println!(
+        "\nlatency of a 1-page job, medians, same run ({heavy_jobs} heavy jobs of 3,222 pages ran beside it)"
+    );
     println!("lanes, idle host:              {idle:>10.2?}");
     println!(
         "lanes, beside the heavy job:   {loaded:>10.2?}  ({:.2}x idle)",

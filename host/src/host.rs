@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use crate::bindings::{
     chunker::ChunkerComponent, parser::PageParserComponent, tool::ToolComponent,
 };
-use crate::bucket::{Budget, BudgetStats, Charge, Draw, WaitLimit};
+use crate::bucket::{Budget, BudgetStats, Draw, WaitLimit};
 use crate::builtin;
 use crate::components::{self, Loaded, WorldKind};
 use crate::config::{Config, CostRule};
@@ -320,8 +320,11 @@ impl Host {
             }
         };
         let result = tool.call(input, binding, None);
-        if let Err(ToolError::Call(crate::CallError::PoolExhausted { .. })) = &result {
-            charge.map(Charge::refund);
+        // No instance could be made: the tool never ran.
+        if let (Err(ToolError::Call(crate::CallError::PoolExhausted { .. })), Some(c)) =
+            (&result, charge)
+        {
+            c.refund();
         }
         result
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use crate::bindings::chunker::ChunkerComponent;
 use crate::bindings::chunker::exports::warmlane::worker::chunker::{Options, PageText, SizeUnit};
 use crate::bindings::parser::PageParserComponent;
-use crate::bucket::{Charge, Draw, WaitLimit};
+use crate::bucket::{Draw, WaitLimit};
 use crate::config::ChunkUnit;
 use crate::error::CallError;
 use crate::lanes::{Batches, Lane, Ticket};
@@ -275,7 +275,9 @@ fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, Stri
         .map_err(|e| e.to_string())?;
     // Failures before the parser runs give the tokens back.
     let refund = |why: String| {
-        charge.map(Charge::refund);
+        if let Some(c) = charge {
+            c.refund();
+        }
         why
     };
     let pdf = p
@@ -425,7 +427,9 @@ impl<'a> Chunking<'a> {
             .transpose()
             .map_err(|e| e.to_string())?;
         let mut lease = job.chunker.take(None, Some(job.id.clone())).map_err(|e| {
-            charge.map(Charge::refund);
+            if let Some(c) = charge {
+                c.refund();
+            }
             e.to_string()
         })?;
         lease

@@ -26,7 +26,9 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
         Some("show") => show(&config),
         Some("draw") => {
             let Some(name) = args.positional.get(1) else {
-                bail!("usage: warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]");
+                bail!(
+                    "usage: warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]"
+                );
             };
             let lane = match args.value("lane").unwrap_or("heavy") {
                 "light" => Lane::Light,

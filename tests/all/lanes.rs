@@ -29,12 +29,25 @@ fn run(host: &Host, name: &str) -> (Instant, u32, u32) {
 #[test]
 fn documents_are_classified_by_size() {
     let host = host("[lanes]\nheavy_from_pages = 50\n");
-    assert_eq!(host.lane_for(&support::open("en-debian-faq.pdf", None)), Lane::Heavy);
-    assert_eq!(host.lane_for(&support::open("en-lppl.pdf", None)), Lane::Light);
+    assert_eq!(
+        host.lane_for(&support::open("en-debian-faq.pdf", None)),
+        Lane::Heavy
+    );
+    assert_eq!(
+        host.lane_for(&support::open("en-lppl.pdf", None)),
+        Lane::Light
+    );
     let job = host
-        .submit(support::open("en-lppl.pdf", None), &host.document_options(), "lppl")
+        .submit(
+            support::open("en-lppl.pdf", None),
+            &host.document_options(),
+            "lppl",
+        )
         .unwrap();
-    assert_eq!((job.lane(), job.pages(), job.id()), (Lane::Light, 8, "lppl"));
+    assert_eq!(
+        (job.lane(), job.pages(), job.id()),
+        (Lane::Light, 8, "lppl")
+    );
 }
 
 #[test]
@@ -62,10 +75,13 @@ fn a_light_document_finishes_while_a_heavy_one_runs() {
             Instant::now()
         });
         started.recv().expect("the heavy job started");
-        let (light_done, pages, errors) = run(&host, "en-lppl.pdf");
+        let (light_done, pages, errors) = run(host, "en-lppl.pdf");
         assert_eq!((pages, errors), (8, 0));
         let heavy_done = heavy.join().unwrap();
-        assert!(light_done < heavy_done, "the light job waited for the heavy one");
+        assert!(
+            light_done < heavy_done,
+            "the light job waited for the heavy one"
+        );
     });
     let [light, heavy] = host.lane_stats();
     assert_eq!((light.admitted, light.finished, light.borrowed), (1, 1, 0));
@@ -81,7 +97,13 @@ fn a_full_lane_refuses_with_a_clear_error_and_keeps_what_it_has() {
     let first = host.submit(faq(), &options, "first").unwrap();
     let second = host.submit(faq(), &options, "second").unwrap();
     let err = host.submit(faq(), &options, "third").unwrap_err();
-    assert_eq!(err, SubmitError::LaneFull { lane: Lane::Heavy, queued: 1 });
+    assert_eq!(
+        err,
+        SubmitError::LaneFull {
+            lane: Lane::Heavy,
+            queued: 1
+        }
+    );
     assert!(err.to_string().contains("lanes.heavy.queue"), "{err}");
     // The light lane is not affected.
     let (_, pages, _) = run(&host, "en-lppl.pdf");
@@ -127,7 +149,10 @@ fn heavy_documents_take_turns() {
         .iter()
         .position(|(id, done)| (id == "a" && *done == 73) || (id == "b" && *done == 69))
         .unwrap();
-    let before: Vec<&str> = order[..first_done].iter().map(|(id, _)| id.as_str()).collect();
+    let before: Vec<&str> = order[..first_done]
+        .iter()
+        .map(|(id, _)| id.as_str())
+        .collect();
     assert!(before.contains(&"a") && before.contains(&"b"), "{order:?}");
 }
 
@@ -148,14 +173,20 @@ fn parsing_draws_pages_from_its_budget_and_light_work_keeps_its_share() {
         assert_eq!((pages, errors), (8, 0));
         let (heavy_done, pages, errors) = heavy.join().unwrap();
         assert_eq!((pages, errors), (73, 0));
-        assert!(light_done < heavy_done, "the light job waited for the heavy one's budget");
+        assert!(
+            light_done < heavy_done,
+            "the light job waited for the heavy one's budget"
+        );
     });
     let stats = host.budget_stats();
     let pages = &stats[0];
     assert_eq!((pages.drawn_light, pages.drawn_heavy), (8, 73));
     assert_eq!(pages.grants, 81);
     // The heavy job waited for its pages: about a second in all.
-    assert!(Duration::from_nanos(pages.wait.total_nanos) > Duration::from_millis(500), "{pages:?}");
+    assert!(
+        Duration::from_nanos(pages.wait.total_nanos) > Duration::from_millis(500),
+        "{pages:?}"
+    );
 }
 
 #[test]
@@ -170,7 +201,10 @@ fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
     host.call_tool("text-stats", input, None).unwrap();
     host.call_tool("text-stats", input, None).unwrap();
     match host.call_tool("text-stats", input, None) {
-        Err(ToolError::Budget(BudgetError::Exhausted { budget, retry_after })) => {
+        Err(ToolError::Budget(BudgetError::Exhausted {
+            budget,
+            retry_after,
+        })) => {
             assert_eq!(budget, "calls");
             // One call's worth at 2 a minute, longer than the 1 s deadline.
             assert!(retry_after > Duration::from_secs(25), "{retry_after:?}");
@@ -185,7 +219,12 @@ fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
     }
     host.call_tool("notes", r#"{"action":"list","weight":250}"#, Some(&session))
         .unwrap();
-    let by_name = |n: &str| host.budget_stats().into_iter().find(|b| b.name == n).unwrap();
+    let by_name = |n: &str| {
+        host.budget_stats()
+            .into_iter()
+            .find(|b| b.name == n)
+            .unwrap()
+    };
     assert_eq!((by_name("calls").grants, by_name("calls").refused), (2, 1));
     assert_eq!(by_name("bytes").drawn_light, 250);
 }

@@ -246,7 +246,11 @@ impl Budget {
             let known: Vec<&str> = config.budgets.keys().map(String::as_str).collect();
             anyhow::bail!(
                 "no budget named `{name}`; the configuration has: {}",
-                if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
             );
         };
         Self::new(name, b, &config.redis)

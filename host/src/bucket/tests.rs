@@ -157,10 +157,14 @@ fn the_script_and_the_rust_arithmetic_agree_step_for_step() {
         x ^= x >> 7;
         x ^= x << 17;
         now += (x % 3_000_000) as i64;
-        let lane = if x % 3 == 0 { Lane::Light } else { Lane::Heavy };
+        let lane = if x.is_multiple_of(3) {
+            Lane::Light
+        } else {
+            Lane::Heavy
+        };
         let op = match x % 7 {
             0 => Op::Refund {
-                part: if x % 2 == 0 {
+                part: if x.is_multiple_of(2) {
                     Part::Shared
                 } else {
                     Part::Reserved
@@ -172,7 +176,7 @@ fn the_script_and_the_rust_arithmetic_agree_step_for_step() {
             _ => Op::Reserve {
                 lane,
                 cost: 1.0 + (x % 120) as f64,
-                max_wait_us: (x % 5 == 0).then_some(20.0 * SECOND as f64),
+                max_wait_us: x.is_multiple_of(5).then_some(20.0 * SECOND as f64),
             },
         };
         let want = level::step(local, &p, op, now);
@@ -219,9 +223,9 @@ fn acquire_within(b: &Budget, cost: u64, max: Duration) -> Result<super::Grant, 
 /// is refused with the time to retry, and its tokens are not kept.
 fn waits_and_refusals(b: &Budget) {
     // 10 tokens a second, burst 5.
-    acquire_within(b, 5, Duration::ZERO).unwrap();
+    let _ = acquire_within(b, 5, Duration::ZERO).unwrap();
     let start = Instant::now();
-    acquire_within(b, 2, Duration::from_secs(1)).unwrap();
+    let _ = acquire_within(b, 2, Duration::from_secs(1)).unwrap();
     assert!(
         start.elapsed() >= Duration::from_millis(150),
         "{:?}",
@@ -234,7 +238,7 @@ fn waits_and_refusals(b: &Budget) {
         other => panic!("expected a refusal, got {other:?}"),
     }
     // The refused draw did not keep its tokens: a small one soon succeeds.
-    acquire_within(b, 1, Duration::from_millis(500)).unwrap();
+    let _ = acquire_within(b, 1, Duration::from_millis(500)).unwrap();
     let s = b.stats();
     assert_eq!((s.grants, s.refused, s.drawn_heavy), (3, 1, 8));
     assert!(s.wait.count() == 3);
@@ -251,9 +255,9 @@ fn draws_wait_and_refuse_the_same_in_memory_and_in_redis() {
 fn a_script_flush_is_survived() {
     let server = RedisServer::start();
     let b = budget(Some(server.url()), Policy::FailClosed, 1000, 1000);
-    acquire_within(&b, 1, Duration::ZERO).unwrap();
+    let _ = acquire_within(&b, 1, Duration::ZERO).unwrap();
     server.command(&["SCRIPT", "FLUSH"]);
-    acquire_within(&b, 1, Duration::ZERO).unwrap();
+    let _ = acquire_within(&b, 1, Duration::ZERO).unwrap();
     assert_eq!(b.stats().unreachable, 0);
 }
 
@@ -261,7 +265,7 @@ fn a_script_flush_is_survived() {
 fn fail_closed_stops_drawing_while_redis_is_down_and_resumes_after_a_restart() {
     let mut server = RedisServer::start();
     let b = budget(Some(server.url()), Policy::FailClosed, 1000, 1000);
-    acquire_within(&b, 1, Duration::ZERO).unwrap();
+    let _ = acquire_within(&b, 1, Duration::ZERO).unwrap();
     assert!(b.ready());
     server.stop();
     match acquire_within(&b, 1, Duration::from_millis(100)) {
@@ -280,7 +284,7 @@ fn fail_closed_stops_drawing_while_redis_is_down_and_resumes_after_a_restart() {
         std::thread::sleep(Duration::from_millis(300));
         assert!(!waiting.is_finished(), "the draw did not wait for Redis");
         server.restart();
-        waiting.join().unwrap().expect("granted once Redis is back");
+        let _ = waiting.join().unwrap().expect("granted once Redis is back");
     });
     assert!(b.ready() && b.probe());
     let s = b.stats();
@@ -294,7 +298,7 @@ fn the_local_policy_draws_this_replicas_share_while_redis_is_down() {
     let b = budget(Some(server.url()), Policy::Local, 10, 10);
     server.stop();
     assert!(b.ready(), "the local policy stays ready");
-    acquire_within(&b, 5, Duration::ZERO).unwrap();
+    let _ = acquire_within(&b, 5, Duration::ZERO).unwrap();
     match acquire_within(&b, 3, Duration::ZERO) {
         Err(BudgetError::Exhausted { retry_after, .. }) => {
             // 3 tokens at 5 a second.
@@ -303,16 +307,19 @@ fn the_local_policy_draws_this_replicas_share_while_redis_is_down() {
         other => panic!("the local share was overspent: {other:?}"),
     }
     let s = b.stats();
-    assert!(!s.reachable && s.fallback_grants == 1 && s.refused == 1, "{s:?}");
+    assert!(
+        !s.reachable && s.fallback_grants == 1 && s.refused == 1,
+        "{s:?}"
+    );
     server.restart();
-    acquire_within(&b, 10, Duration::ZERO).expect("Redis is back, with its full burst");
+    let _ = acquire_within(&b, 10, Duration::ZERO).expect("Redis is back, with its full burst");
     assert!(b.stats().reachable);
 }
 
 #[test]
 fn cancelling_a_wait_gives_the_tokens_back() {
     let b = budget(None, Policy::FailClosed, 10, 5);
-    acquire_within(&b, 5, Duration::ZERO).unwrap();
+    let _ = acquire_within(&b, 5, Duration::ZERO).unwrap();
     let cancel = AtomicBool::new(false);
     std::thread::scope(|s| {
         let waiting =
