@@ -248,6 +248,30 @@ mod tests {
 
     const SECOND: i64 = 1_000_000;
 
+    fn draw(levels: Option<Levels>, p: &Params, lane: Lane, cost: f64, at: i64) -> Outcome {
+        let op = Op::Reserve {
+            lane,
+            cost,
+            max_wait_us: None,
+        };
+        step(levels, p, op, at)
+    }
+
+    fn give_back(
+        levels: Option<Levels>,
+        p: &Params,
+        drawn: &Outcome,
+        cost: f64,
+        at: i64,
+    ) -> Outcome {
+        let op = Op::Refund {
+            part: drawn.part,
+            cost,
+            ticket: drawn.ticket,
+        };
+        step(levels, p, op, at)
+    }
+
     fn params(capacity: f64, burst: f64, light_share: f64) -> Params {
         Params {
             capacity,
@@ -276,16 +300,7 @@ mod tests {
         let p = params(600.0, 100.0, 0.0);
         let o = step(None, &p, Op::Peek, 0);
         assert_eq!(o.levels.shared, 100.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 100.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let o = draw(None, &p, Lane::Heavy, 100.0, 0);
         assert_eq!((o.levels.shared, o.wait_us), (0.0, 0.0));
         // 600 a minute is 10 a second.
         let later = step(Some(o.levels), &p, Op::Peek, 3 * SECOND);
@@ -298,42 +313,15 @@ mod tests {
     #[test]
     fn a_draw_beyond_the_level_waits_for_the_refill() {
         let p = params(600.0, 100.0, 0.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 100.0,
-                max_wait_us: None,
-            },
-            0,
-        );
-        let o = step(
-            Some(o.levels),
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 20.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let o = draw(None, &p, Lane::Heavy, 100.0, 0);
+        let o = draw(Some(o.levels), &p, Lane::Heavy, 20.0, 0);
         assert!((o.wait_us - 2.0 * SECOND as f64).abs() < 1.0);
     }
 
     #[test]
     fn a_draw_larger_than_the_burst_is_a_reservation_not_a_refusal() {
         let p = params(600.0, 100.0, 0.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 250.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let o = draw(None, &p, Lane::Heavy, 250.0, 0);
         // It takes the 100 there are and waits 15 s for the other 150.
         assert!((o.wait_us - 15.0 * SECOND as f64).abs() < 1.0);
     }
@@ -341,28 +329,10 @@ mod tests {
     #[test]
     fn waiters_are_served_in_order_so_small_draws_do_not_starve_a_large_one() {
         let p = params(600.0, 10.0, 0.0);
-        let big = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 50.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let big = draw(None, &p, Lane::Heavy, 50.0, 0);
         let mut levels = big.levels;
         for i in 1..20 {
-            let small = step(
-                Some(levels),
-                &p,
-                Op::Reserve {
-                    lane: Lane::Heavy,
-                    cost: 1.0,
-                    max_wait_us: None,
-                },
-                i,
-            );
+            let small = draw(Some(levels), &p, Lane::Heavy, 1.0, i);
             assert!(
                 small.wait_us > big.wait_us - i as f64,
                 "a small draw went first"
@@ -374,53 +344,17 @@ mod tests {
     #[test]
     fn refunds_come_back_but_never_above_the_burst() {
         let p = params(600.0, 100.0, 0.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 40.0,
-                max_wait_us: None,
-            },
-            0,
-        );
-        let r = step(
-            Some(o.levels),
-            &p,
-            Op::Refund {
-                part: o.part,
-                cost: 40.0,
-                ticket: o.ticket,
-            },
-            0,
-        );
+        let o = draw(None, &p, Lane::Heavy, 40.0, 0);
+        let r = give_back(Some(o.levels), &p, &o, 40.0, 0);
         assert_eq!((r.levels.shared, r.returned), (100.0, 40.0));
-        let r = step(
-            Some(r.levels),
-            &p,
-            Op::Refund {
-                part: o.part,
-                cost: 40.0,
-                ticket: o.ticket,
-            },
-            0,
-        );
+        let r = give_back(Some(r.levels), &p, &o, 40.0, 0);
         assert_eq!((r.levels.shared, r.returned), (100.0, 0.0));
     }
 
     #[test]
     fn a_draw_that_would_wait_too_long_changes_nothing() {
         let p = params(600.0, 100.0, 0.0);
-        let a = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 100.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let a = draw(None, &p, Lane::Heavy, 100.0, 0);
         let max = Some(SECOND as f64);
         let b = step(
             Some(a.levels),
@@ -450,37 +384,10 @@ mod tests {
     #[test]
     fn the_last_draw_can_always_be_given_back_as_if_it_had_never_been() {
         let p = params(600.0, 100.0, 0.0);
-        let a = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 100.0,
-                max_wait_us: None,
-            },
-            0,
-        );
-        let b = step(
-            Some(a.levels),
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 50.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let a = draw(None, &p, Lane::Heavy, 100.0, 0);
+        let b = draw(Some(a.levels), &p, Lane::Heavy, 50.0, 0);
         // B gives up waiting; nobody drew after it.
-        let r = step(
-            Some(b.levels),
-            &p,
-            Op::Refund {
-                part: b.part,
-                cost: 50.0,
-                ticket: b.ticket,
-            },
-            SECOND,
-        );
+        let r = give_back(Some(b.levels), &p, &b, 50.0, SECOND);
         assert_eq!(r.returned, 50.0);
         assert!((r.levels.shared - 10.0).abs() < 1e-9);
     }
@@ -488,49 +395,13 @@ mod tests {
     #[test]
     fn a_refund_never_lets_a_newcomer_past_those_already_waiting() {
         let p = params(600.0, 100.0, 0.0);
-        let a = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 100.0,
-                max_wait_us: None,
-            },
-            0,
-        );
-        let b = step(
-            Some(a.levels),
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 50.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let a = draw(None, &p, Lane::Heavy, 100.0, 0);
+        let b = draw(Some(a.levels), &p, Lane::Heavy, 50.0, 0);
         assert!(b.wait_us > 0.0);
         // A fails before use while B waits: its tokens are forfeit.
-        let r = step(
-            Some(b.levels),
-            &p,
-            Op::Refund {
-                part: a.part,
-                cost: 100.0,
-                ticket: a.ticket,
-            },
-            1,
-        );
+        let r = give_back(Some(b.levels), &p, &a, 100.0, 1);
         assert_eq!(r.returned, 0.0);
-        let c = step(
-            Some(r.levels),
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 10.0,
-                max_wait_us: None,
-            },
-            1,
-        );
+        let c = draw(Some(r.levels), &p, Lane::Heavy, 10.0, 1);
         assert!(c.wait_us > b.wait_us - 1.0);
     }
 
@@ -540,47 +411,17 @@ mod tests {
         // Heavy work drains the shared 80 and queues far into the future.
         let mut levels = None;
         for _ in 0..50 {
-            levels = Some(
-                step(
-                    levels,
-                    &p,
-                    Op::Reserve {
-                        lane: Lane::Heavy,
-                        cost: 10.0,
-                        max_wait_us: None,
-                    },
-                    0,
-                )
-                .levels,
-            );
+            levels = Some(draw(levels, &p, Lane::Heavy, 10.0, 0).levels);
         }
         let l = levels.unwrap();
         assert!(l.shared < -300.0);
         // Heavy took the reserve down to half and no further.
         assert!(l.reserved >= 10.0 - 1e-9, "{l:?}");
         // A light draw is served at once from the reserve.
-        let light = step(
-            levels,
-            &p,
-            Op::Reserve {
-                lane: Lane::Light,
-                cost: 5.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let light = draw(levels, &p, Lane::Light, 5.0, 0);
         assert_eq!((light.part, light.wait_us), (Part::Reserved, 0.0));
         // A heavy draw still waits behind the heavy queue.
-        let heavy = step(
-            levels,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 5.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let heavy = draw(levels, &p, Lane::Heavy, 5.0, 0);
         assert_eq!(heavy.part, Part::Shared);
         assert!(heavy.wait_us > 30.0 * SECOND as f64);
     }
@@ -588,16 +429,7 @@ mod tests {
     #[test]
     fn without_a_share_both_lanes_draw_the_same_bucket() {
         let p = params(600.0, 100.0, 0.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Light,
-                cost: 5.0,
-                max_wait_us: None,
-            },
-            0,
-        );
+        let o = draw(None, &p, Lane::Light, 5.0, 0);
         assert_eq!(o.part, Part::Shared);
         assert_eq!(o.levels.reserved, 0.0);
     }
@@ -605,16 +437,7 @@ mod tests {
     #[test]
     fn a_clock_that_steps_back_refills_nothing() {
         let p = params(600.0, 100.0, 0.0);
-        let o = step(
-            None,
-            &p,
-            Op::Reserve {
-                lane: Lane::Heavy,
-                cost: 50.0,
-                max_wait_us: None,
-            },
-            10 * SECOND,
-        );
+        let o = draw(None, &p, Lane::Heavy, 50.0, 10 * SECOND);
         let back = step(Some(o.levels), &p, Op::Peek, 5 * SECOND);
         assert_eq!(back.levels.shared, 50.0);
         assert_eq!(back.levels.at_us, 10 * SECOND);

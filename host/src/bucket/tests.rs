@@ -45,6 +45,17 @@ fn reserve(store: &dyn Store, lane: Lane, cost: f64, at: i64) -> Outcome {
         .expect("the store answers")
 }
 
+fn give_back(store: &dyn Store, drawn: &Outcome, cost: f64, at: i64) -> Outcome {
+    let op = Op::Refund {
+        part: drawn.part,
+        cost,
+        ticket: drawn.ticket,
+    };
+    store
+        .step(&params(), op, Some(at))
+        .expect("the store answers")
+}
+
 /// The behaviours, on a fake clock.
 fn suite(store: &dyn Store) {
     let p = params();
@@ -65,30 +76,10 @@ fn suite(store: &dyn Store) {
     let small = reserve(store, Lane::Heavy, 8.0, SECOND);
     assert!(big.wait_us > 15.0 * SECOND as f64 && small.wait_us > big.wait_us);
     // A refund while others wait is forfeit; once nobody waits it returns.
-    let r = store
-        .step(
-            &p,
-            Op::Refund {
-                part: Part::Shared,
-                cost: 10.0,
-                ticket: big.ticket,
-            },
-            Some(SECOND),
-        )
-        .unwrap();
+    let r = give_back(store, &big, 10.0, SECOND);
     assert_eq!(r.returned, 0.0);
     // The last draw can always be taken back, as if it had never been.
-    let r = store
-        .step(
-            &p,
-            Op::Refund {
-                part: small.part,
-                cost: 8.0,
-                ticket: small.ticket,
-            },
-            Some(SECOND),
-        )
-        .unwrap();
+    let r = give_back(store, &small, 8.0, SECOND);
     assert_eq!(r.returned, 8.0);
     // A draw that would wait too long takes nothing.
     let max_wait_us = Some(SECOND as f64);
@@ -107,17 +98,7 @@ fn suite(store: &dyn Store) {
     let later = 200 * SECOND;
     let o = reserve(store, Lane::Heavy, 30.0, later);
     assert_eq!(o.wait_us, 0.0);
-    let r = store
-        .step(
-            &p,
-            Op::Refund {
-                part: o.part,
-                cost: 30.0,
-                ticket: o.ticket,
-            },
-            Some(later),
-        )
-        .unwrap();
+    let r = give_back(store, &o, 30.0, later);
     assert_eq!(r.returned, 30.0);
     // Refilled to the burst and no further.
     let o = store
