@@ -41,6 +41,7 @@ fn main() -> Result<()> {
     // 4. Call a tool within a session: each call runs in a fresh instance,
     //    and the notes live in the host's session store.
     let session = SessionId::parse("example").map_err(anyhow::Error::msg)?;
+    host.open_session(&session)?;
     host.call_tool(
         "notes",
         r#"{"action":"add","text":"read the licence"}"#,

@@ -33,7 +33,7 @@ pub struct Config {
     pub lanes: LanesConfig,
     /// Token budgets that components draw from, by name. None by default.
     pub budgets: BTreeMap<String, BudgetConfig>,
-    /// Where budgets are kept when several hosts share them.
+    /// Where budgets and sessions are kept when several hosts share them.
     pub redis: RedisConfig,
 }
 
@@ -282,7 +282,8 @@ pub enum Unreachable {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// A `redis://` URL. By default none: budgets live in this process.
+    /// A `redis://` URL. By default none: budgets and sessions live in this
+    /// process.
     pub url: Option<String>,
     /// Prefix of every key warmlane writes. By default `warmlane`.
     pub key_prefix: String,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::lanes::Lane;
+use crate::session::StoreError;
 
 /// Why one call into a component failed. The instance that failed is always
 /// thrown away; the pool and the host carry on.
@@ -85,6 +86,8 @@ pub enum ToolError {
     Call(CallError),
     /// The tool's budget could not pay for the call in time.
     Budget(BudgetError),
+    /// The session the call names cannot be used.
+    Session(StoreError),
 }
 
 impl fmt::Display for ToolError {
@@ -96,6 +99,7 @@ impl fmt::Display for ToolError {
             ToolError::BadOutput(why) => write!(f, "tool returned output that is not JSON: {why}"),
             ToolError::Call(e) => e.fmt(f),
             ToolError::Budget(e) => e.fmt(f),
+            ToolError::Session(e) => write!(f, "session: {e}"),
         }
     }
 }

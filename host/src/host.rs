@@ -23,7 +23,10 @@ use crate::lanes::{Lane, LaneStats, Lanes};
 use crate::pdf::PdfDocument;
 use crate::pipeline::{DocumentOptions, Event, Job, Parsing, Summary};
 use crate::pool::{Pool, PoolStats};
-use crate::session::{MemorySessionStore, SessionBinding, SessionId, SessionStore};
+use crate::session::{
+    MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore, StoreError,
+    Usage,
+};
 use crate::state::HostState;
 use crate::tools::{Tool, ToolInfo};
 use wasmtime::component::Linker;
@@ -64,13 +67,26 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts a host with in-memory sessions. Pools fill in the background;
-    /// see [`Host::wait_warm`].
+    /// Starts a host whose sessions live in Redis when `redis.url` is set,
+    /// else in memory. Pools fill in the background; see [`Host::wait_warm`].
     pub fn new(config: Config) -> Result<Host> {
-        let sessions = Arc::new(MemorySessionStore::new(
+        let (max, ttl) = (
             config.sessions.max_bytes,
             Duration::from_secs(config.sessions.ttl_secs),
-        ));
+        );
+        let sessions: Arc<dyn SessionStore> = match &config.redis.url {
+            None => Arc::new(MemorySessionStore::new(max, ttl)),
+            Some(url) => Arc::new(
+                RedisSessionStore::new(
+                    url,
+                    &config.redis.key_prefix,
+                    max,
+                    ttl,
+                    Duration::from_millis(config.redis.timeout_ms),
+                )
+                .map_err(|e| anyhow::anyhow!("redis.url is not a Redis URL: {e}"))?,
+            ),
+        };
         Self::with_sessions(config, sessions)
     }
 
@@ -289,7 +305,36 @@ impl Host {
         self.tools.values().map(|t| t.info.clone()).collect()
     }
 
-    /// Calls tool `name` with `input` (JSON text), in `session` if given.
+    /// Starts a session with a new random id.
+    pub fn create_session(&self) -> Result<SessionId, StoreError> {
+        let id = SessionId::random();
+        self.sessions.create(&id)?;
+        Ok(id)
+    }
+
+    /// Starts session `id` if it does not exist; whether it was started.
+    pub fn open_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.sessions.create(id)
+    }
+
+    /// Ends session `id` and forgets its state; whether it existed.
+    pub fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        self.sessions.remove(id)
+    }
+
+    /// What session `id`'s tool calls have cost so far.
+    pub fn session_usage(&self, id: &SessionId) -> Result<Usage, StoreError> {
+        self.sessions.usage(id)
+    }
+
+    /// Where sessions live.
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
+    /// Calls tool `name` with `input` (JSON text), in `session` if given
+    /// (which must exist: see [`Host::create_session`]). The call's time
+    /// and budget tokens are added to the session's usage.
     pub fn call_tool(
         &self,
         name: &str,
@@ -310,6 +355,12 @@ impl Host {
             session = session.map(SessionId::as_str).unwrap_or("")
         );
         let _enter = span.enter();
+        if let Some(id) = session
+            && !self.sessions.exists(id).map_err(ToolError::Session)?
+        {
+            return Err(ToolError::Session(StoreError::NoSession));
+        }
+        let started = Instant::now();
         let charge = match self.draws.get(&tool.info.component) {
             None => None,
             Some(d) => {
@@ -320,11 +371,23 @@ impl Host {
             }
         };
         let result = tool.call(input, binding, None);
+        let mut tokens = charge.map_or(0, |c| c.cost().0);
         // No instance could be made: the tool never ran.
         if let (Err(ToolError::Call(crate::CallError::PoolExhausted { .. })), Some(c)) =
             (&result, charge)
         {
             c.refund();
+            tokens = 0;
+        }
+        if let Some(id) = session {
+            let usage = Usage {
+                calls: 1,
+                micros: started.elapsed().as_micros() as u64,
+                tokens,
+            };
+            if let Err(e) = self.sessions.record(id, usage) {
+                tracing::warn!(session = %id, "the call's usage was not recorded: {e}");
+            }
         }
         result
     }

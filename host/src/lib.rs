@@ -20,6 +20,7 @@ mod lanes;
 mod pdf;
 mod pipeline;
 mod pool;
+mod redis_conn;
 mod session;
 mod state;
 mod stats;
@@ -27,6 +28,11 @@ mod tools;
 
 #[doc(hidden)]
 pub mod coldstart;
+
+/// A real `redis-server` for the unit tests, shared with the integration tests.
+#[cfg(test)]
+#[path = "../../tests/all/redis_server.rs"]
+mod redis_server;
 
 /// The built-in components, compiled for `wasm32-wasip2` by the build script.
 pub mod builtin {
@@ -43,6 +49,8 @@ pub use lanes::{Lane, LaneStats};
 pub use pdf::{Access, PdfDocument};
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
 pub use pool::PoolStats;
-pub use session::{MemorySessionStore, SessionId, SessionStore, StoreError};
+pub use session::{
+    MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
+};
 pub use stats::{BUCKETS, Histogram};
 pub use tools::ToolInfo;

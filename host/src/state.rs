@@ -110,6 +110,7 @@ pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostSta
 
 fn store_error(e: StoreError) -> wit_session::SessionError {
     match e {
+        StoreError::NoSession => wit_session::SessionError::NoSession,
         StoreError::TooLarge(limit) => wit_session::SessionError::TooLarge(limit),
         StoreError::Unavailable(why) => wit_session::SessionError::Unavailable(why),
     }

@@ -27,12 +27,16 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                 bail!("usage: warmlane tools call NAME JSON [--session ID]");
             };
             // Without --session, the call gets a session of its own, which
-            // lives as long as this process.
-            let session = match args.value("session") {
-                Some(id) => SessionId::parse(id).map_err(anyhow::Error::msg)?,
-                None => SessionId::random(),
-            };
+            // lives as long as this process (or, with Redis, its time to live).
             let host = Host::new(config)?;
+            let session = match args.value("session") {
+                Some(id) => {
+                    let id = SessionId::parse(id).map_err(anyhow::Error::msg)?;
+                    host.open_session(&id)?;
+                    id
+                }
+                None => host.create_session()?,
+            };
             match host.call_tool(name, input, Some(&session)) {
                 Ok(output) => {
                     println!("{output}");

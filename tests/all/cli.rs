@@ -179,3 +179,41 @@ fn tools_list_and_call() {
     assert_eq!(code, 1);
     assert!(stderr.contains("not JSON"), "{stderr}");
 }
+
+#[test]
+fn a_session_in_redis_is_continued_by_another_process() {
+    let server = crate::redis_server::RedisServer::start();
+    let dir = support::scratch("cli-redis-session");
+    let config = dir.join("warmlane.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[redis]\nurl = \"{}\"\n[components.notes]\nwarm = 1\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let call = |input: &str| {
+        warmlane(&[
+            "tools",
+            "call",
+            "notes",
+            input,
+            "--session",
+            "shared-1",
+            "--config",
+            config,
+        ])
+    };
+    let (code, _, stderr) = call(r#"{"action":"add","text":"left by the first process"}"#);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = call(r#"{"action":"list"}"#);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), r#"{"notes":["left by the first process"]}"#);
+    // Redis down: the call fails with a message that says so.
+    drop(server);
+    let (code, _, stderr) = call(r#"{"action":"list"}"#);
+    assert_ne!(code, 0);
+    assert!(stderr.contains("unavailable"), "{stderr}");
+}

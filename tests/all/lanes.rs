@@ -212,7 +212,7 @@ fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
         other => panic!("expected a refusal, got {other:?}"),
     }
     // A cost read from the input: missing, it is the input that is wrong.
-    let session = warmlane_host::SessionId::random();
+    let session = host.create_session().unwrap();
     match host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)) {
         Err(ToolError::InvalidInput(why)) => assert!(why.contains("/weight"), "{why}"),
         other => panic!("expected invalid input, got {other:?}"),
@@ -227,6 +227,8 @@ fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
     };
     assert_eq!((by_name("calls").grants, by_name("calls").refused), (2, 1));
     assert_eq!(by_name("bytes").drawn_light, 250);
+    // The session is charged what its calls drew.
+    assert_eq!(host.session_usage(&session).unwrap().tokens, 250);
 }
 
 #[test]

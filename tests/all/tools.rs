@@ -1,6 +1,6 @@
 //! Tools: described once, called with JSON, state only through the host.
 
-use warmlane_host::{SessionId, ToolError};
+use warmlane_host::{SessionId, StoreError, ToolError};
 
 use crate::support;
 
@@ -32,6 +32,7 @@ fn stateless_tool_answers() {
 fn notes_survive_across_fresh_instances() {
     let host = support::host();
     let session = SessionId::parse("notes-test").unwrap();
+    host.open_session(&session).unwrap();
     let before = host
         .pool_stats()
         .into_iter()
@@ -67,6 +68,7 @@ fn notes_survive_across_fresh_instances() {
     assert!(after.hits + after.misses >= before.hits + before.misses + 6);
     // Another session sees none of it.
     let other = SessionId::parse("notes-other").unwrap();
+    host.open_session(&other).unwrap();
     let out = host
         .call_tool("notes", r#"{"action":"list"}"#, Some(&other))
         .unwrap();
@@ -100,4 +102,30 @@ fn bad_input_is_named() {
     assert!(
         matches!(host.call_tool("text-stats", r#"{"txt":1}"#, None), Err(ToolError::InvalidInput(m)) if m.contains("`text`"))
     );
+}
+
+#[test]
+fn sessions_must_exist_and_account_for_their_calls() {
+    let host = support::host();
+    let unknown = SessionId::parse("never-created").unwrap();
+    match host.call_tool("notes", r#"{"action":"list"}"#, Some(&unknown)) {
+        Err(e @ ToolError::Session(StoreError::NoSession)) => {
+            assert!(e.to_string().contains("no such session"), "{e}")
+        }
+        other => panic!("expected an unknown session, got {other:?}"),
+    }
+    let session = host.create_session().unwrap();
+    assert!(session.as_str().starts_with("s-"));
+    for _ in 0..3 {
+        host.call_tool("notes", r#"{"action":"add","text":"x"}"#, Some(&session))
+            .unwrap();
+    }
+    let usage = host.session_usage(&session).unwrap();
+    assert_eq!((usage.calls, usage.tokens), (3, 0));
+    assert!(usage.micros > 0);
+    assert!(host.delete_session(&session).unwrap());
+    assert!(matches!(
+        host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)),
+        Err(ToolError::Session(StoreError::NoSession))
+    ));
 }

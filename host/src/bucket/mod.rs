@@ -84,6 +84,11 @@ pub(crate) struct Charge<'a> {
 }
 
 impl Charge<'_> {
+    /// The tokens drawn.
+    pub(crate) fn cost(&self) -> Cost {
+        self.grant.cost
+    }
+
     /// Gives the tokens back: the call failed before it used them.
     pub(crate) fn refund(self) {
         self.draw.budget.refund(self.grant);

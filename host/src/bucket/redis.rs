@@ -1,23 +1,20 @@
 //! A budget kept in Redis: one hash per budget under one hash tag, changed
 //! only by `script.lua`, which reads the Redis server's clock.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use redis::{Client, Connection, Script};
+use redis::Script;
 
 use super::level::{Levels, Op, Outcome, Params, Part};
 use super::{Store, Unreachable};
 use crate::lanes::Lane;
+use crate::redis_conn::Connections;
 
 /// One budget's buckets in Redis.
 pub(crate) struct RedisStore {
-    client: Client,
+    connections: Connections,
     key: String,
     script: Script,
-    timeout: Duration,
-    /// Connections not in use; a failed one is dropped, not returned.
-    idle: Mutex<Vec<Connection>>,
 }
 
 impl RedisStore {
@@ -30,12 +27,10 @@ impl RedisStore {
         timeout: Duration,
     ) -> Result<Self, redis::RedisError> {
         Ok(RedisStore {
-            client: Client::open(url)?,
+            connections: Connections::new(url, timeout)?,
             // The hash tag keeps every key of this budget in one cluster slot.
             key: format!("{prefix}:{{budget:{name}}}"),
             script: Script::new(include_str!("script.lua")),
-            timeout,
-            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -43,16 +38,6 @@ impl RedisStore {
     #[cfg(test)]
     pub(crate) fn key(&self) -> &str {
         &self.key
-    }
-
-    fn connection(&self) -> redis::RedisResult<Connection> {
-        if let Some(c) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
-            return Ok(c);
-        }
-        let c = self.client.get_connection_with_timeout(self.timeout)?;
-        c.set_read_timeout(Some(self.timeout))?;
-        c.set_write_timeout(Some(self.timeout))?;
-        Ok(c)
     }
 }
 
@@ -67,29 +52,23 @@ impl Store for RedisStore {
             Op::Refund { part, cost, ticket } => ("refund", Lane::Heavy, cost, part, ticket, None),
             Op::Peek => ("peek", Lane::Heavy, 0.0, Part::Shared, 0, None),
         };
-        let mut con = self.connection().map_err(|e| Unreachable(e.to_string()))?;
-        let mut call = self.script.prepare_invoke();
-        call.key(&self.key)
-            .arg(name)
-            .arg(p.capacity)
-            .arg(p.period_us)
-            .arg(p.burst)
-            .arg(p.light_share)
-            .arg(lane.as_str())
-            .arg(cost)
-            .arg(part.code())
-            .arg(ticket)
-            .arg(max_wait.map(|w| w.to_string()).unwrap_or_default())
-            .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
-        // `invoke` runs EVALSHA and, after a SCRIPT FLUSH or a restart
-        // (NOSCRIPT), loads the script and runs it again.
-        let reply: Vec<String> = call
-            .invoke(&mut con)
-            .map_err(|e| Unreachable(e.to_string()))?;
-        self.idle
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(con);
+        let reply: Vec<String> = self
+            .connections
+            .run(&self.script, |call| {
+                call.key(&self.key)
+                    .arg(name)
+                    .arg(p.capacity)
+                    .arg(p.period_us)
+                    .arg(p.burst)
+                    .arg(p.light_share)
+                    .arg(lane.as_str())
+                    .arg(cost)
+                    .arg(part.code())
+                    .arg(ticket)
+                    .arg(max_wait.map(|w| w.to_string()).unwrap_or_default())
+                    .arg(now_us.map(|n| n.to_string()).unwrap_or_default());
+            })
+            .map_err(Unreachable)?;
         parse(&reply).ok_or_else(|| Unreachable(format!("unexpected reply from Redis: {reply:?}")))
     }
 

@@ -12,9 +12,7 @@ use crate::config::{BudgetConfig, RedisConfig, Unreachable as Policy};
 use crate::error::BudgetError;
 use crate::lanes::Lane;
 
-#[path = "../../../tests/all/redis_server.rs"]
-mod redis_server;
-use redis_server::RedisServer;
+use crate::redis_server::RedisServer;
 
 const SECOND: i64 = 1_000_000;
 

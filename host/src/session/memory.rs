@@ -1,0 +1,158 @@
+//! Sessions in this process's memory: the embedded default.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{SessionId, SessionStore, StoreError, Usage};
+
+struct Entry {
+    values: BTreeMap<String, Vec<u8>>,
+    /// Keys and values, in bytes.
+    bytes: u64,
+    touched: Instant,
+    usage: Usage,
+}
+
+struct Sessions {
+    map: HashMap<SessionId, Entry>,
+    /// Operations since expired sessions were last swept out.
+    since_sweep: u32,
+}
+
+/// Sessions in this process's memory.
+pub struct MemorySessionStore {
+    sessions: Mutex<Sessions>,
+    max_bytes: u64,
+    ttl: Duration,
+}
+
+/// Operations between sweeps of expired sessions.
+const SWEEP_EVERY: u32 = 1024;
+
+impl MemorySessionStore {
+    /// A store whose sessions hold at most `max_bytes` (keys and values) and
+    /// are forgotten after `ttl` without use.
+    pub fn new(max_bytes: u64, ttl: Duration) -> Self {
+        MemorySessionStore {
+            sessions: Mutex::new(Sessions {
+                map: HashMap::new(),
+                since_sweep: 0,
+            }),
+            max_bytes,
+            ttl,
+        }
+    }
+
+    /// Runs `f` on the live sessions, after forgetting expired ones (the one
+    /// asked for at once, the others every so often).
+    fn with<R>(&self, id: &SessionId, f: impl FnOnce(&mut HashMap<SessionId, Entry>) -> R) -> R {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let ttl = self.ttl;
+        s.since_sweep += 1;
+        if s.since_sweep >= SWEEP_EVERY {
+            s.since_sweep = 0;
+            s.map.retain(|_, e| now.duration_since(e.touched) < ttl);
+        } else if s
+            .map
+            .get(id)
+            .is_some_and(|e| now.duration_since(e.touched) >= ttl)
+        {
+            s.map.remove(id);
+        }
+        f(&mut s.map)
+    }
+
+    /// Runs `f` on session `id`, touching it; `NoSession` if there is none.
+    fn entry<R>(
+        &self,
+        id: &SessionId,
+        f: impl FnOnce(&mut Entry) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        self.with(id, |map| {
+            let e = map.get_mut(id).ok_or(StoreError::NoSession)?;
+            e.touched = Instant::now();
+            f(e)
+        })
+    }
+}
+
+impl SessionStore for MemorySessionStore {
+    fn create(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.with(id, |map| {
+            let now = Instant::now();
+            let mut created = false;
+            map.entry(id.clone())
+                .or_insert_with(|| {
+                    created = true;
+                    Entry {
+                        values: BTreeMap::new(),
+                        bytes: 0,
+                        touched: now,
+                        usage: Usage::default(),
+                    }
+                })
+                .touched = now;
+            created
+        }))
+    }
+
+    fn exists(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.with(id, |map| map.contains_key(id)))
+    }
+
+    fn remove(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(self.with(id, |map| map.remove(id).is_some()))
+    }
+
+    fn get(&self, session: &SessionId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.entry(session, |e| Ok(e.values.get(key).cloned()))
+    }
+
+    fn set(&self, session: &SessionId, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        let limit = self.max_bytes;
+        self.entry(session, |e| {
+            let old = e
+                .values
+                .get(key)
+                .map_or(0, |v| (key.len() + v.len()) as u64);
+            let total = e.bytes - old + (key.len() + value.len()) as u64;
+            if total > limit {
+                return Err(StoreError::TooLarge(limit));
+            }
+            e.bytes = total;
+            e.values.insert(key.to_string(), value);
+            Ok(())
+        })
+    }
+
+    fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError> {
+        self.entry(session, |e| {
+            Ok(match e.values.remove(key) {
+                Some(v) => {
+                    e.bytes -= (key.len() + v.len()) as u64;
+                    true
+                }
+                None => false,
+            })
+        })
+    }
+
+    fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError> {
+        self.entry(session, |e| Ok(e.values.keys().cloned().collect()))
+    }
+
+    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError> {
+        self.entry(session, |e| {
+            e.usage.calls += usage.calls;
+            e.usage.micros += usage.micros;
+            e.usage.tokens += usage.tokens;
+            Ok(())
+        })
+    }
+
+    fn usage(&self, session: &SessionId) -> Result<Usage, StoreError> {
+        self.entry(session, |e| Ok(e.usage))
+    }
+}

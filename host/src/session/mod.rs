@@ -1,0 +1,144 @@
+//! Session state kept in the host, so component instances stay disposable.
+//!
+//! The `session` capability: a [`SessionStore`] trait with two backends —
+//! in memory (the embedded default) and Redis (one key per session) — held
+//! to one test suite, and the host side of the `warmlane:worker/session`
+//! import, which scopes every key to the session the instance was bound to
+//! when it was taken from its pool. A component never names a session
+//! itself. Sessions exist from [`SessionStore::create`] until they are
+//! removed or go unused for their time to live.
+
+mod memory;
+mod redis;
+
+use std::fmt;
+use std::sync::Arc;
+
+pub use memory::MemorySessionStore;
+pub use redis::RedisSessionStore;
+
+/// A session's identity: what clients pass to continue a session.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Checks and wraps a client-supplied id: 1 to 128 characters of
+    /// `[A-Za-z0-9_-]`.
+    pub fn parse(id: &str) -> Result<SessionId, String> {
+        if id.is_empty()
+            || id.len() > 128
+            || !id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "session id `{id}` must be 1 to 128 characters of letters, digits, `-` and `_`"
+            ));
+        }
+        Ok(SessionId(id.to_string()))
+    }
+
+    /// A new id of 128 bits from the operating system's random source, so
+    /// ids cannot be guessed.
+    pub fn random() -> SessionId {
+        let mut bytes = [0u8; 16];
+        // The OS source failing is not something a caller can handle; the
+        // fallback still never repeats within a process.
+        if getrandom::fill(&mut bytes).is_err() {
+            use std::hash::{BuildHasher, Hasher};
+            use std::sync::atomic::{AtomicU64, Ordering};
+            static COUNTER: AtomicU64 = AtomicU64::new(0);
+            for half in bytes.chunks_mut(8) {
+                let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+                h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+                half.copy_from_slice(&h.finish().to_le_bytes());
+            }
+        }
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        SessionId(format!("s-{hex}"))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// No such session: never created, removed, or expired.
+    NoSession,
+    /// The session would grow past its size limit (in bytes).
+    TooLarge(u64),
+    /// The backend could not be reached.
+    Unavailable(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::NoSession => {
+                f.write_str("no such session (never created, deleted, or expired)")
+            }
+            StoreError::TooLarge(limit) => {
+                write!(f, "the session would grow past its limit of {limit} bytes")
+            }
+            StoreError::Unavailable(why) => write!(f, "the session store is unavailable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a session's calls have cost so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Tool calls made in the session.
+    pub calls: u64,
+    /// Their wall-clock time, in microseconds.
+    pub micros: u64,
+    /// Budget tokens they drew.
+    pub tokens: u64,
+}
+
+/// Where sessions live. Implementations must be safe to share between
+/// threads, scope every key to its session, refuse to grow a session past
+/// its size limit, and forget a session left unused for its time to live.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Creates session `id`; false if it already existed (it is then only
+    /// touched).
+    fn create(&self, id: &SessionId) -> Result<bool, StoreError>;
+    /// Whether session `id` exists.
+    fn exists(&self, id: &SessionId) -> Result<bool, StoreError>;
+    /// Removes session `id` and everything in it; whether it existed.
+    fn remove(&self, id: &SessionId) -> Result<bool, StoreError>;
+    /// The value under `key`, if any.
+    fn get(&self, session: &SessionId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Stores `value` under `key`.
+    fn set(&self, session: &SessionId, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+    /// Removes `key`; whether it was there.
+    fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError>;
+    /// The session's keys in lexicographic order.
+    fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError>;
+    /// Adds one call's cost to the session's usage.
+    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError>;
+    /// The session's usage so far.
+    fn usage(&self, session: &SessionId) -> Result<Usage, StoreError>;
+}
+
+/// The session an instance serves, bound when it is taken from its pool.
+#[derive(Clone)]
+pub(crate) struct SessionBinding {
+    pub(crate) id: SessionId,
+    pub(crate) store: Arc<dyn SessionStore>,
+}
+
+#[cfg(test)]
+mod tests;

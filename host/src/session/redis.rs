@@ -1,0 +1,150 @@
+//! Sessions in Redis: one hash per session under its own hash tag, with a
+//! time to live renewed on every use, changed only by `session.lua` so the
+//! size limit holds under concurrent writers.
+
+use std::time::Duration;
+
+use redis::{Script, Value};
+
+use super::{SessionId, SessionStore, StoreError, Usage};
+use crate::redis_conn::Connections;
+
+/// Sessions kept in Redis, shared by every host that points at it.
+pub struct RedisSessionStore {
+    connections: Connections,
+    prefix: String,
+    script: Script,
+    max_bytes: u64,
+    ttl: Duration,
+}
+
+impl RedisSessionStore {
+    /// A store at `url` with keys under `prefix`, whose sessions hold at
+    /// most `max_bytes` (keys and values) and are forgotten after `ttl`
+    /// without use. Does not connect yet.
+    pub fn new(
+        url: &str,
+        prefix: &str,
+        max_bytes: u64,
+        ttl: Duration,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        Ok(RedisSessionStore {
+            connections: Connections::new(url, timeout).map_err(|e| e.to_string())?,
+            prefix: prefix.to_string(),
+            script: Script::new(include_str!("session.lua")),
+            max_bytes,
+            ttl,
+        })
+    }
+
+    /// The key session `id` lives under.
+    pub fn key(&self, id: &SessionId) -> String {
+        format!("{}:{{session:{id}}}", self.prefix)
+    }
+
+    /// Runs `op` on session `id` with `args`; the reply after its status.
+    fn run(&self, id: &SessionId, op: &str, args: &[&[u8]]) -> Result<Vec<Value>, StoreError> {
+        let ttl_ms = self.ttl.as_millis().max(1) as u64;
+        let reply: Vec<Value> = self
+            .connections
+            .run(&self.script, |call| {
+                call.key(self.key(id))
+                    .arg(op)
+                    .arg(ttl_ms)
+                    .arg(self.max_bytes);
+                for a in args {
+                    call.arg(*a);
+                }
+            })
+            .map_err(StoreError::Unavailable)?;
+        let mut reply = reply.into_iter();
+        match reply.next() {
+            Some(Value::BulkString(s)) if s == b"ok" => Ok(reply.collect()),
+            Some(Value::BulkString(s)) if s == b"no-session" => Err(StoreError::NoSession),
+            Some(Value::BulkString(s)) if s == b"too-large" => {
+                Err(StoreError::TooLarge(self.max_bytes))
+            }
+            other => Err(StoreError::Unavailable(format!(
+                "unexpected reply from Redis: {other:?}"
+            ))),
+        }
+    }
+}
+
+fn int(v: Option<&Value>) -> Result<u64, StoreError> {
+    match v {
+        Some(Value::Int(n)) => Ok((*n).max(0) as u64),
+        other => Err(StoreError::Unavailable(format!(
+            "unexpected reply from Redis: {other:?}"
+        ))),
+    }
+}
+
+impl SessionStore for RedisSessionStore {
+    fn create(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(int(self.run(id, "create", &[])?.first())? == 1)
+    }
+
+    fn exists(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(int(self.run(id, "exists", &[])?.first())? == 1)
+    }
+
+    fn remove(&self, id: &SessionId) -> Result<bool, StoreError> {
+        Ok(int(self.run(id, "remove", &[])?.first())? == 1)
+    }
+
+    fn get(&self, session: &SessionId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let reply = self.run(session, "get", &[key.as_bytes()])?;
+        match reply.get(1) {
+            Some(Value::BulkString(v)) => Ok(Some(v.clone())),
+            _ => Ok(None),
+        }
+    }
+
+    fn set(&self, session: &SessionId, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.run(session, "set", &[key.as_bytes(), &value])
+            .map(|_| ())
+    }
+
+    fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError> {
+        Ok(int(self.run(session, "delete", &[key.as_bytes()])?.first())? == 1)
+    }
+
+    fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError> {
+        let reply = self.run(session, "keys", &[])?;
+        let Some(Value::Array(keys)) = reply.first() else {
+            // An empty Lua table comes back as an empty array, never absent.
+            return Err(StoreError::Unavailable(format!(
+                "unexpected reply from Redis: {reply:?}"
+            )));
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|k| match k {
+                Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError> {
+        let [calls, micros, tokens] =
+            [usage.calls, usage.micros, usage.tokens].map(|n| n.to_string());
+        self.run(
+            session,
+            "record",
+            &[calls.as_bytes(), micros.as_bytes(), tokens.as_bytes()],
+        )
+        .map(|_| ())
+    }
+
+    fn usage(&self, session: &SessionId) -> Result<Usage, StoreError> {
+        let reply = self.run(session, "usage", &[])?;
+        Ok(Usage {
+            calls: int(reply.first())?,
+            micros: int(reply.get(1))?,
+            tokens: int(reply.get(2))?,
+        })
+    }
+}

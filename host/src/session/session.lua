@@ -1,0 +1,66 @@
+-- warmlane sessions: one atomic operation on one session's hash.
+--
+-- KEYS[1]  the session's hash: v:KEY fields hold values, m:bytes the size
+--          of keys and values, u:calls / u:micros / u:tokens the usage.
+--          It expires after ttl_ms without use.
+-- ARGV     op, ttl_ms, max_bytes, then per op: get/delete KEY; set KEY VALUE;
+--          record CALLS MICROS TOKENS.
+-- Returns  { status, ... }: status 'ok', 'no-session' or 'too-large'.
+local k = KEYS[1]
+local op, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+
+if op == 'create' then
+  local created = redis.call('HSETNX', k, 'm:bytes', 0)
+  redis.call('PEXPIRE', k, ttl)
+  return { 'ok', created }
+elseif op == 'remove' then
+  return { 'ok', redis.call('DEL', k) }
+end
+
+if redis.call('EXISTS', k) == 0 then
+  if op == 'exists' then return { 'ok', 0 } end
+  return { 'no-session' }
+end
+redis.call('PEXPIRE', k, ttl)
+
+if op == 'exists' then
+  return { 'ok', 1 }
+elseif op == 'get' then
+  local v = redis.call('HGET', k, 'v:' .. ARGV[4])
+  if v then return { 'ok', 1, v } end
+  return { 'ok', 0 }
+elseif op == 'set' then
+  local key, value = ARGV[4], ARGV[5]
+  local field = 'v:' .. key
+  local old = 0
+  if redis.call('HEXISTS', k, field) == 1 then
+    old = #key + redis.call('HSTRLEN', k, field)
+  end
+  local total = tonumber(redis.call('HGET', k, 'm:bytes')) - old + #key + #value
+  if total > max then return { 'too-large' } end
+  redis.call('HSET', k, field, value, 'm:bytes', total)
+  return { 'ok' }
+elseif op == 'delete' then
+  local key = ARGV[4]
+  local field = 'v:' .. key
+  if redis.call('HEXISTS', k, field) == 0 then return { 'ok', 0 } end
+  redis.call('HINCRBY', k, 'm:bytes', -(#key + redis.call('HSTRLEN', k, field)))
+  redis.call('HDEL', k, field)
+  return { 'ok', 1 }
+elseif op == 'keys' then
+  local keys = {}
+  for _, f in ipairs(redis.call('HKEYS', k)) do
+    if string.sub(f, 1, 2) == 'v:' then keys[#keys + 1] = string.sub(f, 3) end
+  end
+  table.sort(keys)
+  return { 'ok', keys }
+elseif op == 'record' then
+  redis.call('HINCRBY', k, 'u:calls', ARGV[4])
+  redis.call('HINCRBY', k, 'u:micros', ARGV[5])
+  redis.call('HINCRBY', k, 'u:tokens', ARGV[6])
+  return { 'ok' }
+elseif op == 'usage' then
+  local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens')
+  return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0 }
+end
+return redis.error_reply('warmlane session script: unknown op ' .. tostring(op))
