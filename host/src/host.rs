@@ -21,14 +21,14 @@ use crate::engine::{self, Allocation, EngineHandle};
 use crate::error::{SubmitError, ToolError};
 use crate::lanes::{Lane, LaneStats, Lanes};
 use crate::pdf::PdfDocument;
-use crate::pipeline::{DocumentOptions, Event, Job, Parsing, Summary};
+use crate::pipeline::{DocCounters, DocumentOptions, Event, Job, Parsing, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{
     MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore, StoreError,
     Usage,
 };
 use crate::state::HostState;
-use crate::tools::{Tool, ToolInfo};
+use crate::tools::{Tool, ToolInfo, ToolStats};
 use wasmtime::component::Linker;
 
 /// The built-in components, by name.
@@ -50,6 +50,20 @@ pub struct ComponentInfo {
     pub builtin: bool,
 }
 
+/// Whether a host can serve, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// What stands in the way, one line each; empty when ready.
+    pub not_ready: Vec<String>,
+}
+
+impl Readiness {
+    /// Whether nothing stands in the way.
+    pub fn is_ready(&self) -> bool {
+        self.not_ready.is_empty()
+    }
+}
+
 /// A running warmlane host.
 pub struct Host {
     config: Config,
@@ -64,6 +78,7 @@ pub struct Host {
     /// What each component's calls draw, by component name.
     draws: BTreeMap<String, Draw>,
     lanes: Lanes,
+    pub(crate) documents: Arc<DocCounters>,
 }
 
 impl Host {
@@ -165,6 +180,7 @@ impl Host {
             budgets,
             draws: BTreeMap::new(),
             lanes,
+            documents: Arc::default(),
         };
         for (name, bytes, builtin) in sources {
             let loaded = components::load(
@@ -300,6 +316,53 @@ impl Host {
         out
     }
 
+    /// Every tool's call figures, in name order.
+    pub fn tool_stats(&self) -> Vec<ToolStats> {
+        self.tools.values().map(Tool::call_stats).collect()
+    }
+
+    /// Everything above, in Prometheus' text format.
+    pub fn metrics(&self) -> String {
+        crate::metrics::render(self)
+    }
+
+    /// Whether the host can serve: every pool has been warm, every budget
+    /// can be drawn from (its backend answers now, or its policy falls back
+    /// locally), and the session store answers. Asks Redis, so it costs a
+    /// round trip per budget and one for sessions.
+    pub fn readiness(&self) -> Readiness {
+        let mut not_ready = Vec::new();
+        let pools = self
+            .parsers
+            .iter()
+            .map(|(n, p)| (n, p.warmed()))
+            .chain(self.chunkers.iter().map(|(n, p)| (n, p.warmed())))
+            .chain(
+                self.tools
+                    .values()
+                    .map(|t| (&t.info.component, t.pool().warmed())),
+            );
+        for (name, warmed) in pools {
+            if !warmed {
+                not_ready.push(format!("component `{name}` is still warming up"));
+            }
+        }
+        for b in self.budgets.values() {
+            b.probe();
+            if !b.ready() {
+                not_ready.push(format!(
+                    "budget `{}` cannot be drawn: Redis is unreachable and redis.on_unreachable is fail-closed",
+                    b.name()
+                ));
+            }
+        }
+        let probe = SessionId("readiness-probe".to_string());
+        if let Err(e) = self.sessions.exists(&probe) {
+            not_ready.push(format!("sessions: {e}"));
+        }
+        Readiness { not_ready }
+    }
+
     /// The tools, in name order.
     pub fn tools(&self) -> Vec<ToolInfo> {
         self.tools.values().map(|t| t.info.clone()).collect()
@@ -361,28 +424,13 @@ impl Host {
             return Err(ToolError::Session(StoreError::NoSession));
         }
         let started = Instant::now();
-        let charge = match self.draws.get(&tool.info.component) {
-            None => None,
-            Some(d) => {
-                let cost = d.for_input(input).map_err(ToolError::InvalidInput)?;
-                // A tool call waits for its budget no longer than it may run.
-                let limit = WaitLimit::AtMost(tool.pool().limits().deadline());
-                Some(d.charge(Lane::Light, cost, limit)?)
-            }
-        };
-        let result = tool.call(input, binding, None);
-        let mut tokens = charge.map_or(0, |c| c.cost().0);
-        // No instance could be made: the tool never ran.
-        if let (Err(ToolError::Call(crate::CallError::PoolExhausted { .. })), Some(c)) =
-            (&result, charge)
-        {
-            c.refund();
-            tokens = 0;
-        }
+        let (result, tokens) = self.pay_and_call(tool, input, binding);
+        let took = started.elapsed();
+        tool.record(result.is_ok(), took, tokens);
         if let Some(id) = session {
             let usage = Usage {
                 calls: 1,
-                micros: started.elapsed().as_micros() as u64,
+                micros: took.as_micros() as u64,
                 tokens,
             };
             if let Err(e) = self.sessions.record(id, usage) {
@@ -390,6 +438,40 @@ impl Host {
             }
         }
         result
+    }
+
+    /// Draws the call's cost from the tool's budget, if it has one, and
+    /// calls it; the result and the tokens kept.
+    fn pay_and_call(
+        &self,
+        tool: &Tool,
+        input: &str,
+        binding: Option<SessionBinding>,
+    ) -> (Result<String, ToolError>, u64) {
+        let charge = match self.draws.get(&tool.info.component) {
+            None => None,
+            Some(d) => {
+                let cost = match d.for_input(input) {
+                    Ok(cost) => cost,
+                    Err(why) => return (Err(ToolError::InvalidInput(why)), 0),
+                };
+                // A tool call waits for its budget no longer than it may run.
+                let limit = WaitLimit::AtMost(tool.pool().limits().deadline());
+                match d.charge(Lane::Light, cost, limit) {
+                    Ok(charge) => Some(charge),
+                    Err(e) => return (Err(e.into()), 0),
+                }
+            }
+        };
+        let result = tool.call(input, binding, None);
+        match (&result, charge) {
+            // No instance could be made: the tool never ran.
+            (Err(ToolError::Call(crate::CallError::PoolExhausted { .. })), Some(c)) => {
+                c.refund();
+                (result, 0)
+            }
+            (_, charge) => (result, charge.map_or(0, |c| c.cost().0)),
+        }
     }
 
     /// Document options from the configuration.
@@ -446,6 +528,7 @@ impl Host {
             chunk_draw: self.draws.get(&pipeline.chunker).cloned(),
             options: options.clone(),
             cancel,
+            counters: self.documents.clone(),
         })
     }
 

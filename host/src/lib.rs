@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod host;
 mod lanes;
+mod metrics;
 mod pdf;
 mod pipeline;
 mod pool;
@@ -44,7 +45,7 @@ pub use components::WorldKind;
 pub use config::Config;
 pub use engine::Allocation;
 pub use error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
-pub use host::{ComponentInfo, Host};
+pub use host::{ComponentInfo, Host, Readiness};
 pub use lanes::{Lane, LaneStats};
 pub use pdf::{Access, PdfDocument};
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
@@ -53,4 +54,4 @@ pub use session::{
     MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
 };
 pub use stats::{BUCKETS, Histogram};
-pub use tools::ToolInfo;
+pub use tools::{ToolInfo, ToolStats};

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -101,6 +101,15 @@ pub struct Summary {
 
 type PageResult = (u32, Result<String, String>);
 
+/// What every job on a host has come to, for metrics.
+#[derive(Default)]
+pub(crate) struct DocCounters {
+    pub(crate) jobs: AtomicU64,
+    pub(crate) pages: AtomicU64,
+    pub(crate) page_errors: AtomicU64,
+    pub(crate) chunks: AtomicU64,
+}
+
 /// The parsing half of a job, run batch by batch on the lanes' workers.
 pub(crate) struct Parsing {
     pub(crate) doc: Arc<PdfDocument>,
@@ -172,6 +181,7 @@ pub struct Job {
     pub(crate) chunk_draw: Option<Draw>,
     pub(crate) options: DocumentOptions,
     pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) counters: Arc<DocCounters>,
 }
 
 impl std::fmt::Debug for Job {
@@ -233,6 +243,7 @@ impl Job {
                     });
                     for event in lost {
                         summary.page_errors += 1;
+                        self.counters.page_errors.fetch_add(1, Ordering::Relaxed);
                         sink(event);
                     }
                     break;
@@ -243,12 +254,20 @@ impl Job {
                 expected += 1;
                 done += pages.len() as u32;
                 let last = expected == self.batches;
+                let c = &self.counters;
+                c.pages.fetch_add(pages.len() as u64, Ordering::Relaxed);
+                let before = (summary.chunks, summary.page_errors);
                 chunking.feed(pages, last, &mut summary, sink);
+                c.chunks
+                    .fetch_add(u64::from(summary.chunks - before.0), Ordering::Relaxed);
+                c.page_errors
+                    .fetch_add(u64::from(summary.page_errors - before.1), Ordering::Relaxed);
                 sink(Event::Progress { done, total });
                 self.ticket.consumed();
             }
         }
         summary.elapsed = self.submitted.elapsed();
+        self.counters.jobs.fetch_add(1, Ordering::Relaxed);
         summary
     }
 }

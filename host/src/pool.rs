@@ -81,6 +81,8 @@ struct Shared<W: World> {
     changed: Condvar,
     graveyard: Mutex<Vec<Store<HostState>>>,
     closed: AtomicBool,
+    /// Set once the pool first held its warm instances.
+    warmed: AtomicBool,
     counters: Counters,
 }
 
@@ -108,6 +110,7 @@ impl<W: World> Pool<W> {
             changed: Condvar::new(),
             graveyard: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
+            warmed: AtomicBool::new(false),
             counters: Counters::default(),
         });
         let worker = shared.clone();
@@ -165,6 +168,12 @@ impl<W: World> Pool<W> {
 
     /// Waits until the pool holds its target of ready instances, or `timeout`
     /// passes; whether it is warm.
+    /// Whether the pool has held its warm instances at least once (it may
+    /// be refilling after a burst of calls; that does not make it unready).
+    pub(crate) fn warmed(&self) -> bool {
+        self.shared.warmed.load(Ordering::Acquire) || self.shared.limits.warm == 0
+    }
+
     pub(crate) fn wait_warm(&self, timeout: Duration) -> bool {
         let shared = &*self.shared;
         let deadline = Instant::now() + timeout;
@@ -253,6 +262,9 @@ impl<W: World> Shared<W> {
             }
             let short = {
                 let ready = self.lock_ready();
+                if ready.len() >= self.limits.warm {
+                    self.warmed.store(true, Ordering::Release);
+                }
                 if ready.len() >= self.limits.warm && self.graveyard_empty() {
                     let _ = self.changed.wait_timeout(ready, Duration::from_millis(250));
                     continue;

@@ -3,6 +3,8 @@
 //! caller's session.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
@@ -11,6 +13,7 @@ use crate::bindings::tool::exports::warmlane::worker::tool::ToolError as WitTool
 use crate::error::ToolError;
 use crate::pool::{Pool, PoolStats};
 use crate::session::SessionBinding;
+use crate::stats::{Histogram, Recorder};
 
 /// What a tool says about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,10 +28,36 @@ pub struct ToolInfo {
     pub component: String,
 }
 
+/// What a tool's calls have come to, for metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolStats {
+    /// The tool's name.
+    pub name: String,
+    /// The component that implements it.
+    pub component: String,
+    /// Calls that answered.
+    pub ok: u64,
+    /// Calls that failed, for whatever reason.
+    pub failed: u64,
+    /// Budget tokens its calls kept.
+    pub tokens: u64,
+    /// Wall-clock time per call, budget waits included.
+    pub time: Histogram,
+}
+
+#[derive(Default)]
+struct Counters {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    tokens: AtomicU64,
+    time: Recorder,
+}
+
 /// A loaded tool and its pool.
 pub(crate) struct Tool {
     pub(crate) info: ToolInfo,
     pool: Pool<ToolComponent>,
+    counters: Counters,
 }
 
 impl Tool {
@@ -71,6 +100,7 @@ impl Tool {
                 component: component.to_string(),
             },
             pool,
+            counters: Counters::default(),
         })
     }
 
@@ -101,5 +131,25 @@ impl Tool {
 
     pub(crate) fn stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Counts one call that took `time`, kept `tokens`, and answered or not.
+    pub(crate) fn record(&self, ok: bool, time: Duration, tokens: u64) {
+        let c = &self.counters;
+        if ok { &c.ok } else { &c.failed }.fetch_add(1, Ordering::Relaxed);
+        c.tokens.fetch_add(tokens, Ordering::Relaxed);
+        c.time.record(time);
+    }
+
+    pub(crate) fn call_stats(&self) -> ToolStats {
+        let c = &self.counters;
+        ToolStats {
+            name: self.info.name.clone(),
+            component: self.info.component.clone(),
+            ok: c.ok.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+            tokens: c.tokens.load(Ordering::Relaxed),
+            time: c.time.snapshot(),
+        }
     }
 }

@@ -7,6 +7,7 @@ mod extraction;
 mod guests;
 mod lanes;
 mod limits;
+mod metrics;
 mod plugins;
 mod redis_server;
 mod support;

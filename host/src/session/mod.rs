@@ -19,7 +19,7 @@ pub use redis::RedisSessionStore;
 
 /// A session's identity: what clients pass to continue a session.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(String);
+pub struct SessionId(pub(crate) String);
 
 impl SessionId {
     /// Checks and wraps a client-supplied id: 1 to 128 characters of
