@@ -14,6 +14,9 @@ Usage:
   warmlane tools list [--config FILE]    list the tools and their input schemas
   warmlane tools call NAME JSON [--session ID] [--config FILE]
                                          call a tool once
+  warmlane serve [--listen ADDR] [--config FILE] [--redis URL]
+                                         serve HTTP (documents, tools, sessions, /metrics,
+                                         /livez, /readyz) until SIGTERM
   warmlane budget show [--config FILE] [--redis URL]
                                          each budget's size and tokens now
   warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]
@@ -31,7 +34,8 @@ Options for `run`:
   --pages              also write one record per page with its text (doc, page, text)
   --quiet              no progress bar and no summary line
 
-Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn).
+Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn), and
+WARMLANE_LOG_FORMAT=json for one JSON object per line.
 ";
 
 fn main() -> ExitCode {
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Some("run") => commands::run::main(&args[1..]),
         Some("tools") => commands::tools::main(&args[1..]),
         Some("budget") => commands::budget::main(&args[1..]),
+        Some("serve") => commands::serve::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)
@@ -74,9 +79,16 @@ fn init_logging() {
         "error" => tracing::Level::ERROR,
         _ => tracing::Level::WARN,
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    if std::env::var("WARMLANE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
+        logs.json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init();
+    } else {
+        logs.init();
+    }
 }

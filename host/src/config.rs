@@ -35,6 +35,39 @@ pub struct Config {
     pub budgets: BTreeMap<String, BudgetConfig>,
     /// Where budgets and sessions are kept when several hosts share them.
     pub redis: RedisConfig,
+    /// `warmlane serve`.
+    pub server: ServerConfig,
+}
+
+/// `warmlane serve`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. By default `127.0.0.1:8080`.
+    pub listen: String,
+    /// Largest document upload, in MiB; larger ones get 413. By default 64.
+    pub max_upload_mib: u64,
+    /// Largest document, in pages, the synchronous variant (`?wait=true`)
+    /// accepts; larger ones must be submitted and streamed. By default 200.
+    pub sync_max_pages: u32,
+    /// After SIGTERM, how long running jobs and open requests may take to
+    /// finish before the process exits anyway, in seconds. By default 30.
+    pub shutdown_grace_secs: u64,
+    /// How long a finished job's results stay readable, in seconds. By
+    /// default 600.
+    pub job_retention_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            max_upload_mib: 64,
+            sync_max_pages: 200,
+            shutdown_grace_secs: 30,
+            job_retention_secs: 600,
+        }
+    }
 }
 
 /// The WebAssembly engine.
@@ -498,6 +531,7 @@ mod tests {
         assert_eq!(c.instances, d.instances);
         assert_eq!(format!("{:?}", c.sessions), format!("{:?}", d.sessions));
         assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
+        assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
         assert_eq!(c.lane_settings(), d.lane_settings());
     }
 

@@ -22,6 +22,7 @@ mod pdf;
 mod pipeline;
 mod pool;
 mod redis_conn;
+pub mod server;
 mod session;
 mod state;
 mod stats;

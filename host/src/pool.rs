@@ -189,6 +189,7 @@ impl<W: World> Pool<W> {
                 .map(|(g, _)| g)
                 .unwrap_or_else(|p| p.into_inner().0);
         }
+        shared.warmed.store(true, Ordering::Release);
         true
     }
 
@@ -262,9 +263,6 @@ impl<W: World> Shared<W> {
             }
             let short = {
                 let ready = self.lock_ready();
-                if ready.len() >= self.limits.warm {
-                    self.warmed.store(true, Ordering::Release);
-                }
                 if ready.len() >= self.limits.warm && self.graveyard_empty() {
                     let _ = self.changed.wait_timeout(ready, Duration::from_millis(250));
                     continue;
@@ -276,7 +274,12 @@ impl<W: World> Shared<W> {
             }
             match self.instantiate() {
                 Ok(warm) => {
-                    self.lock_ready().push_back(warm);
+                    let mut ready = self.lock_ready();
+                    ready.push_back(warm);
+                    if ready.len() >= self.limits.warm {
+                        self.warmed.store(true, Ordering::Release);
+                    }
+                    drop(ready);
                     self.changed.notify_all();
                 }
                 Err(e) => {

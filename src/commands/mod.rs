@@ -2,6 +2,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod run;
+pub(crate) mod serve;
 pub(crate) mod tools;
 
 use std::path::Path;

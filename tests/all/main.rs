@@ -10,5 +10,6 @@ mod limits;
 mod metrics;
 mod plugins;
 mod redis_server;
+mod serve;
 mod support;
 mod tools;
