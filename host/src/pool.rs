@@ -152,7 +152,7 @@ impl<W: World> Pool<W> {
             }
             None => {
                 shared.counters.misses.fetch_add(1, Ordering::Relaxed);
-                shared.instantiate()?
+                shared.instantiate_under_pressure()?
             }
         };
         let data = warm.store.data_mut();
@@ -286,6 +286,28 @@ impl<W: World> Shared<W> {
                     tracing::warn!(component = %self.name, error = %e, "cannot pre-instantiate; retrying");
                     std::thread::sleep(Duration::from_millis(100));
                 }
+            }
+        }
+    }
+
+    /// Instantiates on demand. When every slot is taken, some are usually
+    /// held by used instances waiting to be thrown away: free this pool's
+    /// at once and give the other pools' refill threads a moment, rather
+    /// than fail a call that a slot will serve within milliseconds.
+    fn instantiate_under_pressure(&self) -> Result<Warm<W>, CallError> {
+        let deadline = Instant::now() + Duration::from_millis(250);
+        loop {
+            match self.instantiate() {
+                Err(CallError::PoolExhausted { .. }) if Instant::now() < deadline => {
+                    let dead = std::mem::take(
+                        &mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()),
+                    );
+                    if dead.is_empty() {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    drop(dead);
+                }
+                other => return other,
             }
         }
     }

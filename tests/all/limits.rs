@@ -67,3 +67,23 @@ fn failures_are_counted_per_pool() {
     assert!(stats.traps >= 1);
     assert!(stats.hits + stats.misses >= 1);
 }
+
+/// With few instance slots and calls back to back from two threads, used
+/// instances waiting to be thrown away hold slots; a call waits for one
+/// rather than failing.
+#[test]
+fn a_tight_loop_of_calls_never_runs_out_of_slots() {
+    let config = warmlane_host::Config::from_toml("[engine]\ninstance_slots = 12\n").unwrap();
+    let host = warmlane_host::Host::new(config).unwrap();
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..300 {
+                    host.call_tool("text-stats", r#"{"text":"a b"}"#, None)
+                        .expect("every call gets an instance");
+                }
+            });
+        }
+    });
+}

@@ -110,11 +110,9 @@ struct Serve {
 
 impl Serve {
     fn start(config: &str) -> Serve {
-        let dir = support::scratch("serve");
-        let path = dir.join(format!(
-            "warmlane-{}.toml",
-            std::process::id() as u128 * 1000 + rand_suffix()
-        ));
+        // A directory per server: tests run in parallel.
+        let dir = support::scratch(&format!("serve-{}", next_server()));
+        let path = dir.join("warmlane.toml");
         std::fs::write(&path, config).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
@@ -125,19 +123,21 @@ impl Serve {
             .expect("start warmlane serve");
         let mut stderr = BufReader::new(child.stderr.take().unwrap());
         let mut addr = None;
+        let mut said = String::new();
         let mut line = String::new();
         while stderr.read_line(&mut line).unwrap_or(0) > 0 {
             if let Some(a) = line.trim().strip_prefix("warmlane: listening on http://") {
                 addr = Some(a.to_string());
                 break;
             }
+            said.push_str(&line);
             line.clear();
         }
         // Keep draining stderr so the server never blocks on it.
         std::thread::spawn(move || for _ in stderr.lines() {});
         Serve {
             child,
-            addr: addr.expect("warmlane serve said where it listens"),
+            addr: addr.unwrap_or_else(|| panic!("warmlane serve did not start: {said}")),
         }
     }
 
@@ -187,10 +187,10 @@ impl Serve {
     }
 }
 
-fn rand_suffix() -> u128 {
+fn next_server() -> u32 {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
-    N.fetch_add(1, Ordering::Relaxed) as u128
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 impl Drop for Serve {

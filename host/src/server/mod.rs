@@ -15,6 +15,7 @@ use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -60,6 +61,13 @@ pub async fn serve(
     let stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Answers are small and written at once: without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs hold some of them back by tens of ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
+    });
     let server = axum::serve(listener, router).with_graceful_shutdown(stopping(stop_rx.clone()));
     let deadline = async {
         stopping(stop_rx.clone()).await;

@@ -1,0 +1,200 @@
+//! Load on `warmlane serve` over loopback: tool calls per second and p50 /
+//! p99 latency at 1, 16 and 64 concurrent keep-alive clients, errors
+//! counted, and the server's resident memory before and after; beside the
+//! same call made in process through the library, in the same run.
+//!
+//! Run: `cargo bench --bench serve`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use warmlane_host::{Config, Host};
+
+const INPUT: &[u8] = br#"{"text":"Warm pools serve calls. Lanes keep light work moving."}"#;
+
+/// One keep-alive HTTP/1.1 connection.
+struct Client {
+    reader: BufReader<TcpStream>,
+    request: Vec<u8>,
+}
+
+impl Client {
+    fn connect(addr: &str) -> Client {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let mut request = format!(
+            "POST /v1/tools/text-stats HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            INPUT.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(INPUT);
+        Client {
+            reader: BufReader::new(stream),
+            request,
+        }
+    }
+
+    /// One call; its status.
+    fn call(&mut self) -> u16 {
+        self.reader.get_mut().write_all(&self.request).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        status
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start() -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start warmlane serve");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "warmlane serve exited"
+            );
+            if let Some(a) = line.trim().strip_prefix("warmlane: listening on http://") {
+                break a.to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in stderr.lines() {});
+        let server = Server { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Client::connect(&server.addr).call() != 200 {
+            assert!(Instant::now() < deadline, "the server never answered");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Resident memory, in MiB.
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `clients` connections calling for `secs`: calls, errors, sorted latencies.
+fn load(addr: &str, clients: usize, secs: f64) -> (usize, usize, Vec<Duration>) {
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let addr = addr.to_string();
+            std::thread::spawn(move || {
+                let mut c = Client::connect(&addr);
+                let (mut times, mut errors) = (Vec::new(), 0);
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    if c.call() != 200 {
+                        errors += 1;
+                    }
+                    times.push(t.elapsed());
+                }
+                (times, errors)
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in threads {
+        let (times, e) = t.join().unwrap();
+        all.extend(times);
+        errors += e;
+    }
+    all.sort();
+    (all.len(), errors, all)
+}
+
+fn pct(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 * q) as usize).min(sorted.len() - 1)]
+}
+
+fn serve(c: &mut Criterion) {
+    let server = Server::start();
+    let host = Host::new(Config::default()).expect("host");
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    let input = std::str::from_utf8(INPUT).unwrap();
+
+    let mut group = c.benchmark_group("serve");
+    group.bench_function("tool_call_in_process", |b| {
+        b.iter(|| host.call_tool("text-stats", input, None).unwrap())
+    });
+    let mut client = Client::connect(&server.addr);
+    group.bench_function("tool_call_http_1_client", |b| {
+        b.iter(|| assert_eq!(client.call(), 200))
+    });
+    group.finish();
+
+    let start = Instant::now();
+    let mut n = 0;
+    while start.elapsed() < Duration::from_secs(2) {
+        host.call_tool("text-stats", input, None).unwrap();
+        n += 1;
+    }
+    let in_process = n as f64 / start.elapsed().as_secs_f64();
+    let rss_before = server.rss_mib();
+    println!("\ntool calls (text-stats) on loopback, 5 s per row, same run");
+    println!("in process, 1 thread: {in_process:>8.0} calls/s");
+    println!("clients   calls/s   p50        p99        errors   server RSS");
+    for clients in [1, 16, 64] {
+        let secs = 5.0;
+        let (calls, errors, times) = load(&server.addr, clients, secs);
+        println!(
+            "{clients:>7}   {:>7.0}   {:>9.2?}  {:>9.2?}  {errors:>6}   {:.1} MiB ({:.2}x in process)",
+            calls as f64 / secs,
+            pct(&times, 0.5),
+            pct(&times, 0.99),
+            server.rss_mib(),
+            calls as f64 / secs / in_process,
+        );
+    }
+    println!("server RSS before the load: {rss_before:.1} MiB");
+}
+
+criterion_group!(benches, serve);
+criterion_main!(benches);
