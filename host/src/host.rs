@@ -448,6 +448,10 @@ impl Host {
         input: &str,
         binding: Option<SessionBinding>,
     ) -> (Result<String, ToolError>, u64) {
+        // Input that cannot be valid costs nothing.
+        if let Err(e) = tool.check(input) {
+            return (Err(e), 0);
+        }
         let charge = match self.draws.get(&tool.info.component) {
             None => None,
             Some(d) => {

@@ -22,6 +22,7 @@ mod pdf;
 mod pipeline;
 mod pool;
 mod redis_conn;
+mod schema;
 pub mod server;
 mod session;
 mod state;

@@ -104,15 +104,23 @@ impl Tool {
         })
     }
 
-    /// Calls the tool with `input` (JSON text) in a fresh instance.
+    /// Checks `input` (JSON text) against the tool's input schema.
+    pub(crate) fn check(&self, input: &str) -> Result<(), ToolError> {
+        let value = serde_json::from_str::<serde_json::Value>(input)
+            .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
+        crate::schema::check(&self.info.input_schema, &value).map_err(|why| {
+            ToolError::InvalidInput(format!("the input does not match the tool's schema: {why}"))
+        })
+    }
+
+    /// Calls the tool with `input` (JSON text, already [checked](Tool::check))
+    /// in a fresh instance.
     pub(crate) fn call(
         &self,
         input: &str,
         session: Option<SessionBinding>,
         job: Option<Arc<str>>,
     ) -> Result<String, ToolError> {
-        serde_json::from_str::<serde_json::Value>(input)
-            .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
         let mut lease = self.pool.take(session, job)?;
         let output =
             lease.call(|world, store| world.warmlane_worker_tool().call_invoke(store, input))?;

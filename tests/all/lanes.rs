@@ -195,12 +195,17 @@ fn parsing_draws_pages_from_its_budget_and_light_work_keeps_its_share() {
 
 #[test]
 fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
-    let host = host(
-        "[budgets.calls]\ncapacity = 2\nburst = 2\nlight_share = 0\n\
+    // The test guest's schema allows extra fields, as an LLM tool's would
+    // list its `max_tokens`; it draws the number under `/weight`.
+    let dir = support::plugin_dir("lanes-cost-field", &[("hostile", "hostile")]);
+    let host = host(&format!(
+        "[plugins]\ndir = \"{}\"\n\
+         [budgets.calls]\ncapacity = 2\nburst = 2\nlight_share = 0\n\
          [budgets.bytes]\ncapacity = 1000\nburst = 1000\n\
          [components.text-stats]\nbudget = \"calls\"\ndeadline_ms = 1000\n\
-         [components.notes]\nbudget = \"bytes\"\ncost = { field = \"/weight\" }\n",
-    );
+         [components.hostile]\nbudget = \"bytes\"\ncost = {{ field = \"/weight\" }}\n",
+        dir.display()
+    ));
     let input = r#"{"text":"one two"}"#;
     host.call_tool("text-stats", input, None).unwrap();
     host.call_tool("text-stats", input, None).unwrap();
@@ -217,11 +222,16 @@ fn tool_calls_draw_their_cost_and_are_refused_rather_than_kept_waiting() {
     }
     // A cost read from the input: missing, it is the input that is wrong.
     let session = host.create_session().unwrap();
-    match host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)) {
+    match host.call_tool("hostile", r#"{"do":"echo"}"#, Some(&session)) {
         Err(ToolError::InvalidInput(why)) => assert!(why.contains("/weight"), "{why}"),
         other => panic!("expected invalid input, got {other:?}"),
     }
-    host.call_tool("notes", r#"{"action":"list","weight":250}"#, Some(&session))
+    // Input the schema refuses costs nothing.
+    match host.call_tool("hostile", r#"{"do":"fly","weight":5}"#, Some(&session)) {
+        Err(ToolError::InvalidInput(why)) => assert!(why.contains("/do"), "{why}"),
+        other => panic!("expected invalid input, got {other:?}"),
+    }
+    host.call_tool("hostile", r#"{"do":"echo","weight":250}"#, Some(&session))
         .unwrap();
     let by_name = |n: &str| {
         host.budget_stats()

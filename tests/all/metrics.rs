@@ -116,15 +116,15 @@ fn metrics_count_what_the_host_did_in_prometheus_text_format() {
         get(r#"warmlane_tool_calls_total{tool="text-stats",outcome="error"}"#),
         1.0
     );
-    // The call the tool refused still ran, and keeps its token.
-    assert_eq!(get(r#"warmlane_tool_tokens_total{tool="text-stats"}"#), 3.0);
+    // Input the schema refuses is turned away before it costs anything.
+    assert_eq!(get(r#"warmlane_tool_tokens_total{tool="text-stats"}"#), 2.0);
     assert_eq!(
         get(r#"warmlane_tool_call_seconds_count{tool="text-stats"}"#),
         3.0
     );
     assert_eq!(
         get(r#"warmlane_budget_tokens_drawn_total{budget="calls",lane="light"}"#),
-        3.0
+        2.0
     );
     assert_eq!(
         get(r#"warmlane_lane_jobs_total{lane="light",outcome="admitted"}"#),

@@ -323,7 +323,7 @@ fn a_stateful_tool_keeps_its_session_and_accounts_for_it() {
 fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
     let server = Serve::start("[server]\nmax_upload_mib = 1\n");
     server.wait_ready();
-    let cases: Vec<(Reply, u16, &str)> = vec![
+    let mut cases: Vec<(Reply, u16, &str)> = vec![
         (
             server.post("/v1/tools/text-stats", "application/json", b"{not json"),
             400,
@@ -387,6 +387,21 @@ fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         (server.get("/v1/jobs/j-nope"), 404, "unknown-job"),
         (server.get("/v1/nothing-here"), 404, "not-found"),
     ];
+    // text-stats itself ignores extra fields; the host checks the schema.
+    let extra = server.post(
+        "/v1/tools/text-stats",
+        "application/json",
+        br#"{"text":"a","extra":1}"#,
+    );
+    assert!(
+        extra.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("schema"),
+        "{}",
+        extra.json()
+    );
+    cases.push((extra, 400, "invalid-input"));
     for (reply, status, code) in cases {
         assert_eq!(
             (reply.status, reply.code().as_str()),
