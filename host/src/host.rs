@@ -424,18 +424,25 @@ impl Host {
             return Err(ToolError::Session(StoreError::NoSession));
         }
         let started = Instant::now();
+        let cpu = cpu_time::ThreadTime::try_now().ok();
         let (result, tokens) = self.pay_and_call(tool, input, binding);
-        let took = started.elapsed();
-        tool.record(result.is_ok(), took, tokens);
-        if let Some(id) = session {
-            let usage = Usage {
-                calls: 1,
-                micros: took.as_micros() as u64,
-                tokens,
-            };
-            if let Err(e) = self.sessions.record(id, usage) {
-                tracing::warn!(session = %id, "the call's usage was not recorded: {e}");
-            }
+        // The instance ran on this thread: its CPU time is this thread's.
+        let cpu_nanos = cpu
+            .zip(cpu_time::ThreadTime::try_now().ok())
+            .map_or(0, |(a, b)| {
+                b.as_duration().saturating_sub(a.as_duration()).as_nanos() as u64
+            });
+        let usage = Usage {
+            calls: 1,
+            micros: started.elapsed().as_micros() as u64,
+            tokens,
+            cpu_nanos,
+        };
+        tool.record(result.is_ok(), &usage);
+        if let Some(id) = session
+            && let Err(e) = self.sessions.record(id, usage)
+        {
+            tracing::warn!(session = %id, "the call's usage was not recorded: {e}");
         }
         result
     }

@@ -326,6 +326,18 @@ fn tools(t: &mut Text, host: &Host) {
         );
     }
     t.family(
+        "tool_cpu_seconds_total",
+        "counter",
+        "CPU time tool calls used on the threads that ran them.",
+    );
+    for s in &stats {
+        t.sample(
+            "tool_cpu_seconds_total",
+            &[("tool", &s.name)],
+            s.cpu_nanos as f64 / 1e9,
+        );
+    }
+    t.family(
         "tool_tokens_total",
         "counter",
         "Budget tokens tool calls kept.",

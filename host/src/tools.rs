@@ -43,6 +43,8 @@ pub struct ToolStats {
     pub tokens: u64,
     /// Wall-clock time per call, budget waits included.
     pub time: Histogram,
+    /// CPU time the calls used, in nanoseconds.
+    pub cpu_nanos: u64,
 }
 
 #[derive(Default)]
@@ -50,6 +52,7 @@ struct Counters {
     ok: AtomicU64,
     failed: AtomicU64,
     tokens: AtomicU64,
+    cpu_nanos: AtomicU64,
     time: Recorder,
 }
 
@@ -141,12 +144,13 @@ impl Tool {
         self.pool.stats()
     }
 
-    /// Counts one call that took `time`, kept `tokens`, and answered or not.
-    pub(crate) fn record(&self, ok: bool, time: Duration, tokens: u64) {
+    /// Counts one call: answered or not, and what it cost.
+    pub(crate) fn record(&self, ok: bool, usage: &crate::session::Usage) {
         let c = &self.counters;
         if ok { &c.ok } else { &c.failed }.fetch_add(1, Ordering::Relaxed);
-        c.tokens.fetch_add(tokens, Ordering::Relaxed);
-        c.time.record(time);
+        c.tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        c.cpu_nanos.fetch_add(usage.cpu_nanos, Ordering::Relaxed);
+        c.time.record(Duration::from_micros(usage.micros));
     }
 
     pub(crate) fn call_stats(&self) -> ToolStats {
@@ -158,6 +162,7 @@ impl Tool {
             failed: c.failed.load(Ordering::Relaxed),
             tokens: c.tokens.load(Ordering::Relaxed),
             time: c.time.snapshot(),
+            cpu_nanos: c.cpu_nanos.load(Ordering::Relaxed),
         }
     }
 }

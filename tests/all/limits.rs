@@ -22,7 +22,16 @@ fn next_call_is_normal() {
 }
 
 #[test]
-fn a_loop_is_stopped_at_the_deadline() {
+fn a_loop_is_stopped_at_the_deadline_and_its_cpu_time_is_counted() {
+    let cpu = || {
+        support::host()
+            .tool_stats()
+            .into_iter()
+            .find(|t| t.name == "hostile")
+            .unwrap()
+            .cpu_nanos
+    };
+    let before = cpu();
     let start = Instant::now();
     let e = hostile("loop").unwrap_err();
     let took = start.elapsed();
@@ -32,6 +41,11 @@ fn a_loop_is_stopped_at_the_deadline() {
     );
     assert!(took < Duration::from_secs(5), "stopped after {took:?}");
     assert!(e.to_string().contains("deadline"), "{e}");
+    // A loop burns CPU until its 300 ms deadline, and it is counted: on a
+    // busy test machine the thread may get only part of those 300 ms, but
+    // far more than the microseconds of a normal call.
+    let burned = Duration::from_nanos(cpu() - before);
+    assert!(burned >= Duration::from_millis(10), "{burned:?}");
     next_call_is_normal();
 }
 

@@ -122,7 +122,7 @@ fn sessions_must_exist_and_account_for_their_calls() {
     }
     let usage = host.session_usage(&session).unwrap();
     assert_eq!((usage.calls, usage.tokens), (3, 0));
-    assert!(usage.micros > 0);
+    assert!(usage.micros > 0 && usage.cpu_nanos > 0, "{usage:?}");
     assert!(host.delete_session(&session).unwrap());
     assert!(matches!(
         host.call_tool("notes", r#"{"action":"list"}"#, Some(&session)),

@@ -482,7 +482,10 @@ async fn session(State(app): Shared, Path(id): Path<String>) -> Result<Response,
     .await??;
     Ok(Json(json!({
         "keys": keys,
-        "usage": { "calls": usage.calls, "micros": usage.micros, "tokens": usage.tokens },
+        "usage": {
+            "calls": usage.calls, "micros": usage.micros,
+            "cpu_nanos": usage.cpu_nanos, "tokens": usage.tokens,
+        },
     }))
     .into_response())
 }

@@ -147,6 +147,7 @@ impl SessionStore for MemorySessionStore {
         self.entry(session, |e| {
             e.usage.calls += usage.calls;
             e.usage.micros += usage.micros;
+            e.usage.cpu_nanos += usage.cpu_nanos;
             e.usage.tokens += usage.tokens;
             Ok(())
         })

@@ -104,6 +104,9 @@ pub struct Usage {
     pub calls: u64,
     /// Their wall-clock time, in microseconds.
     pub micros: u64,
+    /// CPU time they used on the thread that ran them (the component and
+    /// the host work it asked for), in nanoseconds.
+    pub cpu_nanos: u64,
     /// Budget tokens they drew.
     pub tokens: u64,
 }

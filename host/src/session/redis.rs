@@ -129,12 +129,17 @@ impl SessionStore for RedisSessionStore {
     }
 
     fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError> {
-        let [calls, micros, tokens] =
-            [usage.calls, usage.micros, usage.tokens].map(|n| n.to_string());
+        let [calls, micros, tokens, cpu] =
+            [usage.calls, usage.micros, usage.tokens, usage.cpu_nanos].map(|n| n.to_string());
         self.run(
             session,
             "record",
-            &[calls.as_bytes(), micros.as_bytes(), tokens.as_bytes()],
+            &[
+                calls.as_bytes(),
+                micros.as_bytes(),
+                tokens.as_bytes(),
+                cpu.as_bytes(),
+            ],
         )
         .map(|_| ())
     }
@@ -145,6 +150,7 @@ impl SessionStore for RedisSessionStore {
             calls: int(reply.first())?,
             micros: int(reply.get(1))?,
             tokens: int(reply.get(2))?,
+            cpu_nanos: int(reply.get(3))?,
         })
     }
 }

@@ -4,7 +4,7 @@
 --          of keys and values, u:calls / u:micros / u:tokens the usage.
 --          It expires after ttl_ms without use.
 -- ARGV     op, ttl_ms, max_bytes, then per op: get/delete KEY; set KEY VALUE;
---          record CALLS MICROS TOKENS.
+--          record CALLS MICROS TOKENS CPU_MICROS.
 -- Returns  { status, ... }: status 'ok', 'no-session' or 'too-large'.
 local k = KEYS[1]
 local op, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -58,9 +58,10 @@ elseif op == 'record' then
   redis.call('HINCRBY', k, 'u:calls', ARGV[4])
   redis.call('HINCRBY', k, 'u:micros', ARGV[5])
   redis.call('HINCRBY', k, 'u:tokens', ARGV[6])
+  redis.call('HINCRBY', k, 'u:cpu', ARGV[7])
   return { 'ok' }
 elseif op == 'usage' then
-  local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens')
-  return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0 }
+  local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens', 'u:cpu')
+  return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0, tonumber(u[4]) or 0 }
 end
 return redis.error_reply('warmlane session script: unknown op ' .. tostring(op))

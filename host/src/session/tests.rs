@@ -56,6 +56,7 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
         calls: 1,
         micros: 250,
         tokens: 7,
+        cpu_nanos: 90,
     };
     store.record(&a, one).unwrap();
     store.record(&a, one).unwrap();
@@ -64,7 +65,8 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
         Usage {
             calls: 2,
             micros: 500,
-            tokens: 14
+            tokens: 14,
+            cpu_nanos: 180,
         }
     );
     assert_eq!(store.usage(&b).unwrap(), Usage::default());
