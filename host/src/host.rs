@@ -456,13 +456,14 @@ impl Host {
         binding: Option<SessionBinding>,
     ) -> (Result<String, ToolError>, u64) {
         // Input that cannot be valid costs nothing.
-        if let Err(e) = tool.check(input) {
-            return (Err(e), 0);
-        }
+        let value = match tool.check(input) {
+            Ok(value) => value,
+            Err(e) => return (Err(e), 0),
+        };
         let charge = match self.draws.get(&tool.info.component) {
             None => None,
             Some(d) => {
-                let cost = match d.for_input(input) {
+                let cost = match d.for_input(input, &value) {
                     Ok(cost) => cost,
                     Err(why) => return (Err(ToolError::InvalidInput(why)), 0),
                 };

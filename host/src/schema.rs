@@ -80,42 +80,29 @@ fn at(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
         return fail(format!("must be {c}"));
     }
     if let Some(n) = v.as_f64() {
-        if let Some(min) = s.get("minimum").and_then(Value::as_f64)
-            && n < min
-        {
-            return fail(format!("{n} is less than the minimum {min}"));
-        }
-        if let Some(max) = s.get("maximum").and_then(Value::as_f64)
-            && n > max
-        {
-            return fail(format!("{n} is more than the maximum {max}"));
-        }
+        bounds(s, "minimum", "maximum", n, |b| format!("{n} is {b}"), path)?;
     }
     if let Some(text) = v.as_str() {
-        let len = text.chars().count() as u64;
-        if let Some(min) = s.get("minLength").and_then(Value::as_u64)
-            && len < min
-        {
-            return fail(format!("{len} characters, fewer than {min}"));
-        }
-        if let Some(max) = s.get("maxLength").and_then(Value::as_u64)
-            && len > max
-        {
-            return fail(format!("{len} characters, more than {max}"));
-        }
+        let len = text.chars().count() as f64;
+        bounds(
+            s,
+            "minLength",
+            "maxLength",
+            len,
+            |b| format!("{len} characters, {b}"),
+            path,
+        )?;
     }
     if let Some(items) = v.as_array() {
-        let len = items.len() as u64;
-        if let Some(min) = s.get("minItems").and_then(Value::as_u64)
-            && len < min
-        {
-            return fail(format!("{len} items, fewer than {min}"));
-        }
-        if let Some(max) = s.get("maxItems").and_then(Value::as_u64)
-            && len > max
-        {
-            return fail(format!("{len} items, more than {max}"));
-        }
+        let len = items.len() as f64;
+        bounds(
+            s,
+            "minItems",
+            "maxItems",
+            len,
+            |b| format!("{len} items, {b}"),
+            path,
+        )?;
         if let Some(item) = s.get("items") {
             for (i, x) in items.iter().enumerate() {
                 at(item, x, &format!("{path}/{i}"))?;
@@ -172,6 +159,25 @@ fn at(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `value` against the schema's `min` and `max` keywords; `say` words the
+/// failure ("less than the minimum 1", "more than 5").
+fn bounds(
+    s: &serde_json::Map<String, Value>,
+    min: &str,
+    max: &str,
+    value: f64,
+    say: impl Fn(String) -> String,
+    path: &str,
+) -> Result<(), String> {
+    let limit = |key| s.get(key).and_then(Value::as_f64);
+    let why = match (limit(min), limit(max)) {
+        (Some(lo), _) if value < lo => say(format!("less than the minimum {lo}")),
+        (_, Some(hi)) if value > hi => say(format!("more than the maximum {hi}")),
+        _ => return Ok(()),
+    };
+    Err(format!("{}: {why}", show(path)))
+}
+
 fn article(t: &str) -> String {
     match t {
         "integer" | "array" | "object" => format!("an {t}"),
@@ -212,7 +218,7 @@ mod tests {
             ),
             (
                 json!({"action":"add","text":"toolong"}),
-                "/text: 7 characters, more than 5",
+                "/text: 7 characters, more than the maximum 5",
             ),
             (
                 json!({"action":"add","weight":1}),
@@ -250,7 +256,7 @@ mod tests {
         assert!(
             check(&s, &json!({"xs":[1,2,3]}))
                 .unwrap_err()
-                .contains("3 items, more than 2")
+                .contains("3 items, more than the maximum 2")
         );
         assert!(
             check(&s, &json!({"either":1}))

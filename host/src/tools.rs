@@ -107,13 +107,15 @@ impl Tool {
         })
     }
 
-    /// Checks `input` (JSON text) against the tool's input schema.
-    pub(crate) fn check(&self, input: &str) -> Result<(), ToolError> {
+    /// Parses `input` (JSON text) and checks it against the tool's input
+    /// schema.
+    pub(crate) fn check(&self, input: &str) -> Result<serde_json::Value, ToolError> {
         let value = serde_json::from_str::<serde_json::Value>(input)
             .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
         crate::schema::check(&self.info.input_schema, &value).map_err(|why| {
             ToolError::InvalidInput(format!("the input does not match the tool's schema: {why}"))
-        })
+        })?;
+        Ok(value)
     }
 
     /// Calls the tool with `input` (JSON text, already [checked](Tool::check))

@@ -53,14 +53,12 @@ impl Draw {
         }
     }
 
-    /// The cost of a tool call with `input` (JSON text); an error names
-    /// what the input lacks.
-    pub(crate) fn for_input(&self, input: &str) -> Result<Cost, String> {
+    /// The cost of a tool call with `input` (JSON text, parsed as `value`);
+    /// an error names what the input lacks.
+    pub(crate) fn for_input(&self, input: &str, value: &serde_json::Value) -> Result<Cost, String> {
         match &self.rule {
             CostRule::InputBytes => Ok(Cost((input.len() as u64).max(1))),
             CostRule::Field(pointer) => {
-                let value: serde_json::Value =
-                    serde_json::from_str(input).map_err(|e| format!("input is not JSON: {e}"))?;
                 let n = value.pointer(pointer).and_then(|v| {
                     v.as_u64()
                         .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f.ceil() as u64))

@@ -258,6 +258,13 @@ async fn upload(app: &App, request: Request) -> Result<Vec<u8>, ApiError> {
         return Ok(bytes.to_vec());
     }
     let request = Request::from_parts(parts, Body::from(bytes));
+    let bad_form = |e: axum::extract::multipart::MultipartError| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-multipart",
+            format!("the multipart form cannot be read: {e}"),
+        )
+    };
     let mut form = Multipart::from_request(request, &()).await.map_err(|e| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -265,22 +272,9 @@ async fn upload(app: &App, request: Request) -> Result<Vec<u8>, ApiError> {
             format!("the multipart form cannot be read: {e}"),
         )
     })?;
-    while let Some(field) = form.next_field().await.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-multipart",
-            format!("the multipart form cannot be read: {e}"),
-        )
-    })? {
+    while let Some(field) = form.next_field().await.map_err(bad_form)? {
         if field.file_name().is_some() || field.name() == Some("file") {
-            let data = field.bytes().await.map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "bad-multipart",
-                    format!("the file part cannot be read: {e}"),
-                )
-            })?;
-            return Ok(data.to_vec());
+            return Ok(field.bytes().await.map_err(bad_form)?.to_vec());
         }
     }
     Err(ApiError::new(
