@@ -15,8 +15,10 @@ Usage:
   warmlane tools call NAME JSON [--session ID] [--config FILE]
                                          call a tool once
   warmlane serve [--listen ADDR] [--config FILE] [--redis URL]
-                                         serve HTTP (documents, tools, sessions, /metrics,
-                                         /livez, /readyz) until SIGTERM
+                                         serve HTTP (documents, tools, sessions, MCP at /mcp,
+                                         /metrics, /livez, /readyz) until SIGTERM
+  warmlane mcp [--config FILE] [--redis URL]
+                                         serve the tools to an MCP client on stdin/stdout
   warmlane budget show [--config FILE] [--redis URL]
                                          each budget's size and tokens now
   warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("tools") => commands::tools::main(&args[1..]),
         Some("budget") => commands::budget::main(&args[1..]),
         Some("serve") => commands::serve::main(&args[1..]),
+        Some("mcp") => commands::mcp::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(ExitCode::SUCCESS)

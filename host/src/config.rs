@@ -56,6 +56,11 @@ pub struct ServerConfig {
     /// How long a finished job's results stay readable, in seconds. By
     /// default 600.
     pub job_retention_secs: u64,
+    /// `Host` header values `/mcp` accepts (names, or `name:port`), against
+    /// DNS rebinding; `["*"]` accepts any. By default the loopback names
+    /// `localhost`, `127.0.0.1` and `::1`: list the names clients use to
+    /// reach a deployed server.
+    pub mcp_allowed_hosts: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             sync_max_pages: 200,
             shutdown_grace_secs: 30,
             job_retention_secs: 600,
+            mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
 }
@@ -434,6 +440,9 @@ impl Config {
         }
         if self.redis.timeout_ms == 0 {
             bail!("redis.timeout_ms must be at least 1");
+        }
+        if self.server.mcp_allowed_hosts.is_empty() {
+            bail!("server.mcp_allowed_hosts must name at least one host, or \"*\" for any");
         }
         let lanes = self.lane_settings();
         if lanes.heavy_from_pages == 0 {

@@ -385,6 +385,13 @@ impl Host {
         self.sessions.remove(id)
     }
 
+    /// Session `id`'s keys, in order (the host's own left out).
+    pub fn session_keys(&self, id: &SessionId) -> Result<Vec<String>, StoreError> {
+        let mut keys = self.sessions.list_keys(id)?;
+        keys.retain(|k| !crate::session::is_host_key(k));
+        Ok(keys)
+    }
+
     /// What session `id`'s tool calls have cost so far.
     pub fn session_usage(&self, id: &SessionId) -> Result<Usage, StoreError> {
         self.sessions.usage(id)

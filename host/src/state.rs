@@ -11,7 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
-use crate::session::{SessionBinding, StoreError};
+use crate::session::{SessionBinding, StoreError, is_host_key};
 
 /// How much of a guest's stderr is kept for error messages.
 const STDERR_CAPTURE: usize = 4096;
@@ -124,25 +124,40 @@ impl HostState {
     }
 }
 
+/// The host's own keys are invisible to components: absent to `get` and
+/// `delete`, refused by `set`, left out of `list-keys`.
 impl wit_session::Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit_session::SessionError> {
         let s = self.bound()?;
+        if is_host_key(&key) {
+            return Ok(None);
+        }
         s.store.get(&s.id, &key).map_err(store_error)
     }
 
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit_session::SessionError> {
         let s = self.bound()?;
+        if is_host_key(&key) {
+            return Err(wit_session::SessionError::Unavailable(
+                "keys starting with U+0000 are reserved for the host".into(),
+            ));
+        }
         s.store.set(&s.id, &key, value).map_err(store_error)
     }
 
     fn delete(&mut self, key: String) -> Result<bool, wit_session::SessionError> {
         let s = self.bound()?;
+        if is_host_key(&key) {
+            return Ok(false);
+        }
         s.store.delete(&s.id, &key).map_err(store_error)
     }
 
     fn list_keys(&mut self) -> Result<Vec<String>, wit_session::SessionError> {
         let s = self.bound()?;
-        s.store.list_keys(&s.id).map_err(store_error)
+        let mut keys = s.store.list_keys(&s.id).map_err(store_error)?;
+        keys.retain(|k| !is_host_key(k));
+        Ok(keys)
     }
 }
 

@@ -7,6 +7,7 @@ mod extraction;
 mod guests;
 mod lanes;
 mod limits;
+mod mcp;
 mod metrics;
 mod plugins;
 mod redis_server;

@@ -12,19 +12,19 @@ use crate::redis_server::RedisServer;
 use crate::support;
 
 /// An answer: status, headers (names lower-cased) and body.
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -32,7 +32,7 @@ impl Reply {
     }
 
     /// The error code of a JSON error body.
-    fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.json()["error"]["code"]
             .as_str()
             .unwrap_or("")
@@ -40,7 +40,13 @@ impl Reply {
     }
 }
 
-fn request(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+pub(crate) fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Reply {
     let mut s = TcpStream::connect(addr).expect("connect to warmlane serve");
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
@@ -103,13 +109,13 @@ fn unchunk(mut raw: &[u8]) -> Vec<u8> {
 }
 
 /// A running `warmlane serve`.
-struct Serve {
+pub(crate) struct Serve {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Serve {
-    fn start(config: &str) -> Serve {
+    pub(crate) fn start(config: &str) -> Serve {
         // A directory per server: tests run in parallel.
         let dir = support::scratch(&format!("serve-{}", next_server()));
         let path = dir.join("warmlane.toml");
@@ -141,11 +147,11 @@ impl Serve {
         }
     }
 
-    fn get(&self, path: &str) -> Reply {
+    pub(crate) fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[], b"")
     }
 
-    fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+    pub(crate) fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
         request(
             &self.addr,
             "POST",
@@ -155,7 +161,7 @@ impl Serve {
         )
     }
 
-    fn wait_ready(&self) {
+    pub(crate) fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while self.get("/readyz").status != 200 {
             assert!(

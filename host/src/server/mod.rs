@@ -3,6 +3,9 @@
 //! stop. Every blocking call into the host runs off the async threads.
 
 mod jobs;
+mod mcp;
+
+pub use mcp::serve_stdio as serve_mcp_stdio;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -52,11 +55,16 @@ pub async fn serve(
         host,
         settings,
     });
-    let router = router(app.clone());
+    // Stopping ends MCP sessions and their open streams, which would
+    // otherwise hold the graceful shutdown until the grace period ends.
+    let mcp_stop = tokio_util::sync::CancellationToken::new();
+    let router = router(app.clone(), mcp_stop.clone())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        mcp_stop.cancel();
     });
     let stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -94,8 +102,9 @@ pub async fn serve(
     Ok(())
 }
 
-fn router(app: Arc<App>) -> Router {
-    Router::new()
+fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Result<Router, String> {
+    let mcp = mcp::http_service(app.host.clone(), &app.settings.mcp_allowed_hosts, mcp_stop)?;
+    Ok(Router::new()
         .route("/v1/documents", post(submit_document))
         .route("/v1/jobs/{id}", get(job))
         .route("/v1/jobs/{id}/chunks", get(job_chunks))
@@ -106,10 +115,73 @@ fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .merge(
+            Router::new()
+                .route_service("/mcp", mcp)
+                .layer(axum::middleware::from_fn(mcp_edges)),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
-        .with_state(app)
+        .with_state(app))
+}
+
+/// Mends two answers of rmcp's `/mcp` service for clients: a `DELETE`
+/// that ended a session gets 204, not 202 (the Python SDK, among others,
+/// expects 200 or 204); a JSON body that is not JSON-RPC gets the spec's
+/// JSON-RPC error (-32700 parse error, -32600 invalid request) with 400,
+/// not a plain-text 415.
+async fn mcp_edges(request: Request, next: axum::middleware::Next) -> Response {
+    use axum::http::Method;
+    if request.method() == Method::DELETE {
+        let mut response = next.run(request).await;
+        if response.status() == StatusCode::ACCEPTED {
+            *response.status_mut() = StatusCode::NO_CONTENT;
+        }
+        return response;
+    }
+    let json_post = request.method() == Method::POST
+        && request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if !json_post {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let jsonrpc_error = |status, code: i32, message: String| {
+        let body =
+            json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
+        (status, Json(body)).into_response()
+    };
+    let bytes = match axum::body::to_bytes(body, mcp::MAX_REQUEST_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return jsonrpc_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                -32600,
+                format!(
+                    "Invalid Request: larger than {} bytes, or cut short",
+                    mcp::MAX_REQUEST_BYTES
+                ),
+            );
+        }
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
+    if response.status() != StatusCode::UNSUPPORTED_MEDIA_TYPE {
+        return response;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        Err(e) => jsonrpc_error(StatusCode::BAD_REQUEST, -32700, format!("Parse error: {e}")),
+        Ok(_) => jsonrpc_error(
+            StatusCode::BAD_REQUEST,
+            -32600,
+            "Invalid Request: not a JSON-RPC request, notification or response".into(),
+        ),
+    }
 }
 
 /// An error as the API returns it: a status and a JSON body naming what
@@ -469,19 +541,12 @@ async fn session(State(app): Shared, Path(id): Path<String>) -> Result<Response,
     let id = session_id(&id)?;
     let host = app.host.clone();
     let (keys, usage) = blocking(move || {
-        let keys = host.sessions().list_keys(&id)?;
+        let keys = host.session_keys(&id)?;
         let usage = host.session_usage(&id)?;
         Ok::<_, StoreError>((keys, usage))
     })
     .await??;
-    Ok(Json(json!({
-        "keys": keys,
-        "usage": {
-            "calls": usage.calls, "micros": usage.micros,
-            "cpu_nanos": usage.cpu_nanos, "tokens": usage.tokens,
-        },
-    }))
-    .into_response())
+    Ok(Json(json!({ "keys": keys, "usage": mcp::usage_json(&usage) })).into_response())
 }
 
 async fn delete_session(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {

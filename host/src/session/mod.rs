@@ -136,6 +136,16 @@ pub trait SessionStore: Send + Sync + 'static {
     fn usage(&self, session: &SessionId) -> Result<Usage, StoreError>;
 }
 
+/// Keys that start with this belong to the host, not to the tools (an MCP
+/// session keeps its handshake under one): components can neither see nor
+/// touch them, and the API does not list them.
+pub(crate) const HOST_KEY_PREFIX: &str = "\u{0}host/";
+
+/// Whether `key` is the host's (see [`HOST_KEY_PREFIX`]).
+pub(crate) fn is_host_key(key: &str) -> bool {
+    key.starts_with(HOST_KEY_PREFIX)
+}
+
 /// The session an instance serves, bound when it is taken from its pool.
 #[derive(Clone)]
 pub(crate) struct SessionBinding {
