@@ -1,7 +1,9 @@
 //! Load on `warmlane serve` over loopback: tool calls per second and p50 /
 //! p99 latency at 1, 16 and 64 concurrent keep-alive clients, errors
-//! counted, and the server's resident memory before and after; beside the
-//! same call made in process through the library, in the same run.
+//! counted, and the server's resident memory before and after; through the
+//! HTTP API and through MCP (2026-07-28, stateless JSON-RPC at `/mcp`),
+//! beside the same call made in process through the library, in the same
+//! run.
 //!
 //! Run: `cargo bench --bench serve`.
 
@@ -15,30 +17,51 @@ use warmlane_host::{Config, Host};
 
 const INPUT: &[u8] = br#"{"text":"Warm pools serve calls. Lanes keep light work moving."}"#;
 
+/// How a call reaches the tool.
+#[derive(Clone, Copy)]
+enum Route {
+    /// `POST /v1/tools/text-stats`.
+    Api,
+    /// A stateless MCP `tools/call` at `/mcp`.
+    Mcp,
+}
+
 /// One keep-alive HTTP/1.1 connection.
 struct Client {
     reader: BufReader<TcpStream>,
     request: Vec<u8>,
+    route: Route,
 }
 
 impl Client {
-    fn connect(addr: &str) -> Client {
+    fn connect(addr: &str, route: Route) -> Client {
         let stream = TcpStream::connect(addr).expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut request = format!(
-            "POST /v1/tools/text-stats HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
-            INPUT.len()
+        let input = std::str::from_utf8(INPUT).unwrap();
+        let (path, headers, body) = match route {
+            Route::Api => ("/v1/tools/text-stats", String::new(), input.to_string()),
+            Route::Mcp => (
+                "/mcp",
+                "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: text-stats\r\n".to_string(),
+                format!(
+                    r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"text-stats","arguments":{input},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
+                ),
+            ),
+        };
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
         )
         .into_bytes();
-        request.extend_from_slice(INPUT);
         Client {
             reader: BufReader::new(stream),
             request,
+            route,
         }
     }
 
-    /// One call; its status.
-    fn call(&mut self) -> u16 {
+    /// One call; whether it answered.
+    fn call(&mut self) -> bool {
         self.reader.get_mut().write_all(&self.request).unwrap();
         let mut line = String::new();
         self.reader.read_line(&mut line).unwrap();
@@ -62,7 +85,10 @@ impl Client {
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).unwrap();
-        status
+        match self.route {
+            Route::Api => status == 200,
+            Route::Mcp => status == 200 && body.windows(16).any(|w| w == b"\"isError\":false"),
+        }
     }
 }
 
@@ -120,17 +146,17 @@ impl Drop for Server {
 }
 
 /// `clients` connections calling for `secs`: calls, errors, sorted latencies.
-fn load(addr: &str, clients: usize, secs: f64) -> (usize, usize, Vec<Duration>) {
+fn load(addr: &str, route: Route, clients: usize, secs: f64) -> (usize, usize, Vec<Duration>) {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let threads: Vec<_> = (0..clients)
         .map(|_| {
             let addr = addr.to_string();
             std::thread::spawn(move || {
-                let mut c = Client::connect(&addr);
+                let mut c = Client::connect(&addr, route);
                 let (mut times, mut errors) = (Vec::new(), 0);
                 while Instant::now() < until {
                     let t = Instant::now();
-                    if c.call() != 200 {
+                    if !c.call() {
                         errors += 1;
                     }
                     times.push(t.elapsed());
@@ -164,9 +190,13 @@ fn serve(c: &mut Criterion) {
     group.bench_function("tool_call_in_process", |b| {
         b.iter(|| host.call_tool("text-stats", input, None).unwrap())
     });
-    let mut client = Client::connect(&server.addr);
+    let mut client = Client::connect(&server.addr, Route::Api);
     group.bench_function("tool_call_http_1_client", |b| {
-        b.iter(|| assert_eq!(client.call(), 200))
+        b.iter(|| assert!(client.call()))
+    });
+    let mut client = Client::connect(&server.addr, Route::Mcp);
+    group.bench_function("tool_call_mcp_1_client", |b| {
+        b.iter(|| assert!(client.call()))
     });
     group.finish();
 
@@ -180,12 +210,19 @@ fn serve(c: &mut Criterion) {
     let rss_before = server.rss_mib();
     println!("\ntool calls (text-stats) on loopback, 5 s per row, same run");
     println!("in process, 1 thread: {in_process:>8.0} calls/s");
-    println!("clients   calls/s   p50        p99        errors   server RSS");
-    for clients in [1, 16, 64] {
+    println!("route  clients   calls/s   p50        p99        errors   server RSS");
+    for (route, name, clients) in [
+        (Route::Api, "api", 1),
+        (Route::Api, "api", 16),
+        (Route::Api, "api", 64),
+        (Route::Mcp, "mcp", 1),
+        (Route::Mcp, "mcp", 16),
+        (Route::Mcp, "mcp", 64),
+    ] {
         let secs = 5.0;
-        let (calls, errors, times) = load(&server.addr, clients, secs);
+        let (calls, errors, times) = load(&server.addr, route, clients, secs);
         println!(
-            "{clients:>7}   {:>7.0}   {:>9.2?}  {:>9.2?}  {errors:>6}   {:.1} MiB ({:.2}x in process)",
+            "{name:<5}  {clients:>7}   {:>7.0}   {:>9.2?}  {:>9.2?}  {errors:>6}   {:.1} MiB ({:.2}x in process)",
             calls as f64 / secs,
             pct(&times, 0.5),
             pct(&times, 0.99),

@@ -18,6 +18,7 @@
 //! JSON-RPC errors.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::http::request::Parts;
 use rmcp::model::{
@@ -50,6 +51,9 @@ const RESERVED: [&str; 3] = [SESSION_START, SESSION_END, SESSION_USAGE];
 
 /// The largest JSON-RPC message `/mcp` reads.
 pub(super) const MAX_REQUEST_BYTES: usize = 4 << 20;
+
+/// How long an idle HTTP MCP session stays in a replica's memory at most.
+const MCP_KEEP_ALIVE: Duration = Duration::from_secs(300);
 
 /// How long a client may keep the tool list: it is fixed for the process.
 const TOOL_LIST_TTL_MS: u64 = 60_000;
@@ -505,9 +509,16 @@ pub(crate) fn http_service(
         catalog,
         implicit: Implicit::HttpHeader,
     };
+    // A session idle past its keep-alive leaves this replica's memory but
+    // not the store: its next request restores it. Letting it leave no
+    // later than the warmlane session can expire means an in-memory MCP
+    // session always has its warmlane session.
+    let mut sessions = LocalSessionManager::default();
+    let ttl = Duration::from_secs(tools.host.config().sessions.ttl_secs);
+    sessions.session_config.keep_alive = Some(ttl.min(MCP_KEEP_ALIVE));
     Ok(StreamableHttpService::new(
         move || Ok(tools.clone()),
-        Arc::new(LocalSessionManager::default()),
+        Arc::new(sessions),
         config,
     ))
 }
