@@ -119,7 +119,7 @@ impl Server {
         std::thread::spawn(move || for _ in stderr.lines() {});
         let server = Server { child, addr };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while Client::connect(&server.addr).call() != 200 {
+        while !Client::connect(&server.addr, Route::Api).call() {
             assert!(Instant::now() < deadline, "the server never answered");
             std::thread::sleep(Duration::from_millis(20));
         }
