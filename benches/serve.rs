@@ -87,7 +87,10 @@ impl Client {
         self.reader.read_exact(&mut body).unwrap();
         match self.route {
             Route::Api => status == 200,
-            Route::Mcp => status == 200 && body.windows(16).any(|w| w == b"\"isError\":false"),
+            Route::Mcp => {
+                const OK: &[u8] = b"\"isError\":false";
+                status == 200 && body.windows(OK.len()).any(|w| w == OK)
+            }
         }
     }
 }

@@ -88,6 +88,9 @@ pub enum ToolError {
     Budget(BudgetError),
     /// The session the call names cannot be used.
     Session(StoreError),
+    /// The tool keeps state in a session, was called outside one, and
+    /// failed for it (it asked the host for its session and got none).
+    NeedsSession(String),
 }
 
 impl fmt::Display for ToolError {
@@ -100,6 +103,10 @@ impl fmt::Display for ToolError {
             ToolError::Call(e) => e.fmt(f),
             ToolError::Budget(e) => e.fmt(f),
             ToolError::Session(e) => write!(f, "session: {e}"),
+            ToolError::NeedsSession(why) => write!(
+                f,
+                "this tool keeps its state in a session and was called outside one ({why})"
+            ),
         }
     }
 }

@@ -359,6 +359,7 @@ impl<W: World> Lease<'_, W> {
         let _enter = span.enter();
         warm.store.set_epoch_deadline(pool.deadline_ticks());
         warm.store.data_mut().limiter.hit = false;
+        warm.store.data_mut().wanted_session = false;
         warm.calls += 1;
         let result = f(&warm.world, &mut warm.store);
         result.map_err(|e| {

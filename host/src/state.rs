@@ -26,6 +26,8 @@ pub(crate) struct HostState {
     pub(crate) limiter: MemoryCap,
     pub(crate) component: Arc<str>,
     pub(crate) session: Option<SessionBinding>,
+    /// Whether the current call asked for its session without having one.
+    pub(crate) wanted_session: bool,
     pub(crate) job: Option<Arc<str>>,
 }
 
@@ -47,6 +49,7 @@ impl HostState {
             },
             component,
             session: None,
+            wanted_session: false,
             job: None,
         }
     }
@@ -117,7 +120,8 @@ fn store_error(e: StoreError) -> wit_session::SessionError {
 }
 
 impl HostState {
-    fn bound(&self) -> Result<&SessionBinding, wit_session::SessionError> {
+    fn bound(&mut self) -> Result<&SessionBinding, wit_session::SessionError> {
+        self.wanted_session |= self.session.is_none();
         self.session
             .as_ref()
             .ok_or(wit_session::SessionError::NoSession)

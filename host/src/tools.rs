@@ -127,9 +127,17 @@ impl Tool {
         job: Option<Arc<str>>,
     ) -> Result<String, ToolError> {
         let mut lease = self.pool.take(session, job)?;
-        let output =
-            lease.call(|world, store| world.warmlane_worker_tool().call_invoke(store, input))?;
+        let (output, wanted_session) = lease.call(|world, store| {
+            let output = world
+                .warmlane_worker_tool()
+                .call_invoke(&mut *store, input)?;
+            Ok((output, store.data().wanted_session))
+        })?;
         let output = output.map_err(|e| match e {
+            // It failed, and it had asked for a session it did not have.
+            WitToolError::InvalidInput(why) | WitToolError::Failed(why) if wanted_session => {
+                ToolError::NeedsSession(why)
+            }
             WitToolError::InvalidInput(why) => ToolError::InvalidInput(why),
             WitToolError::Failed(why) => ToolError::Failed(why),
         })?;

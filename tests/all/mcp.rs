@@ -152,9 +152,9 @@ fn check_stateless(report: &Value) {
         s[1]["structured"]
     );
     // A stateful tool without a session fails as a tool, not the protocol.
-    assert_eq!(error_code(&s[2]), "tool-failed", "{}", s[2]);
+    assert_eq!(error_code(&s[2]), "session-required", "{}", s[2]);
     assert!(
-        s[2]["text"].as_str().unwrap().contains("session"),
+        s[2]["text"].as_str().unwrap().contains("`session-start`"),
         "{}",
         s[2]
     );

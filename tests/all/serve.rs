@@ -342,6 +342,15 @@ fn bad_input_gets_a_clear_4xx_and_the_server_keeps_serving() {
         ),
         (
             server.post(
+                "/v1/tools/notes",
+                "application/json",
+                br#"{"action":"list"}"#,
+            ),
+            400,
+            "session-required",
+        ),
+        (
+            server.post(
                 "/v1/tools/text-stats",
                 "application/json",
                 br#"{"text": 42}"#,

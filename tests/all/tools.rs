@@ -84,10 +84,13 @@ fn stateful_tool_without_a_session_says_so() {
     let e = support::host()
         .call_tool("notes", r#"{"action":"list"}"#, None)
         .unwrap_err();
+    // The component asked for its session, got none, and failed: the host
+    // says what was missing rather than pass on a generic failure.
     assert!(
-        matches!(&e, ToolError::Failed(m) if m.contains("session")),
+        matches!(&e, ToolError::NeedsSession(m) if m.contains("session")),
         "{e}"
     );
+    assert!(e.to_string().contains("called outside one"), "{e}");
 }
 
 #[test]

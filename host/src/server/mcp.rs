@@ -383,7 +383,17 @@ fn success(text: String) -> CallToolResult {
 /// A failed call as an MCP result with `isError`: the message for the
 /// model, and the HTTP API's error code for programs.
 fn failure(e: ToolError) -> CallToolResult {
-    let api = ApiError::from(e);
+    let api = match e {
+        // The HTTP API's advice is not this client's.
+        ToolError::NeedsSession(_) => ApiError {
+            message: format!(
+                "{e}: call `{SESSION_START}` and pass the handle it returns as the \
+                 `{SESSION_ARG}` argument"
+            ),
+            ..ApiError::from(e)
+        },
+        e => ApiError::from(e),
+    };
     let mut error = json!({ "code": api.code, "message": api.message });
     if let Some(after) = api.retry_after {
         error["retry_after_secs"] = json!(after.as_secs_f64());
@@ -545,4 +555,52 @@ pub async fn serve_stdio(host: Arc<Host>) -> anyhow::Result<()> {
     }
     ended.map_err(|e| anyhow::anyhow!("the MCP connection on stdio failed: {e}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handshake_is_kept_under_a_host_key() {
+        assert!(crate::session::is_host_key(HANDSHAKE_KEY));
+    }
+
+    #[test]
+    fn tools_get_an_optional_session_argument_unless_they_name_one() {
+        let mut plain = object(json!({
+            "type": "object",
+            "properties": { "text": { "type": "string" } },
+            "required": ["text"],
+            "additionalProperties": false,
+        }));
+        assert!(add_session_arg(&mut plain));
+        assert_eq!(plain["properties"][SESSION_ARG]["type"], "string");
+        assert_eq!(plain["required"], json!(["text"]));
+
+        let mut own = object(json!({
+            "type": "object",
+            "properties": { "session": { "type": "integer" } },
+        }));
+        assert!(!add_session_arg(&mut own));
+        assert_eq!(own["properties"]["session"]["type"], "integer");
+
+        // A tool without a schema of its own takes an object.
+        let mut none = object(Value::Bool(true));
+        assert!(add_session_arg(&mut none));
+        assert_eq!(none["type"], "object");
+    }
+
+    #[test]
+    fn failures_carry_the_api_error_code() {
+        let r = failure(ToolError::InvalidInput("`text` is missing".into()));
+        assert_eq!(r.is_error, Some(true));
+        let s = r.structured_content.unwrap();
+        assert_eq!(s["error"]["code"], "invalid-input");
+        assert!(s["error"]["message"].as_str().unwrap().contains("`text`"));
+        let ok = success(r#"{"words":2}"#.into());
+        assert_eq!(ok.structured_content, Some(json!({"words": 2})));
+        // Output that is not an object stays text only.
+        assert_eq!(success("[1,2]".into()).structured_content, None);
+    }
 }

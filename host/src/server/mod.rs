@@ -270,6 +270,15 @@ impl From<ToolError> for ApiError {
             }
             ToolError::Budget(_) => (StatusCode::SERVICE_UNAVAILABLE, "budget-unavailable"),
             ToolError::Session(s) => return ApiError::from(s.clone()),
+            ToolError::NeedsSession(_) => {
+                return ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "session-required",
+                    format!(
+                        "{message}: create one with POST /v1/sessions and call with ?session=ID"
+                    ),
+                );
+            }
         };
         ApiError::new(status, code, message)
     }
