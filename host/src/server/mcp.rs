@@ -592,6 +592,17 @@ mod tests {
     }
 
     #[test]
+    fn the_session_tools_take_the_handle() {
+        let tools = session_tools();
+        let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+        assert_eq!(names, RESERVED);
+        for t in &tools[1..] {
+            assert_eq!(t.input_schema["properties"][SESSION_ARG]["type"], "string");
+            assert!(t.input_schema.get("required").is_none());
+        }
+    }
+
+    #[test]
     fn failures_carry_the_api_error_code() {
         let r = failure(ToolError::InvalidInput("`text` is missing".into()));
         assert_eq!(r.is_error, Some(true));
