@@ -335,16 +335,23 @@ impl Host {
         let pools = self
             .parsers
             .iter()
-            .map(|(n, p)| (n, p.warmed()))
-            .chain(self.chunkers.iter().map(|(n, p)| (n, p.warmed())))
+            .map(|(n, p)| (n, p.warmed(), p.refill_error()))
             .chain(
-                self.tools
-                    .values()
-                    .map(|t| (&t.info.component, t.pool().warmed())),
-            );
-        for (name, warmed) in pools {
-            if !warmed {
-                not_ready.push(format!("component `{name}` is still warming up"));
+                self.chunkers
+                    .iter()
+                    .map(|(n, p)| (n, p.warmed(), p.refill_error())),
+            )
+            .chain(self.tools.values().map(|t| {
+                let pool = t.pool();
+                (&t.info.component, pool.warmed(), pool.refill_error())
+            }));
+        for (name, warmed, error) in pools {
+            match (warmed, error) {
+                (true, _) => {}
+                (false, None) => not_ready.push(format!("component `{name}` is still warming up")),
+                (false, Some(why)) => not_ready.push(format!(
+                    "component `{name}` cannot be warmed: its instances fail to start ({why})"
+                )),
             }
         }
         for b in self.budgets.values() {

@@ -83,6 +83,8 @@ struct Shared<W: World> {
     closed: AtomicBool,
     /// Set once the pool first held its warm instances.
     warmed: AtomicBool,
+    /// Why the refill thread's last attempt failed, while it keeps failing.
+    refill_error: Mutex<Option<String>>,
     counters: Counters,
 }
 
@@ -111,6 +113,7 @@ impl<W: World> Pool<W> {
             graveyard: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
             warmed: AtomicBool::new(false),
+            refill_error: Mutex::new(None),
             counters: Counters::default(),
         });
         let worker = shared.clone();
@@ -172,6 +175,15 @@ impl<W: World> Pool<W> {
     /// be refilling after a burst of calls; that does not make it unready).
     pub(crate) fn warmed(&self) -> bool {
         self.shared.warmed.load(Ordering::Acquire) || self.shared.limits.warm == 0
+    }
+
+    /// Why the pool cannot make instances, while that lasts.
+    pub(crate) fn refill_error(&self) -> Option<String> {
+        self.shared
+            .refill_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub(crate) fn wait_warm(&self, timeout: Duration) -> bool {
@@ -254,6 +266,10 @@ impl<W: World> Shared<W> {
     }
 
     fn refill_loop(self: Arc<Self>) {
+        // Failures are retried with a growing pause, and logged when they
+        // start or change, not on every attempt.
+        const FIRST_PAUSE: Duration = Duration::from_millis(100);
+        let mut pause = FIRST_PAUSE;
         loop {
             let dead: Vec<Store<HostState>> =
                 std::mem::take(&mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()));
@@ -274,6 +290,15 @@ impl<W: World> Shared<W> {
             }
             match self.instantiate() {
                 Ok(warm) => {
+                    pause = FIRST_PAUSE;
+                    let recovered = self
+                        .refill_error
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take();
+                    if recovered.is_some() {
+                        tracing::info!(component = %self.name, "instances can be made again");
+                    }
                     let mut ready = self.lock_ready();
                     ready.push_back(warm);
                     if ready.len() >= self.limits.warm {
@@ -283,8 +308,16 @@ impl<W: World> Shared<W> {
                     self.changed.notify_all();
                 }
                 Err(e) => {
-                    tracing::warn!(component = %self.name, error = %e, "cannot pre-instantiate; retrying");
-                    std::thread::sleep(Duration::from_millis(100));
+                    let why = e.to_string();
+                    let mut last = self.refill_error.lock().unwrap_or_else(|p| p.into_inner());
+                    if last.as_deref() != Some(why.as_str()) {
+                        tracing::warn!(component = %self.name, error = %why, "cannot pre-instantiate; retrying");
+                        *last = Some(why);
+                    }
+                    drop(last);
+                    // Woken early when the pool closes.
+                    let _ = self.changed.wait_timeout(self.lock_ready(), pause);
+                    pause = (pause * 2).min(Duration::from_secs(5));
                 }
             }
         }

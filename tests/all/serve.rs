@@ -486,6 +486,36 @@ fn a_session_is_continued_by_a_second_server_and_readiness_follows_redis() {
 }
 
 #[test]
+fn readiness_is_false_while_a_pool_is_not_warm_and_says_why() {
+    // The chunker needs 49 pages of memory at start; 1 MiB is 16. Its
+    // pool can never fill, and the server must not call itself ready.
+    let server = Serve::start("[components.chunker]\nmemory_mib = 1\n");
+    assert_eq!(server.get("/livez").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let reasons = loop {
+        let r = server.get("/readyz");
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        let reasons = r.json()["not_ready"].to_string();
+        assert!(reasons.contains("`chunker`"), "{reasons}");
+        if reasons.contains("cannot be warmed") || Instant::now() > deadline {
+            break reasons;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(reasons.contains("memory"), "{reasons}");
+    // Everything else serves.
+    let r = server.post(
+        "/v1/tools/text-stats",
+        "application/json",
+        br#"{"text":"a b"}"#,
+    );
+    assert_eq!(r.status, 200);
+    // Still not ready after several retries: the refill keeps failing.
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(server.get("/readyz").status, 503);
+}
+
+#[test]
 fn sigterm_lets_a_streaming_job_finish_then_stops() {
     let mut server = Serve::start("[pipeline]\nworkers = 1\nbatch_pages = 1\n");
     server.wait_ready();
