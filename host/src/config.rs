@@ -441,6 +441,9 @@ impl Config {
         if self.redis.timeout_ms == 0 {
             bail!("redis.timeout_ms must be at least 1");
         }
+        if self.sessions.ttl_secs == 0 {
+            bail!("sessions.ttl_secs must be at least 1: a session would be forgotten at once");
+        }
         if self.server.mcp_allowed_hosts.is_empty() {
             bail!("server.mcp_allowed_hosts must name at least one host, or \"*\" for any");
         }
@@ -542,6 +545,22 @@ mod tests {
         assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
         assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
         assert_eq!(c.lane_settings(), d.lane_settings());
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused() {
+        for (toml, named) in [
+            ("[sessions]\nttl_secs = 0\n", "sessions.ttl_secs"),
+            (
+                "[server]\nmcp_allowed_hosts = []\n",
+                "server.mcp_allowed_hosts",
+            ),
+        ] {
+            let err = Config::from_toml(toml)
+                .and_then(|c| c.validate())
+                .unwrap_err();
+            assert!(format!("{err:#}").contains(named), "{err:#}");
+        }
     }
 
     #[test]
