@@ -260,12 +260,20 @@ fn a_python_mcp_client_uses_the_tools_over_http_in_both_revisions() {
         (404, "unknown-session"),
         "{implicit} outlived its MCP session"
     );
-    // Every call is in the tool figures.
+    // MCP calls are in the tool figures: three answered `notes` calls per
+    // revision; the one made outside a session failed (the call in the
+    // ended session was refused before the tool ran).
     let metrics = String::from_utf8(server.get("/metrics").body).unwrap();
-    assert!(
-        metrics.contains("warmlane_tool_calls_total{tool=\"notes\",outcome=\"ok\"}"),
-        "{metrics}"
-    );
+    let count = |outcome: &str| {
+        let series = format!("warmlane_tool_calls_total{{tool=\"notes\",outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("no {series}in {metrics}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!((count("ok").as_str(), count("error").as_str()), ("6", "1"));
 }
 
 #[test]
