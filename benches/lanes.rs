@@ -38,9 +38,10 @@ fn heavy_doc() -> Arc<PdfDocument> {
 
 /// A document whose page tree holds `path`'s pages twice.
 fn twice(path: &Path) -> Vec<u8> {
-    use lopdf::{Document, Object, dictionary};
-    let mut a = Document::load(path).expect("load");
-    let mut b = Document::load(path).expect("load");
+    use lopdf::{Document, LoadOptions, Object, dictionary};
+    let load = || Document::load_with_options(path, LoadOptions::default()).expect("load");
+    let mut a = load();
+    let mut b = load();
     b.renumber_objects_with(a.max_id + 1);
     let pages = |d: &Document| {
         d.catalog()

@@ -148,8 +148,14 @@ impl<'h> ColdStart<'h> {
             }
             Way::InstancePre => {
                 let start = Instant::now();
-                let mut store =
-                    Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
+                let mut store = Store::new(
+                    engine,
+                    HostState::new(
+                        self.name.as_str().into(),
+                        256 << 20,
+                        Duration::from_millis(5),
+                    ),
+                );
                 store.limiter(|s| &mut s.limiter);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let world = W::instantiate(pool.pre(), &mut store).map_err(anyhow::Error::from)?;
@@ -166,8 +172,14 @@ impl<'h> ColdStart<'h> {
                     .instantiate_pre(&component)
                     .map_err(anyhow::Error::from)?;
                 let pre = W::pre(pre).map_err(anyhow::Error::from)?;
-                let mut store =
-                    Store::new(engine, HostState::new(self.name.as_str().into(), 256 << 20));
+                let mut store = Store::new(
+                    engine,
+                    HostState::new(
+                        self.name.as_str().into(),
+                        256 << 20,
+                        Duration::from_millis(5),
+                    ),
+                );
                 store.limiter(|s| &mut s.limiter);
                 store.set_epoch_deadline(u64::MAX / 2);
                 let world = W::instantiate(&pre, &mut store).map_err(anyhow::Error::from)?;

@@ -108,7 +108,14 @@ impl Loaded {
         let pre = W::pre(self.pre)
             .map_err(anyhow::Error::from)
             .with_context(context)?;
-        let mut store = Store::new(engine, HostState::new(name.as_str().into(), 1 << 30));
+        let mut store = Store::new(
+            engine,
+            HostState::new(
+                name.as_str().into(),
+                1 << 30,
+                std::time::Duration::from_millis(5),
+            ),
+        );
         store.set_epoch_deadline(u64::MAX / 2);
         W::instantiate(&pre, &mut store)
             .map_err(anyhow::Error::from)

@@ -37,6 +37,70 @@ pub struct Config {
     pub redis: RedisConfig,
     /// `warmlane serve`.
     pub server: ServerConfig,
+    /// Limits on reading PDFs, in the host and in the page parser.
+    pub pdf: PdfConfig,
+}
+
+/// Limits on reading PDFs: what an untrusted document may make the host and
+/// the page parser do. The host applies them while it reads a document and
+/// cuts it into batches; each batch carries them to the page parser, which
+/// applies them too. A document whose structure passes one is refused,
+/// naming it; a page that reaches one is that page's error.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PdfConfig {
+    /// Largest size one stream may inflate to, in MiB. By default 32.
+    pub max_stream_mib: u64,
+    /// Largest ratio of a stream's inflated size to its compressed size, for
+    /// streams that inflate past 1 MiB. By default 250.
+    pub max_inflate_ratio: u64,
+    /// Largest total the streams of one document may inflate to in the
+    /// host, counting a stream again each time it is inflated again, in
+    /// MiB; the page parser applies it to each batch. By default 1024.
+    pub max_document_inflate_mib: u64,
+    /// Longest text of one page, in MiB; a page with more is that page's
+    /// error. By default 16.
+    pub max_page_text_mib: u64,
+    /// Most content-stream operators one page may run, counting a form's
+    /// again each time it is drawn; a page that runs more is that page's
+    /// error. By default 20,000,000.
+    pub max_page_operators: u64,
+    /// Largest batch the host builds, in MiB of the objects its pages reach
+    /// (held in memory); pages that reach more fail with that error. By
+    /// default 16.
+    pub max_batch_mib: u64,
+    /// Most pages a document may have. By default 100,000.
+    pub max_pages: u64,
+}
+
+impl Default for PdfConfig {
+    fn default() -> Self {
+        let l = warmlane_pdf::Limits::default();
+        PdfConfig {
+            max_stream_mib: l.stream_bytes >> 20,
+            max_inflate_ratio: l.ratio,
+            max_document_inflate_mib: l.total_bytes >> 20,
+            max_page_text_mib: l.page_text_bytes >> 20,
+            max_page_operators: l.page_operators,
+            max_batch_mib: l.batch_bytes >> 20,
+            max_pages: l.max_pages,
+        }
+    }
+}
+
+impl PdfConfig {
+    /// The limits, as the reader and the parser take them.
+    pub fn limits(&self) -> warmlane_pdf::Limits {
+        warmlane_pdf::Limits {
+            stream_bytes: self.max_stream_mib << 20,
+            ratio: self.max_inflate_ratio,
+            total_bytes: self.max_document_inflate_mib << 20,
+            page_text_bytes: self.max_page_text_mib << 20,
+            page_operators: self.max_page_operators,
+            batch_bytes: self.max_batch_mib << 20,
+            max_pages: self.max_pages,
+        }
+    }
 }
 
 /// `warmlane serve`.
@@ -142,6 +206,25 @@ pub struct PipelineConfig {
     pub parser: String,
     /// The chunker component to use. By default `chunker`.
     pub chunker: String,
+    /// Linear memory cap of the page parser's and the chunker's instances,
+    /// in MiB, unless `[components.NAME] memory_mib` says otherwise: these
+    /// instances read untrusted documents, and honest ones need a few MiB.
+    /// By default 64.
+    pub memory_mib: u64,
+    /// CPU time a document may use, in milliseconds, beside its share per
+    /// page: every call made for it (parsing, retries, chunking) is
+    /// charged to it, and once it is spent the pages not yet parsed are
+    /// errors that say so. By default 2000.
+    pub cpu_ms_per_document: u64,
+    /// CPU time a document may use per page, in milliseconds, on top of
+    /// `cpu_ms_per_document`; honest pages take one or two. By default 250.
+    pub cpu_ms_per_page: u64,
+    /// CPU time one page may use when it is retried alone after its batch
+    /// failed, in milliseconds. By default 1000.
+    pub page_retry_cpu_ms: u64,
+    /// Most page text one call to the chunker is given, in KiB; longer
+    /// pages are given in pieces. By default 256.
+    pub chunk_input_kib: u64,
 }
 
 impl Default for PipelineConfig {
@@ -154,6 +237,11 @@ impl Default for PipelineConfig {
             chunk_unit: ChunkUnit::Tokens,
             parser: "pdf-pages".into(),
             chunker: "chunker".into(),
+            memory_mib: 64,
+            cpu_ms_per_document: 2000,
+            cpu_ms_per_page: 250,
+            page_retry_cpu_ms: 1000,
+            chunk_input_kib: 256,
         }
     }
 }
@@ -179,6 +267,10 @@ pub struct InstanceConfig {
     pub memory_mib: u64,
     /// Wall-clock deadline per call, in milliseconds. By default 30000.
     pub deadline_ms: u64,
+    /// CPU time one call may use (of the thread running it), in
+    /// milliseconds: what stops a guest that spins, however busy the
+    /// machine. By default 10000.
+    pub cpu_ms: u64,
     /// Calls an instance serves before it is thrown away. By default 1:
     /// every call gets a fresh instance and nothing leaks between calls.
     pub calls_per_instance: u32,
@@ -190,6 +282,7 @@ impl Default for InstanceConfig {
             warm: 2,
             memory_mib: 256,
             deadline_ms: 30_000,
+            cpu_ms: 10_000,
             calls_per_instance: 1,
         }
     }
@@ -199,6 +292,11 @@ impl InstanceConfig {
     /// The deadline as a duration.
     pub fn deadline(&self) -> Duration {
         Duration::from_millis(self.deadline_ms)
+    }
+
+    /// The CPU time one call may use.
+    pub fn cpu(&self) -> Duration {
+        Duration::from_millis(self.cpu_ms)
     }
 
     /// The memory cap in bytes.
@@ -217,6 +315,8 @@ pub struct InstanceOverride {
     pub memory_mib: Option<u64>,
     /// See [`InstanceConfig::deadline_ms`].
     pub deadline_ms: Option<u64>,
+    /// See [`InstanceConfig::cpu_ms`].
+    pub cpu_ms: Option<u64>,
     /// See [`InstanceConfig::calls_per_instance`].
     pub calls_per_instance: Option<u32>,
     /// The budget (a name under `[budgets]`) each call draws from. By
@@ -400,6 +500,16 @@ impl Config {
         if p.chunk_size == 0 {
             bail!("pipeline.chunk_size must be at least 1");
         }
+        for (key, value) in [
+            ("memory_mib", p.memory_mib),
+            ("cpu_ms_per_document", p.cpu_ms_per_document),
+            ("page_retry_cpu_ms", p.page_retry_cpu_ms),
+            ("chunk_input_kib", p.chunk_input_kib),
+        ] {
+            if value == 0 {
+                bail!("pipeline.{key} must be at least 1");
+            }
+        }
         if p.chunk_overlap >= p.chunk_size {
             bail!(
                 "pipeline.chunk_overlap ({}) must be smaller than chunk_size ({})",
@@ -461,6 +571,23 @@ impl Config {
                 "lanes.light.workers must be at least 1: the light lane keeps capacity of its own"
             );
         }
+        let pdf = &self.pdf;
+        for (key, value) in [
+            ("max_stream_mib", pdf.max_stream_mib),
+            ("max_inflate_ratio", pdf.max_inflate_ratio),
+            ("max_document_inflate_mib", pdf.max_document_inflate_mib),
+            ("max_page_text_mib", pdf.max_page_text_mib),
+            ("max_page_operators", pdf.max_page_operators),
+            ("max_batch_mib", pdf.max_batch_mib),
+            ("max_pages", pdf.max_pages),
+        ] {
+            if value == 0 {
+                bail!("pdf.{key} must be at least 1");
+            }
+            if key.ends_with("_mib") && value > (1 << 40) {
+                bail!("pdf.{key} is too large: {value} MiB");
+            }
+        }
         if self.engine.tick_ms == 0 {
             bail!("engine.tick_ms must be at least 1");
         }
@@ -474,9 +601,13 @@ impl Config {
             } else {
                 self.limits_for(name)
             };
-            if limits.memory_mib == 0 || limits.deadline_ms == 0 || limits.calls_per_instance == 0 {
+            if limits.memory_mib == 0
+                || limits.deadline_ms == 0
+                || limits.cpu_ms == 0
+                || limits.calls_per_instance == 0
+            {
                 bail!(
-                    "[{name}]: memory_mib, deadline_ms and calls_per_instance must be at least 1"
+                    "[{name}]: memory_mib, deadline_ms, cpu_ms and calls_per_instance must be at least 1"
                 );
             }
         }
@@ -507,15 +638,21 @@ impl Config {
         }
     }
 
-    /// The limits that apply to component `name`.
+    /// The limits that apply to component `name`: its own overrides, then
+    /// `pipeline.memory_mib` if it is the pipeline's parser or chunker, then
+    /// `[instances]`.
     pub fn limits_for(&self, name: &str) -> InstanceConfig {
-        let base = &self.instances;
+        let mut base = self.instances.clone();
+        if name == self.pipeline.parser || name == self.pipeline.chunker {
+            base.memory_mib = self.pipeline.memory_mib;
+        }
         match self.components.get(name) {
-            None => base.clone(),
+            None => base,
             Some(o) => InstanceConfig {
                 warm: o.warm.unwrap_or(base.warm),
                 memory_mib: o.memory_mib.unwrap_or(base.memory_mib),
                 deadline_ms: o.deadline_ms.unwrap_or(base.deadline_ms),
+                cpu_ms: o.cpu_ms.unwrap_or(base.cpu_ms),
                 calls_per_instance: o.calls_per_instance.unwrap_or(base.calls_per_instance),
             },
         }
@@ -544,6 +681,7 @@ mod tests {
         assert_eq!(format!("{:?}", c.sessions), format!("{:?}", d.sessions));
         assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
         assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
+        assert_eq!(format!("{:?}", c.pdf), format!("{:?}", d.pdf));
         assert_eq!(c.lane_settings(), d.lane_settings());
     }
 
@@ -575,7 +713,11 @@ mod tests {
             .unwrap();
         assert_eq!(c.limits_for("notes").memory_mib, 8);
         assert_eq!(c.limits_for("notes").warm, 3);
-        assert_eq!(c.limits_for("chunker").memory_mib, 256);
+        assert_eq!(c.limits_for("text-stats").memory_mib, 256);
+        // The pipeline's components take the pipeline's memory cap.
+        assert_eq!(c.limits_for("chunker").memory_mib, 64);
+        let c = Config::from_toml("[components.chunker]\nmemory_mib = 9\n").unwrap();
+        assert_eq!(c.limits_for("chunker").memory_mib, 9);
     }
 
     #[test]

@@ -18,6 +18,13 @@ pub enum CallError {
         /// The deadline it ran past.
         deadline: Duration,
     },
+    /// The call used up the CPU time it was allowed and was interrupted.
+    CpuLimit {
+        /// The component's name.
+        component: String,
+        /// The CPU time it was allowed.
+        limit: Duration,
+    },
     /// The component tried to grow its memory past its cap.
     OutOfMemory {
         /// The component's name.
@@ -51,6 +58,10 @@ impl fmt::Display for CallError {
                     "component `{component}` ran past its deadline of {deadline:?} and was stopped"
                 )
             }
+            CallError::CpuLimit { component, limit } => write!(
+                f,
+                "component `{component}` used its {limit:?} of CPU time and was stopped"
+            ),
             CallError::OutOfMemory { component, limit } => write!(
                 f,
                 "component `{component}` tried to use more than its memory cap of {} MiB and was stopped",
@@ -201,44 +212,4 @@ impl fmt::Display for SubmitError {
 
 impl std::error::Error for SubmitError {}
 
-/// Why a document could not be processed at all. (A page that cannot be read
-/// is not this: it becomes a page error and the document goes on.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DocumentError {
-    /// The file could not be read.
-    Io(String),
-    /// The bytes are not a PDF.
-    NotPdf(String),
-    /// The PDF is encrypted and neither the empty password nor the one given
-    /// opens it.
-    PasswordRequired {
-        /// Whether a password was given (and was wrong).
-        given: bool,
-    },
-    /// The PDF is damaged beyond repair, or uses something unsupported.
-    Unreadable(String),
-}
-
-impl fmt::Display for DocumentError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DocumentError::Io(why) => write!(f, "cannot read the file: {why}"),
-            DocumentError::NotPdf(why) => write!(f, "not a PDF: {why}"),
-            DocumentError::PasswordRequired { given: false } => {
-                write!(
-                    f,
-                    "the PDF is encrypted and needs a password (give it with --password)"
-                )
-            }
-            DocumentError::PasswordRequired { given: true } => {
-                write!(
-                    f,
-                    "the PDF is encrypted and the password given does not open it"
-                )
-            }
-            DocumentError::Unreadable(why) => write!(f, "the PDF cannot be read: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for DocumentError {}
+pub use warmlane_pdf::DocumentError;

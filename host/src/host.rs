@@ -18,10 +18,9 @@ use crate::builtin;
 use crate::components::{self, Loaded, WorldKind};
 use crate::config::{Config, CostRule};
 use crate::engine::{self, Allocation, EngineHandle};
-use crate::error::{SubmitError, ToolError};
+use crate::error::{DocumentError, SubmitError, ToolError};
 use crate::lanes::{Lane, LaneStats, Lanes};
-use crate::pdf::PdfDocument;
-use crate::pipeline::{DocCounters, DocumentOptions, Event, Job, Parsing, Summary};
+use crate::pipeline::{CpuBudget, DocCounters, DocumentOptions, Event, Job, Parsing, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{
     MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore, StoreError,
@@ -29,6 +28,7 @@ use crate::session::{
 };
 use crate::state::HostState;
 use crate::tools::{Tool, ToolInfo, ToolStats};
+use warmlane_pdf::PdfDocument;
 use wasmtime::component::Linker;
 
 /// The built-in components, by name.
@@ -530,23 +530,26 @@ impl Host {
         let batches = ranges.len();
         let id: Arc<str> = job.into();
         let cancel = Arc::new(AtomicBool::new(false));
+        let cpu = Arc::new(CpuBudget::new(pipeline, pages));
         let (results_tx, results) = mpsc::channel();
-        let parsing = Parsing {
+        let parsing = Parsing::new(
             doc,
-            parser: self.parsers[&pipeline.parser].clone(),
-            draw: self.draws.get(&pipeline.parser).cloned(),
+            self.parsers[&pipeline.parser].clone(),
+            self.draws.get(&pipeline.parser).cloned(),
             ranges,
-            job: id.clone(),
+            id.clone(),
             lane,
-            cancel: cancel.clone(),
-            results: results_tx,
-        };
+            cancel.clone(),
+            cpu.clone(),
+            Duration::from_millis(pipeline.page_retry_cpu_ms),
+            self.documents.clone(),
+            results_tx,
+        );
         let ticket = self.lanes.submit(lane, batches, Arc::new(parsing))?;
         tracing::debug!(job, %lane, pages, "job accepted");
         Ok(Job {
             id,
             pages,
-            batches,
             submitted,
             ticket,
             results,
@@ -554,6 +557,9 @@ impl Host {
             chunk_draw: self.draws.get(&pipeline.chunker).cloned(),
             options: options.clone(),
             cancel,
+            cpu,
+            max_page_text: self.config.pdf.max_page_text_mib << 20,
+            chunk_input: usize::try_from(pipeline.chunk_input_kib << 10).unwrap_or(usize::MAX),
             counters: self.documents.clone(),
         })
     }
@@ -590,10 +596,20 @@ impl Host {
         self.budgets.values()
     }
 
-    /// Reads and opens a PDF file; errors name what was wrong.
-    pub fn open_pdf(path: &std::path::Path, password: Option<&str>) -> Result<PdfDocument> {
-        let bytes =
-            std::fs::read(path).map_err(|e| crate::error::DocumentError::Io(e.to_string()))?;
-        PdfDocument::open(bytes, password).context("cannot open the document")
+    /// Opens a PDF from its bytes under the configured `[pdf]` limits.
+    pub fn open_document(
+        &self,
+        bytes: Vec<u8>,
+        password: Option<&str>,
+    ) -> Result<PdfDocument, DocumentError> {
+        PdfDocument::open_with(bytes, password, self.config.pdf.limits())
+    }
+
+    /// Reads and opens a PDF file under the configured `[pdf]` limits;
+    /// errors name what was wrong.
+    pub fn open_pdf(&self, path: &std::path::Path, password: Option<&str>) -> Result<PdfDocument> {
+        let bytes = std::fs::read(path).map_err(|e| DocumentError::Io(e.to_string()))?;
+        self.open_document(bytes, password)
+            .context("cannot open the document")
     }
 }

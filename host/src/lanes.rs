@@ -6,8 +6,14 @@
 //! `parallelism` batches run, so lending fills idle cores and never
 //! oversubscribes them. Workers return to their own
 //! lane between batches: nothing in flight is ever interrupted. Within a
-//! lane, running jobs take turns batch by batch; jobs beyond `running` wait
-//! in order, and beyond `queue` more are refused.
+//! lane, running jobs take turns batch by batch, the next turn going to the
+//! job that has had the least CPU time so far (fewest turns in flight
+//! breaking ties, then round-robin order): a new job's first batch goes
+//! before the next batch of jobs already running, and a job whose batches
+//! are slow falls behind the others instead of holding them back. A turn
+//! may hand its work back as several smaller turns (a batch retried page
+//! by page), each of which waits for its turn like any other. Jobs beyond
+//! `running` wait in order, and beyond `queue` more are refused.
 //!
 //! `lanes` hands out turns; it never touches a document or a `Store`.
 
@@ -16,7 +22,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::SubmitError;
 use crate::stats::{Histogram, Recorder};
@@ -91,11 +97,24 @@ impl Settings {
     }
 }
 
-/// The batches of one job, as the workers see them.
+/// What a turn came to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Ran {
+    /// CPU time it took, charged to its job's service.
+    pub(crate) cpu: Duration,
+    /// Turns it handed its work back as (0: it did its work and reported
+    /// it). A turn that hands back reports nothing itself.
+    pub(crate) split_into: usize,
+}
+
+/// The turns of one job, as the workers see them.
 pub(crate) trait Batches: Send + Sync {
-    /// Runs batch `index`, on `worker`'s lane (the job's, or a lender's).
-    fn run(&self, index: usize, worker: Lane);
-    /// Batch `index` panicked; say so to whoever waits for it.
+    /// Runs turn `index` (the job's turns are numbered as they are handed
+    /// out), on `worker`'s lane (the job's, or a lender's). Each turn
+    /// either reports its results, to be [`Ticket::consumed`], or hands its
+    /// work back as `split_into` new turns.
+    fn run(&self, index: usize, worker: Lane) -> Ran;
+    /// Turn `index` panicked; say so to whoever waits for it.
     fn lost(&self, index: usize, why: String);
 }
 
@@ -127,9 +146,13 @@ pub struct LaneStats {
 struct Entry {
     id: u64,
     work: Arc<dyn Batches>,
+    /// Turns the job has: its batches, and the turns they split into.
     batches: usize,
     next: usize,
+    /// Turns handed out whose results are not yet consumed.
     in_flight: usize,
+    /// CPU time its finished turns took.
+    service: Duration,
     submitted: Instant,
 }
 
@@ -255,6 +278,7 @@ impl Lanes {
             batches,
             next: 0,
             in_flight: 0,
+            service: Duration::ZERO,
             submitted: Instant::now(),
         });
         l.promote(limits.running);
@@ -351,6 +375,8 @@ impl Drop for Ticket {
 /// A batch handed to a worker.
 struct Turn {
     work: Arc<dyn Batches>,
+    /// The job's id in its lane.
+    id: u64,
     index: usize,
     lane: Lane,
 }
@@ -389,51 +415,68 @@ impl Shared {
                 c.borrowed.fetch_add(1, Ordering::Relaxed);
             }
             let run = catch_unwind(AssertUnwindSafe(|| turn.work.run(turn.index, own)));
-            if let Err(panic) = run {
-                let why = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a batch panicked".into());
-                tracing::error!(lane = %turn.lane, batch = turn.index, "batch panicked: {why}");
-                turn.work.lost(turn.index, why);
-            }
+            let ran = match run {
+                Ok(ran) => ran,
+                Err(panic) => {
+                    let why = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "a batch panicked".into());
+                    tracing::error!(lane = %turn.lane, batch = turn.index, "batch panicked: {why}");
+                    turn.work.lost(turn.index, why);
+                    Ran::default()
+                }
+            };
 
             state = self.lock();
-            state.lanes[turn.lane as usize].busy -= 1;
+            let l = &mut state.lanes[turn.lane as usize];
+            l.busy -= 1;
+            if let Some(e) = l.running.iter_mut().find(|e| e.id == turn.id) {
+                e.service += ran.cpu;
+                if ran.split_into > 0 {
+                    // Its work comes back as new turns; it reports nothing.
+                    e.batches += ran.split_into;
+                    e.in_flight = e.in_flight.saturating_sub(1);
+                }
+            }
             state.working[own as usize] -= 1;
             // A worker may lend itself now that fewer batches run.
             self.turn.notify_all();
         }
     }
 
-    /// The next batch in `lane`, round-robin over its running jobs.
+    /// The next turn in `lane`: of the running jobs with a turn to give
+    /// (within their window), the one with the least CPU time so far, then
+    /// the fewest turns in flight, then the next in round-robin order.
     fn pick(&self, state: &mut State, lane: Lane) -> Option<Turn> {
         let limits = self.settings.lanes[lane as usize];
         let l = &mut state.lanes[lane as usize];
         l.promote(limits.running);
         let n = l.running.len();
-        for k in 0..n {
-            let at = (l.cursor + k) % n;
-            let e = &mut l.running[at];
-            if e.next < e.batches && e.in_flight < self.settings.window {
-                if e.next == 0 {
-                    self.counters[lane as usize]
-                        .wait
-                        .record(e.submitted.elapsed());
-                }
-                let index = e.next;
-                e.next += 1;
-                e.in_flight += 1;
-                l.cursor = at + 1;
-                return Some(Turn {
-                    work: e.work.clone(),
-                    index,
-                    lane,
-                });
-            }
+        let at = (0..n)
+            .map(|k| (l.cursor + k) % n)
+            .filter(|&at| {
+                let e = &l.running[at];
+                e.next < e.batches && e.in_flight < self.settings.window
+            })
+            .min_by_key(|&at| (l.running[at].service, l.running[at].in_flight))?;
+        let e = &mut l.running[at];
+        if e.next == 0 {
+            self.counters[lane as usize]
+                .wait
+                .record(e.submitted.elapsed());
         }
-        None
+        let index = e.next;
+        e.next += 1;
+        e.in_flight += 1;
+        l.cursor = at + 1;
+        Some(Turn {
+            work: e.work.clone(),
+            id: e.id,
+            index,
+            lane,
+        })
     }
 }
 
@@ -451,12 +494,16 @@ mod tests {
     }
 
     impl Batches for Recording {
-        fn run(&self, index: usize, worker: Lane) {
+        fn run(&self, index: usize, worker: Lane) -> Ran {
             std::thread::sleep(self.each);
             if index == 7 && self.name == "panics" {
                 panic!("batch 7 is cursed");
             }
             let _ = self.log.send((self.name, index, worker));
+            Ran {
+                cpu: self.each,
+                split_into: 0,
+            }
         }
         fn lost(&self, index: usize, why: String) {
             assert!(why.contains("cursed"));
@@ -582,6 +629,112 @@ mod tests {
         let first_second = order.iter().position(|n| *n == "second").unwrap();
         let last_first = order.iter().rposition(|n| *n == "first").unwrap();
         assert!(first_second < last_first, "{order:?}");
+    }
+
+    /// Work whose turns cost what `costs` says, and whose turn 0 splits
+    /// into `split` turns.
+    struct Costly {
+        costs: fn(usize) -> Duration,
+        split: usize,
+        log: mpsc::Sender<(usize, Instant)>,
+    }
+
+    impl Batches for Costly {
+        fn run(&self, index: usize, _worker: Lane) -> Ran {
+            let cost = (self.costs)(index);
+            std::thread::sleep(cost);
+            if index == 0 && self.split > 0 {
+                return Ran {
+                    cpu: cost,
+                    split_into: self.split,
+                };
+            }
+            let _ = self.log.send((index, Instant::now()));
+            Ran {
+                cpu: cost,
+                split_into: 0,
+            }
+        }
+        fn lost(&self, _index: usize, _why: String) {}
+    }
+
+    #[test]
+    fn a_slow_job_does_not_hold_back_a_new_one() {
+        // One worker; a job of slow turns runs; a job of quick turns comes.
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        let (slow_log, slow_rx) = mpsc::channel();
+        let slow = lanes
+            .submit(
+                Lane::Heavy,
+                20,
+                Arc::new(Costly {
+                    costs: |_| Duration::from_millis(40),
+                    split: 0,
+                    log: slow_log,
+                }),
+            )
+            .unwrap();
+        let relay = std::thread::spawn(move || {
+            for _ in 0..20 {
+                slow_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                slow.consumed();
+            }
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let (quick_log, quick_rx) = mpsc::channel();
+        let arrived = Instant::now();
+        let quick = lanes
+            .submit(
+                Lane::Heavy,
+                3,
+                Arc::new(Costly {
+                    costs: |_| Duration::from_millis(1),
+                    split: 0,
+                    log: quick_log,
+                }),
+            )
+            .unwrap();
+        // Its three turns all come before the slow job's next two: at most
+        // one slow turn (the one running) stands in its way.
+        for _ in 0..3 {
+            let (_, at) = quick_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+            quick.consumed();
+            assert!(
+                at - arrived < Duration::from_millis(80),
+                "{:?}",
+                at - arrived
+            );
+        }
+        relay.join().unwrap();
+    }
+
+    #[test]
+    fn a_turn_may_split_into_turns_that_wait_their_turn() {
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        let (log, rx) = mpsc::channel();
+        let t = lanes
+            .submit(
+                Lane::Heavy,
+                2,
+                Arc::new(Costly {
+                    costs: |_| Duration::ZERO,
+                    split: 3,
+                    log,
+                }),
+            )
+            .unwrap();
+        // Turn 0 split into three; with turn 1, four turns report.
+        let mut got: Vec<usize> = (0..4)
+            .map(|_| {
+                let (i, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                t.consumed();
+                i
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![1, 2, 3, 4]);
+        assert!(rx.recv_timeout(Duration::from_millis(50)).is_err());
+        assert_eq!(lanes.stats()[1].batches, 5);
     }
 
     #[test]

@@ -17,8 +17,8 @@ mod engine;
 mod error;
 mod host;
 mod lanes;
+mod meter;
 mod metrics;
-mod pdf;
 mod pipeline;
 mod pool;
 mod redis_conn;
@@ -49,7 +49,6 @@ pub use engine::Allocation;
 pub use error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
 pub use host::{ComponentInfo, Host, Readiness};
 pub use lanes::{Lane, LaneStats};
-pub use pdf::{Access, PdfDocument};
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
 pub use pool::PoolStats;
 pub use session::{
@@ -57,3 +56,4 @@ pub use session::{
 };
 pub use stats::{BUCKETS, Histogram};
 pub use tools::{ToolInfo, ToolStats};
+pub use warmlane_pdf::{Access, BatchError, Limits as PdfLimits, PdfDocument};

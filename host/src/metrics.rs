@@ -109,11 +109,12 @@ fn pools(t: &mut Text, host: &Host) {
     t.family(
         "instance_failures_total",
         "counter",
-        "Calls stopped, by kind: deadline, memory cap, or another trap.",
+        "Calls stopped, by kind: wall-clock deadline, CPU time, memory cap, or another trap.",
     );
     for (c, s) in &stats {
         for (kind, n) in [
             ("timeout", s.timeouts),
+            ("cpu_limit", s.cpu_limits),
             ("out_of_memory", s.out_of_memory),
             ("trap", s.traps),
         ] {
@@ -123,6 +124,18 @@ fn pools(t: &mut Text, host: &Host) {
                 n,
             );
         }
+    }
+    t.family(
+        "instance_memory_peak_bytes",
+        "gauge",
+        "The largest linear memory any instance of the component has grown to.",
+    );
+    for (c, s) in &stats {
+        t.sample(
+            "instance_memory_peak_bytes",
+            &[("component", c)],
+            s.memory_peak,
+        );
     }
     t.family(
         "pool_acquire_seconds",
@@ -304,6 +317,11 @@ fn documents(t: &mut Text, host: &Host) {
             d.page_errors.load(Relaxed),
         ),
         ("chunks_total", "Chunks produced.", d.chunks.load(Relaxed)),
+        (
+            "pages_over_cpu_budget_total",
+            "Pages not parsed because their document had used up its CPU budget.",
+            d.cpu_budget_pages.load(Relaxed),
+        ),
     ] {
         t.family(name, "counter", help);
         t.sample(name, &[], n);

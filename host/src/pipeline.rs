@@ -5,24 +5,32 @@
 //! A job has at most its lane window of batches handed out and not yet
 //! consumed, so memory follows the batches, not the document. A batch that
 //! fails as a whole is retried page by page, so one bad page costs only
-//! itself. Each attempt draws its cost from the parser's budget, if it has
-//! one, and gives it back if it failed before the parser ran.
+//! itself; each retry is a turn of its own in the lane, allowed only a
+//! page's worth of CPU. Every call a document makes is charged to its CPU
+//! budget (sized from its page count); once that is spent, its remaining
+//! pages are errors that say so. Each attempt draws its cost from the
+//! parser's budget, if it has one, and gives it back if it failed before
+//! the parser ran.
+//!
+//! Chunking keeps what it can: long page texts reach the chunker in
+//! bounded pieces, and when a call fails, its pages are chunked one by one
+//! so only the page that cannot be chunked is lost.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::bindings::chunker::ChunkerComponent;
 use crate::bindings::chunker::exports::warmlane::worker::chunker::{Options, PageText, SizeUnit};
 use crate::bindings::parser::PageParserComponent;
 use crate::bucket::{Draw, WaitLimit};
-use crate::config::ChunkUnit;
+use crate::config::{ChunkUnit, PipelineConfig};
 use crate::error::CallError;
-use crate::lanes::{Batches, Lane, Ticket};
-use crate::pdf::PdfDocument;
+use crate::lanes::{Batches, Lane, Ran, Ticket};
 use crate::pool::Pool;
+use warmlane_pdf::PdfDocument;
 
 /// How to process one document.
 #[derive(Debug, Clone)]
@@ -108,9 +116,77 @@ pub(crate) struct DocCounters {
     pub(crate) pages: AtomicU64,
     pub(crate) page_errors: AtomicU64,
     pub(crate) chunks: AtomicU64,
+    /// Pages not parsed because their document had used its CPU budget.
+    pub(crate) cpu_budget_pages: AtomicU64,
+}
+
+/// The CPU time one document may use, in the host and its instances
+/// together: what keeps a small hostile file from holding workers for
+/// minutes. Every call made for the document is charged to it.
+pub(crate) struct CpuBudget {
+    limit: Duration,
+    used_nanos: AtomicU64,
+}
+
+impl CpuBudget {
+    /// `pipeline.cpu_ms_per_document` plus `pipeline.cpu_ms_per_page` for
+    /// each of `pages`.
+    pub(crate) fn new(config: &PipelineConfig, pages: u32) -> Self {
+        let ms = config
+            .cpu_ms_per_document
+            .saturating_add(config.cpu_ms_per_page.saturating_mul(u64::from(pages)));
+        CpuBudget {
+            limit: Duration::from_millis(ms),
+            used_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// What is left.
+    pub(crate) fn left(&self) -> Duration {
+        self.limit.saturating_sub(Duration::from_nanos(
+            self.used_nanos.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Charges `cpu` to the document.
+    pub(crate) fn spend(&self, cpu: Duration) {
+        let nanos = u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX);
+        self.used_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Why a page was not parsed once the budget is spent.
+    fn spent(&self) -> String {
+        format!(
+            "the document used up its CPU budget of {:.1} s (pipeline.cpu_ms_per_document + pipeline.cpu_ms_per_page for each page) before this page was parsed",
+            self.limit.as_secs_f64()
+        )
+    }
+}
+
+/// What one turn of parsing came to.
+enum Outcome {
+    /// Every page of the range, with its text or its own error.
+    Parsed(Vec<PageResult>),
+    /// The range failed as a whole: to be retried page by page.
+    Split,
+}
+
+/// Which pages are left to hand out, and which turn runs which.
+struct Work {
+    /// The next batch of `Parsing::ranges` not yet handed out.
+    next: usize,
+    /// Single pages of failed batches, in page order, waiting for a turn.
+    retries: VecDeque<Range<usize>>,
+    /// The range each running turn holds, to report it if it is lost.
+    running: HashMap<usize, (Range<usize>, bool)>,
 }
 
 /// The parsing half of a job, run batch by batch on the lanes' workers.
+///
+/// A batch that fails as a whole hands itself back as one turn per page,
+/// each of which waits for its turn in the lane and may use at most
+/// `retry_cpu` (a page that spun in its batch is not retried at full
+/// price); the document's [`CpuBudget`] bounds every call it makes.
 pub(crate) struct Parsing {
     pub(crate) doc: Arc<PdfDocument>,
     pub(crate) parser: Arc<Pool<PageParserComponent>>,
@@ -119,10 +195,49 @@ pub(crate) struct Parsing {
     pub(crate) job: Arc<str>,
     pub(crate) lane: Lane,
     pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) cpu: Arc<CpuBudget>,
+    pub(crate) retry_cpu: Duration,
+    pub(crate) counters: Arc<DocCounters>,
     pub(crate) results: mpsc::Sender<(usize, Vec<PageResult>)>,
+    work: Mutex<Work>,
 }
 
 impl Parsing {
+    /// The parsing of `doc` in batches of `ranges`; see the fields.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        doc: Arc<PdfDocument>,
+        parser: Arc<Pool<PageParserComponent>>,
+        draw: Option<Draw>,
+        ranges: Vec<Range<usize>>,
+        job: Arc<str>,
+        lane: Lane,
+        cancel: Arc<AtomicBool>,
+        cpu: Arc<CpuBudget>,
+        retry_cpu: Duration,
+        counters: Arc<DocCounters>,
+        results: mpsc::Sender<(usize, Vec<PageResult>)>,
+    ) -> Parsing {
+        Parsing {
+            doc,
+            parser,
+            draw,
+            ranges,
+            job,
+            lane,
+            cancel,
+            cpu,
+            retry_cpu,
+            counters,
+            results,
+            work: Mutex::new(Work {
+                next: 0,
+                retries: VecDeque::new(),
+                running: HashMap::new(),
+            }),
+        }
+    }
+
     /// The batches of `pages` pages, `batch` at a time.
     pub(crate) fn ranges(pages: u32, batch: u32) -> Vec<Range<usize>> {
         let (total, batch) = (pages as usize, batch.max(1) as usize);
@@ -131,12 +246,74 @@ impl Parsing {
             .map(|s| s..(s + batch).min(total))
             .collect()
     }
+
+    fn work(&self) -> std::sync::MutexGuard<'_, Work> {
+        self.work.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parses `range`: `retry` when it is a page of a batch that failed.
+    fn attempt(&self, range: Range<usize>, retry: bool) -> Outcome {
+        let error_all = |why: &str| {
+            range
+                .clone()
+                .map(|p| (p as u32 + 1, Err(why.to_string())))
+                .collect()
+        };
+        if self.cancel.load(Ordering::Relaxed) {
+            return Outcome::Parsed(error_all("the job was cancelled"));
+        }
+        let left = self.cpu.left();
+        if left.is_zero() {
+            self.counters
+                .cpu_budget_pages
+                .fetch_add(range.len() as u64, Ordering::Relaxed);
+            return Outcome::Parsed(error_all(&self.cpu.spent()));
+        }
+        let allowance = if retry {
+            self.retry_cpu.min(left)
+        } else {
+            left
+        };
+        let started = crate::meter::thread_cpu();
+        let parsed = parse_batch(self, range.clone(), allowance);
+        if let (Some(a), Some(b)) = (started, crate::meter::thread_cpu()) {
+            self.cpu.spend(b.saturating_sub(a));
+        }
+        match parsed {
+            Ok(pages) => Outcome::Parsed(pages),
+            Err(Failure::Cancelled(why)) => Outcome::Parsed(error_all(&why)),
+            Err(Failure::Other(_)) if range.len() > 1 => Outcome::Split,
+            // The budget, not the page, ran out.
+            Err(Failure::Cpu(_)) if self.cpu.left().is_zero() => {
+                self.counters
+                    .cpu_budget_pages
+                    .fetch_add(range.len() as u64, Ordering::Relaxed);
+                Outcome::Parsed(error_all(&self.cpu.spent()))
+            }
+            Err(Failure::Cpu(_)) if range.len() > 1 => Outcome::Split,
+            Err(Failure::Cpu(why) | Failure::Other(why)) => Outcome::Parsed(error_all(&why)),
+        }
+    }
 }
 
 impl Batches for Parsing {
-    fn run(&self, index: usize, worker: Lane) {
-        let Some(range) = self.ranges.get(index) else {
-            return;
+    fn run(&self, index: usize, worker: Lane) -> Ran {
+        let taken = {
+            let mut work = self.work();
+            let taken = match work.retries.pop_front() {
+                Some(page) => Some((page, true)),
+                None => self.ranges.get(work.next).map(|r| (r.clone(), false)),
+            };
+            if let Some((range, retry)) = &taken {
+                if !retry {
+                    work.next += 1;
+                }
+                work.running.insert(index, (range.clone(), *retry));
+            }
+            taken
+        };
+        let Some((range, retry)) = taken else {
+            return Ran::default();
         };
         let span = tracing::debug_span!(
             "batch",
@@ -144,26 +321,49 @@ impl Batches for Parsing {
             lane = %self.lane,
             worker = %worker,
             first_page = range.start + 1,
-            pages = range.len()
+            pages = range.len(),
+            retry,
         );
         let _enter = span.enter();
-        let pages = parse_range(self, range.clone());
-        let _ = self.results.send((index, pages));
+        let started = crate::meter::thread_cpu();
+        let outcome = self.attempt(range.clone(), retry);
+        let cpu = started
+            .zip(crate::meter::thread_cpu())
+            .map_or(Duration::ZERO, |(a, b)| b.saturating_sub(a));
+        let mut work = self.work();
+        work.running.remove(&index);
+        match outcome {
+            Outcome::Parsed(pages) => {
+                drop(work);
+                let _ = self.results.send((range.start, pages));
+                Ran { cpu, split_into: 0 }
+            }
+            Outcome::Split => {
+                tracing::debug!("the batch failed as a whole; retrying it page by page");
+                work.retries.extend(range.clone().map(|p| p..p + 1));
+                work.retries.make_contiguous().sort_by_key(|r| r.start);
+                Ran {
+                    cpu,
+                    split_into: range.len(),
+                }
+            }
+        }
     }
 
     fn lost(&self, index: usize, why: String) {
-        if let Some(range) = self.ranges.get(index) {
-            let pages = range
-                .clone()
-                .map(|p| {
-                    (
-                        p as u32 + 1,
-                        Err(format!("the host failed on this page: {why}")),
-                    )
-                })
-                .collect();
-            let _ = self.results.send((index, pages));
-        }
+        let Some((range, _)) = self.work().running.remove(&index) else {
+            return;
+        };
+        let pages = range
+            .map(|p| {
+                (
+                    p as u32 + 1,
+                    Err(format!("the host failed on this page: {why}")),
+                )
+            })
+            .collect::<Vec<_>>();
+        let first = pages.first().map_or(0, |p: &PageResult| p.0 as usize - 1);
+        let _ = self.results.send((first, pages));
     }
 }
 
@@ -173,14 +373,19 @@ impl Batches for Parsing {
 pub struct Job {
     pub(crate) id: Arc<str>,
     pub(crate) pages: u32,
-    pub(crate) batches: usize,
     pub(crate) submitted: Instant,
     pub(crate) ticket: Ticket,
+    /// Parsed pages, by the index of the first page of each report.
     pub(crate) results: mpsc::Receiver<(usize, Vec<PageResult>)>,
     pub(crate) chunker: Arc<Pool<ChunkerComponent>>,
     pub(crate) chunk_draw: Option<Draw>,
     pub(crate) options: DocumentOptions,
     pub(crate) cancel: Arc<AtomicBool>,
+    pub(crate) cpu: Arc<CpuBudget>,
+    /// Longest text a page may have, in bytes.
+    pub(crate) max_page_text: u64,
+    /// Most text one call to the chunker is given, in bytes.
+    pub(crate) chunk_input: usize,
     pub(crate) counters: Arc<DocCounters>,
 }
 
@@ -223,21 +428,20 @@ impl Job {
         let span =
             tracing::info_span!("job", job = %self.id, lane = %self.lane(), pages = self.pages);
         let _enter = span.enter();
-        let total = self.pages;
+        let total = self.pages as usize;
         let mut summary = Summary {
-            pages: total,
+            pages: self.pages,
             ..Summary::default()
         };
         let mut chunking = Chunking::new(&self, self.options.emit_pages);
         let mut waiting: BTreeMap<usize, Vec<PageResult>> = BTreeMap::new();
-        let mut expected = 0;
         let mut done = 0;
-        while expected < self.batches {
-            let (i, pages) = match self.results.recv() {
+        while done < total {
+            let (first, pages) = match self.results.recv() {
                 Ok(r) => r,
                 Err(_) => {
                     // The host shut down: say what will not come.
-                    let lost = (done + 1..=total).map(|page| Event::PageError {
+                    let lost = (done as u32 + 1..=self.pages).map(|page| Event::PageError {
                         page,
                         error: "the host shut down before this page was parsed".into(),
                     });
@@ -249,11 +453,25 @@ impl Job {
                     break;
                 }
             };
-            waiting.insert(i, pages);
-            while let Some(pages) = waiting.remove(&expected) {
-                expected += 1;
-                done += pages.len() as u32;
-                let last = expected == self.batches;
+            waiting.insert(first, pages);
+            while let Some(mut pages) = waiting.remove(&done) {
+                if pages.is_empty() {
+                    // Nothing to show for it: never expected, never stuck on.
+                    self.ticket.consumed();
+                    continue;
+                }
+                done += pages.len();
+                for (_, text) in &mut pages {
+                    if let Ok(t) = text
+                        && t.len() as u64 > self.max_page_text
+                    {
+                        *text = Err(format!(
+                            "the page's text is longer than pdf.max_page_text_mib ({} MiB)",
+                            self.max_page_text >> 20
+                        ));
+                    }
+                }
+                let last = done >= total;
                 let c = &self.counters;
                 c.pages.fetch_add(pages.len() as u64, Ordering::Relaxed);
                 let before = (summary.chunks, summary.page_errors);
@@ -262,7 +480,10 @@ impl Job {
                     .fetch_add(u64::from(summary.chunks - before.0), Ordering::Relaxed);
                 c.page_errors
                     .fetch_add(u64::from(summary.page_errors - before.1), Ordering::Relaxed);
-                sink(Event::Progress { done, total });
+                sink(Event::Progress {
+                    done: done as u32,
+                    total: self.pages,
+                });
                 self.ticket.consumed();
             }
         }
@@ -272,18 +493,23 @@ impl Job {
     }
 }
 
-/// Parses pages `range`: as one batch, and page by page if the batch fails.
-fn parse_range(p: &Parsing, range: Range<usize>) -> Vec<PageResult> {
-    match parse_batch(p, range.clone()) {
-        Ok(pages) => pages,
-        Err(_) if range.len() > 1 => range
-            .flat_map(|page| parse_range(p, page..page + 1))
-            .collect(),
-        Err(error) => vec![(range.start as u32 + 1, Err(error))],
-    }
+/// Why parsing a range failed.
+enum Failure {
+    /// The job was cancelled while it waited for its budget.
+    Cancelled(String),
+    /// The parser ran out of the CPU time it was allowed.
+    Cpu(String),
+    /// Anything else: the range could not be cut, the parser trapped, ran
+    /// out of memory or time, or failed the batch as a whole.
+    Other(String),
 }
 
-fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, String> {
+/// Parses pages `range` in one call allowed `cpu` of CPU time.
+fn parse_batch(
+    p: &Parsing,
+    range: Range<usize>,
+    cpu: Duration,
+) -> Result<Vec<PageResult>, Failure> {
     let first = range.start as u32 + 1;
     let limit = WaitLimit::UntilCancelled(&p.cancel);
     let charge = p
@@ -291,13 +517,13 @@ fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, Stri
         .as_ref()
         .map(|d| d.charge(p.lane, d.for_pages(range.len()), limit))
         .transpose()
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| Failure::Cancelled(e.to_string()))?;
     // Failures before the parser runs give the tokens back.
     let refund = |why: String| {
         if let Some(c) = charge {
             c.refund();
         }
-        why
+        Failure::Other(why)
     };
     let pdf = p
         .doc
@@ -308,12 +534,16 @@ fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, Stri
         .take(None, Some(p.job.clone()))
         .map_err(|e| refund(e.to_string()))?;
     let parsed = lease
-        .call(|world, store| {
+        .call_within(Some(cpu), |world, store| {
             world
                 .warmlane_worker_page_parser()
                 .call_parse(store, &pdf, first)
         })
-        .map_err(|e: CallError| e.to_string())??;
+        .map_err(|e| match e {
+            CallError::CpuLimit { .. } => Failure::Cpu(e.to_string()),
+            e => Failure::Other(e.to_string()),
+        })?
+        .map_err(Failure::Other)?;
     drop(lease);
     // Trust nothing: one result per page, in order, whatever the guest said.
     let numbers = first..first + range.len() as u32;
@@ -336,7 +566,11 @@ fn parse_batch(p: &Parsing, range: Range<usize>) -> Result<Vec<PageResult>, Stri
 
 /// The chunking stage: reports pages in order and feeds their texts to the
 /// chunker, holding back the last chunk of each call (it may continue on
-/// the next pages).
+/// the next pages). A page text longer than the job's `chunk_input` is fed
+/// in pieces of at most that size, cut at white space where there is some;
+/// consecutive pieces of one page are joined as they are by the chunker.
+/// When a call fails, its pages are fed one by one, so that only the page
+/// that cannot be chunked becomes an error.
 struct Chunking<'a> {
     job: &'a Job,
     options: Options,
@@ -372,7 +606,7 @@ impl<'a> Chunking<'a> {
         summary: &mut Summary,
         sink: &mut dyn FnMut(Event),
     ) {
-        let mut input = std::mem::take(&mut self.carry);
+        let mut texts = Vec::new();
         for (number, result) in pages {
             match result {
                 Ok(text) => {
@@ -382,7 +616,7 @@ impl<'a> Chunking<'a> {
                             text: text.clone(),
                         });
                     }
-                    input.push(PageText {
+                    texts.push(PageText {
                         number,
                         offset: 0,
                         text,
@@ -397,24 +631,100 @@ impl<'a> Chunking<'a> {
                 }
             }
         }
+        // Calls of at most `chunk_input` bytes each (beside the carry).
+        let max = self.job.chunk_input.max(1);
+        let mut calls: Vec<Vec<PageText>> = vec![Vec::new()];
+        let mut size = 0;
+        for piece in texts.into_iter().flat_map(|t| pieces(t, max)) {
+            if size + piece.text.len() > max
+                && let Some(call) = calls.last()
+                && !call.is_empty()
+            {
+                calls.push(Vec::new());
+                size = 0;
+            }
+            size += piece.text.len();
+            if let Some(call) = calls.last_mut() {
+                call.push(piece);
+            }
+        }
+        let n = calls.len();
+        for (i, call) in calls.into_iter().enumerate() {
+            self.call(call, last && i + 1 == n, summary, sink);
+        }
+    }
+
+    /// One call on the carry and `texts`; where it fails, page by page.
+    fn call(
+        &mut self,
+        texts: Vec<PageText>,
+        last: bool,
+        summary: &mut Summary,
+        sink: &mut dyn FnMut(Event),
+    ) {
+        let mut input = std::mem::take(&mut self.carry);
+        let fresh = input.len();
+        input.extend(texts);
         if input.iter().all(|p| p.text.trim().is_empty()) {
             return;
         }
-        let mut chunks = match self.split(&input) {
-            Ok(chunks) => chunks,
-            Err(error) => {
-                for page in input.iter().filter(|p| p.offset == 0) {
-                    summary.page_errors += 1;
-                    sink(Event::PageError {
-                        page: page.number,
-                        error: format!("chunking failed: {error}"),
-                    });
-                }
+        let error = match self.split(&input) {
+            Ok(chunks) => {
+                self.emit(&input, chunks, last, summary, sink);
                 return;
             }
+            Err(error) => error,
         };
+        let mut pages: Vec<Vec<PageText>> = Vec::new();
+        for t in input.drain(fresh..) {
+            match pages.last_mut() {
+                Some(page) if page[0].number == t.number => page.push(t),
+                _ => pages.push(vec![t]),
+            }
+        }
+        if pages.len() > 1 {
+            // Find the page that cannot be chunked: one at a time.
+            self.carry = input;
+            let n = pages.len();
+            for (i, page) in pages.into_iter().enumerate() {
+                self.call(page, last && i + 1 == n, summary, sink);
+            }
+            return;
+        }
+        // This page cannot be chunked: keep what came before it, report it.
+        if !input.is_empty()
+            && let Ok(chunks) = self.split(&input)
+        {
+            self.emit(&input, chunks, true, summary, sink);
+        }
+        if let Some(piece) = pages.first().and_then(|p| p.first()) {
+            summary.page_errors += 1;
+            let error = if piece.offset > 0 {
+                format!(
+                    "chunking failed from byte {} of the page on: {error}",
+                    piece.offset
+                )
+            } else {
+                format!("chunking failed: {error}")
+            };
+            sink(Event::PageError {
+                page: piece.number,
+                error,
+            });
+        }
+    }
+
+    /// Reports `chunks` of `input`, holding back the last unless `last`.
+    fn emit(
+        &mut self,
+        input: &[PageText],
+        mut chunks: Vec<WitChunk>,
+        last: bool,
+        summary: &mut Summary,
+        sink: &mut dyn FnMut(Event),
+    ) {
         if !last && let Some(held) = chunks.pop() {
-            self.carry = carry_from(&input, held.first_page, held.start);
+            self.carry = carry_from(input, held.first_page, held.start);
         }
         for c in chunks {
             summary.chunks += 1;
@@ -431,12 +741,9 @@ impl<'a> Chunking<'a> {
         }
     }
 
-    /// One call to the chunker, paid from its budget if it has one.
-    fn split(
-        &self,
-        input: &[PageText],
-    ) -> Result<Vec<crate::bindings::chunker::exports::warmlane::worker::chunker::Chunk>, String>
-    {
+    /// One call to the chunker, paid from its budget if it has one, and
+    /// charged to the document's CPU.
+    fn split(&self, input: &[PageText]) -> Result<Vec<WitChunk>, String> {
         let job = self.job;
         let limit = WaitLimit::UntilCancelled(&job.cancel);
         let charge = job
@@ -451,14 +758,54 @@ impl<'a> Chunking<'a> {
             }
             e.to_string()
         })?;
-        lease
-            .call(|world, store| {
-                world
-                    .warmlane_worker_chunker()
-                    .call_split(store, input, self.options)
-            })
-            .map_err(|e| e.to_string())?
+        let result = lease.call(|world, store| {
+            world
+                .warmlane_worker_chunker()
+                .call_split(store, input, self.options)
+        });
+        job.cpu.spend(lease.cpu_used());
+        result.map_err(|e| e.to_string())?
     }
+}
+
+type WitChunk = crate::bindings::chunker::exports::warmlane::worker::chunker::Chunk;
+
+/// `text` in pieces of at most `max` bytes, each cut after white space
+/// where the last quarter of the piece has some, else at a character
+/// boundary.
+fn pieces(text: PageText, max: usize) -> Vec<PageText> {
+    if text.text.len() <= max {
+        return vec![text];
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    let s = text.text.as_str();
+    while at < s.len() {
+        let mut end = (at + max).min(s.len());
+        if end < s.len() {
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            let floor = at + max * 3 / 4;
+            if let Some(ws) = s[floor.min(end)..end].rfind(char::is_whitespace) {
+                let cut = floor.min(end) + ws;
+                let width = s[cut..].chars().next().map_or(1, char::len_utf8);
+                end = cut + width;
+            }
+            if end <= at {
+                end = (at + 1..=s.len())
+                    .find(|&i| s.is_char_boundary(i))
+                    .unwrap_or(s.len());
+            }
+        }
+        out.push(PageText {
+            number: text.number,
+            offset: text.offset + at as u32,
+            text: s[at..end].to_string(),
+        });
+        at = end;
+    }
+    out
 }
 
 /// The input from (`page`, `offset` within that page's full text) on.
@@ -485,6 +832,39 @@ fn carry_from(input: &[PageText], page: u32, offset: u32) -> Vec<PageText> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_texts_become_pieces_cut_after_white_space() {
+        let text = "word ".repeat(1000) + &"é".repeat(3000);
+        let parts = pieces(
+            PageText {
+                number: 4,
+                offset: 10,
+                text: text.clone(),
+            },
+            1024,
+        );
+        assert!(parts.iter().all(|p| p.text.len() <= 1024 && p.number == 4));
+        assert_eq!(
+            parts.iter().map(|p| p.text.as_str()).collect::<String>(),
+            text
+        );
+        // Offsets meet, and cuts fall after a space while there are spaces.
+        for w in parts.windows(2) {
+            assert_eq!(w[0].offset + w[0].text.len() as u32, w[1].offset);
+        }
+        assert!(parts[0].text.ends_with(' '), "{:?}", &parts[0].text[1000..]);
+        assert_eq!(parts[0].offset, 10);
+        let short = pieces(
+            PageText {
+                number: 1,
+                offset: 0,
+                text: "short".into(),
+            },
+            1024,
+        );
+        assert_eq!(short.len(), 1);
+    }
 
     #[test]
     fn carry_keeps_the_tail_with_its_offset() {

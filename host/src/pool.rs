@@ -14,10 +14,11 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::InstancePre;
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use crate::config::InstanceConfig;
 use crate::error::CallError;
+use crate::meter::{Allowance, Stop};
 use crate::session::SessionBinding;
 use crate::state::HostState;
 use crate::stats::{Histogram, Recorder};
@@ -44,12 +45,17 @@ pub struct PoolStats {
     pub hits: u64,
     /// Takes that had to instantiate on demand.
     pub misses: u64,
-    /// Calls stopped at their deadline.
+    /// Calls stopped at their wall-clock deadline.
     pub timeouts: u64,
+    /// Calls stopped when they had used their CPU time.
+    pub cpu_limits: u64,
     /// Calls stopped at their memory cap.
     pub out_of_memory: u64,
     /// Calls that trapped otherwise.
     pub traps: u64,
+    /// The largest linear memory any instance has grown to, in bytes: what
+    /// `memory_mib` must leave room for.
+    pub memory_peak: u64,
     /// How long takes took.
     pub acquire: Histogram,
 }
@@ -59,8 +65,10 @@ struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     timeouts: AtomicU64,
+    cpu_limits: AtomicU64,
     out_of_memory: AtomicU64,
     traps: AtomicU64,
+    memory_peak: AtomicU64,
     acquire: Recorder,
 }
 
@@ -166,6 +174,7 @@ impl<W: World> Pool<W> {
             pool: shared,
             warm: Some(warm),
             poisoned: false,
+            cpu: Duration::ZERO,
         })
     }
 
@@ -214,8 +223,10 @@ impl<W: World> Pool<W> {
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
+            cpu_limits: c.cpu_limits.load(Ordering::Relaxed),
             out_of_memory: c.out_of_memory.load(Ordering::Relaxed),
             traps: c.traps.load(Ordering::Relaxed),
+            memory_peak: c.memory_peak.load(Ordering::Relaxed),
             acquire: c.acquire.snapshot(),
         }
     }
@@ -236,11 +247,15 @@ impl<W: World> Shared<W> {
     fn instantiate(&self) -> Result<Warm<W>, CallError> {
         let mut store = Store::new(
             &self.engine,
-            HostState::new(self.name.clone(), self.limits.memory_bytes()),
+            HostState::new(self.name.clone(), self.limits.memory_bytes(), self.tick),
         );
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(self.deadline_ticks());
-        store.epoch_deadline_trap();
+        let first = store.data_mut().meter.start(self.allowance());
+        store.set_epoch_deadline(first);
+        store.epoch_deadline_callback(|mut ctx| match ctx.data_mut().meter.check() {
+            Ok(ticks) => Ok(UpdateDeadline::Continue(ticks)),
+            Err(_) => Ok(UpdateDeadline::Interrupt),
+        });
         match W::instantiate(&self.pre, &mut store) {
             Ok(world) => Ok(Warm {
                 store,
@@ -259,10 +274,12 @@ impl<W: World> Shared<W> {
         }
     }
 
-    fn deadline_ticks(&self) -> u64 {
-        let tick = self.tick.as_nanos().max(1);
-        // One extra tick: the clock may tick just after the deadline is set.
-        (self.limits.deadline().as_nanos().div_ceil(tick) as u64).saturating_add(1)
+    /// What a call may spend by the component's limits.
+    fn allowance(&self) -> Allowance {
+        Allowance {
+            wall: self.limits.deadline(),
+            cpu: self.limits.cpu(),
+        }
     }
 
     fn refill_loop(self: Arc<Self>) {
@@ -367,12 +384,31 @@ pub(crate) struct Lease<'a, W: World> {
     pool: &'a Shared<W>,
     warm: Option<Warm<W>>,
     poisoned: bool,
+    /// CPU time the last call used.
+    cpu: Duration,
 }
 
 impl<W: World> Lease<'_, W> {
-    /// Calls into the instance under its deadline and memory cap.
+    /// Calls into the instance under its limits: its deadline, its CPU
+    /// time and its memory cap.
     pub(crate) fn call<R>(
         &mut self,
+        f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        self.call_within(None, f)
+    }
+
+    /// CPU time the last call used (the thread's, from the call's start to
+    /// its end).
+    pub(crate) fn cpu_used(&self) -> Duration {
+        self.cpu
+    }
+
+    /// Like [`Lease::call`], allowing the call at most `cpu` of CPU time
+    /// when that is less than the component's own limit.
+    pub(crate) fn call_within<R>(
+        &mut self,
+        cpu: Option<Duration>,
         f: impl FnOnce(&W, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let pool = self.pool;
@@ -390,23 +426,41 @@ impl<W: World> Lease<'_, W> {
         }
         let span = tracing::debug_span!("call", component = %pool.name);
         let _enter = span.enter();
-        warm.store.set_epoch_deadline(pool.deadline_ticks());
+        let mut allowance = pool.allowance();
+        if let Some(cpu) = cpu {
+            allowance.cpu = allowance.cpu.min(cpu);
+        }
+        let first = warm.store.data_mut().meter.start(allowance);
+        warm.store.set_epoch_deadline(first);
         warm.store.data_mut().limiter.hit = false;
         warm.store.data_mut().wanted_session = false;
         warm.calls += 1;
         let result = f(&warm.world, &mut warm.store);
+        self.cpu = warm.store.data().meter.cpu_used();
         result.map_err(|e| {
             self.poisoned = true;
             let component = pool.name.to_string();
             let counters = &pool.counters;
+            let state = warm.store.data();
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-                counters.timeouts.fetch_add(1, Ordering::Relaxed);
-                return CallError::Timeout {
-                    component,
-                    deadline: pool.limits.deadline(),
+                let allowance = state.meter.allowance();
+                return match state.meter.stopped() {
+                    Some(Stop::Cpu) => {
+                        counters.cpu_limits.fetch_add(1, Ordering::Relaxed);
+                        CallError::CpuLimit {
+                            component,
+                            limit: allowance.cpu,
+                        }
+                    }
+                    _ => {
+                        counters.timeouts.fetch_add(1, Ordering::Relaxed);
+                        CallError::Timeout {
+                            component,
+                            deadline: allowance.wall,
+                        }
+                    }
                 };
             }
-            let state = warm.store.data();
             if state.limiter.hit {
                 counters.out_of_memory.fetch_add(1, Ordering::Relaxed);
                 return CallError::OutOfMemory {
@@ -435,6 +489,8 @@ impl<W: World> Drop for Lease<'_, W> {
             return;
         };
         let pool = self.pool;
+        let peak = warm.store.data().limiter.peak;
+        pool.counters.memory_peak.fetch_max(peak, Ordering::Relaxed);
         if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
             let data = warm.store.data_mut();
             data.session = None;

@@ -11,6 +11,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
+use crate::meter::Meter;
 use crate::session::{SessionBinding, StoreError, is_host_key};
 
 /// How much of a guest's stderr is kept for error messages.
@@ -24,6 +25,8 @@ pub(crate) struct HostState {
     table: ResourceTable,
     stderr: MemoryOutputPipe,
     pub(crate) limiter: MemoryCap,
+    /// What the current call may spend, and what it has.
+    pub(crate) meter: Meter,
     pub(crate) component: Arc<str>,
     pub(crate) session: Option<SessionBinding>,
     /// Whether the current call asked for its session without having one.
@@ -32,7 +35,7 @@ pub(crate) struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn new(component: Arc<str>, memory_cap: u64) -> Self {
+    pub(crate) fn new(component: Arc<str>, memory_cap: u64, tick: std::time::Duration) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -46,7 +49,9 @@ impl HostState {
             limiter: MemoryCap {
                 cap: memory_cap,
                 hit: false,
+                peak: 0,
             },
+            meter: Meter::new(tick),
             component,
             session: None,
             wanted_session: false,
@@ -76,6 +81,8 @@ impl WasiView for HostState {
 pub(crate) struct MemoryCap {
     pub(crate) cap: u64,
     pub(crate) hit: bool,
+    /// The largest linear memory the instance has asked for, in bytes.
+    pub(crate) peak: u64,
 }
 
 impl ResourceLimiter for MemoryCap {
@@ -89,6 +96,7 @@ impl ResourceLimiter for MemoryCap {
             self.hit = true;
             return Ok(false);
         }
+        self.peak = self.peak.max(desired as u64);
         Ok(true)
     }
 

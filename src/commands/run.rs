@@ -62,7 +62,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut pages, mut chunks, mut errors, mut failed_files) = (0u64, 0u64, 0u64, 0usize);
     for file in &args.positional {
-        let doc = match Host::open_pdf(Path::new(file), password) {
+        let doc = match host.open_pdf(Path::new(file), password) {
             Ok(doc) => doc,
             Err(e) => {
                 out.flush()?;
@@ -104,6 +104,11 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             return Err(e.into());
+        }
+        if std::env::var_os("WL_PEAK").is_some() {
+            for (n, s) in host.pool_stats() {
+                eprintln!("PEAK {n} {}", s.memory_peak >> 20);
+            }
         }
         pages += summary.pages as u64;
         chunks += summary.chunks as u64;

@@ -1,8 +1,9 @@
 //! warmlane's built-in chunker: page texts in, chunks with page provenance
 //! out, sized in cl100k tokens or in characters.
 //!
-//! Pages are joined with a paragraph break into one text, split by
-//! [`split`], and each chunk's ends are mapped back to (page, offset).
+//! Pages are joined with a paragraph break into one text (consecutive
+//! pieces of one page, whose offsets meet, are joined as they are), split
+//! by [`split`], and each chunk's ends are mapped back to (page, offset).
 
 pub mod bpe;
 pub mod split;
@@ -43,7 +44,12 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
     // (start in `text`, page index)
     let mut starts = Vec::with_capacity(pages.len());
     for (i, page) in pages.iter().enumerate() {
-        if i > 0 {
+        let continues = i > 0 && {
+            let prev = &pages[i - 1];
+            prev.number == page.number
+                && prev.offset as usize + prev.text.len() == page.offset as usize
+        };
+        if i > 0 && !continues {
             text.push_str(JOIN);
         }
         starts.push(text.len());
@@ -174,6 +180,25 @@ mod tests {
         }];
         let c = &chunk(&pages, 50, 0, Unit::Characters).unwrap()[0];
         assert_eq!((c.start, c.end), (100, 109));
+    }
+
+    #[test]
+    fn pieces_of_one_page_join_as_they_are() {
+        let pages = [
+            PageText {
+                number: 2,
+                offset: 0,
+                text: "one two ".into(),
+            },
+            PageText {
+                number: 2,
+                offset: 8,
+                text: "three".into(),
+            },
+        ];
+        let c = &chunk(&pages, 50, 0, Unit::Characters).unwrap()[0];
+        assert_eq!(c.text, "one two three");
+        assert_eq!((c.first_page, c.last_page, c.start, c.end), (2, 2, 0, 13));
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! with `--lopdf`, lopdf's own `extract_text` instead, for comparison.
 //!
 //! Run: `cargo run --release --example dump -- FILE.pdf [--lopdf]` from `components/`.
+// The comparison runs lopdf's own loader and extractor, bounds and all:
+// it is for trusted files on a developer's machine.
+#[allow(clippy::disallowed_methods)]
 fn main() {
     let path = std::env::args()
         .nth(1)

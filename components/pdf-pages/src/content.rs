@@ -2,11 +2,18 @@
 //! graphics state (`q`/`Q`/`cm`), text state and positioning (`Td`, `TD`,
 //! `Tm`, `T*`, `TJ` offsets, spacing), and Form XObjects (`Do`), which are
 //! entered with their own matrix and resources.
+//!
+//! A page's work is bounded: it may run at most `page_operators` operators,
+//! counting a form's each time it is drawn, and hold at most
+//! `page_text_bytes` of text; a form's content is decoded once per batch.
+//! Past a limit the page stops, and becomes an error naming the limit.
 
 use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
 
-use lopdf::{Dictionary, Document, Object, ObjectId};
+use lopdf::{Dictionary, Object, ObjectId};
 
+use crate::Batch;
 use crate::fonts::{Font, deref, number};
 use crate::layout::{Layout, Placed};
 use pdf_syntax::{is_delim, is_white, unescape_name};
@@ -40,20 +47,32 @@ struct GState {
     rise: f32,
 }
 
-/// Fonts already loaded for this batch, shared by its pages.
+/// Most elements an operand array keeps (a `TJ` array holds a line's
+/// worth); the rest are read and dropped.
+const MAX_ARRAY: usize = 1 << 16;
+/// Operand arrays nest at most this deep.
+const MAX_ARRAY_DEPTH: usize = 32;
+/// Decoded form contents kept for the batch, in bytes.
+const FORM_CACHE_BYTES: usize = 8 << 20;
+
+/// What the pages of one batch share: the fonts already loaded, and the
+/// forms already decoded (or refused, with why).
 #[derive(Default)]
-pub(crate) struct FontCache {
+pub(crate) struct Cache {
     fonts: Vec<Font>,
     by_id: HashMap<ObjectId, usize>,
+    forms: HashMap<ObjectId, Result<Rc<[u8]>, String>>,
+    form_bytes: usize,
 }
 
-impl FontCache {
+impl Cache {
     fn lookup(
         &mut self,
-        doc: &Document,
+        batch: &Batch,
         resources: Option<&Dictionary>,
         name: &[u8],
     ) -> Option<usize> {
+        let doc = &batch.doc;
         let fonts = resources?
             .get(b"Font")
             .ok()
@@ -67,7 +86,7 @@ impl FontCache {
             return Some(i);
         }
         let dict = deref(doc, entry).as_dict().ok()?;
-        self.fonts.push(Font::load(doc, dict));
+        self.fonts.push(Font::load(batch, dict));
         let i = self.fonts.len() - 1;
         if let Object::Reference(id) = entry {
             self.by_id.insert(*id, i);
@@ -76,22 +95,38 @@ impl FontCache {
     }
 }
 
-/// Interprets one content stream (a page's, or a form's) into `layout`.
+/// Interprets one page's content streams (its own, and its forms') into
+/// `layout`.
 pub(crate) struct Interpreter<'a> {
-    doc: &'a Document,
-    fonts: &'a mut FontCache,
+    batch: &'a Batch,
+    cache: &'a mut Cache,
     layout: &'a mut Layout,
     forms_open: HashSet<ObjectId>,
+    /// Operators the page may still run.
+    operators_left: u64,
+    /// Why the page stopped early, if it did.
+    stopped: Option<String>,
 }
 
 impl<'a> Interpreter<'a> {
-    pub(crate) fn new(doc: &'a Document, fonts: &'a mut FontCache, layout: &'a mut Layout) -> Self {
+    pub(crate) fn new(batch: &'a Batch, cache: &'a mut Cache, layout: &'a mut Layout) -> Self {
         Interpreter {
-            doc,
-            fonts,
+            batch,
+            cache,
             layout,
             forms_open: HashSet::new(),
+            operators_left: batch.inflater.limits().page_operators,
+            stopped: None,
         }
+    }
+
+    /// Why the page stopped before its end (a limit it passed), if it did.
+    pub(crate) fn stopped(&mut self) -> Option<String> {
+        self.stopped.take().or_else(|| self.layout.overflow())
+    }
+
+    fn stop(&mut self, why: String) {
+        self.stopped.get_or_insert(why);
     }
 
     /// Runs `content` with `resources`, starting from `ctm`.
@@ -115,10 +150,7 @@ impl<'a> Interpreter<'a> {
         let mut stack: Vec<GState> = Vec::new();
         let mut tm = IDENTITY;
         let mut tlm = IDENTITY;
-        let mut lexer = Lexer {
-            data: content,
-            pos: 0,
-        };
+        let mut lexer = Lexer::new(content);
         let mut operands: Vec<Operand> = Vec::new();
         while let Some(tok) = lexer.next() {
             let op = match tok {
@@ -130,6 +162,17 @@ impl<'a> Interpreter<'a> {
                 }
                 Token::Operator(op) => op,
             };
+            if self.stopped.is_some() || self.layout.overflow_pending() {
+                return;
+            }
+            let Some(left) = self.operators_left.checked_sub(1) else {
+                let limit = self.batch.inflater.limits().page_operators;
+                self.stop(format!(
+                    "the page runs more than pdf.max_page_operators ({limit}) operators, counting its forms each time they are drawn"
+                ));
+                return;
+            };
+            self.operators_left = left;
             let nums = |k: usize| -> Option<Vec<f32>> {
                 let start = operands.len().checked_sub(k)?;
                 operands[start..].iter().map(Operand::num).collect()
@@ -152,7 +195,15 @@ impl<'a> Interpreter<'a> {
                 }
                 b"Tf" => {
                     if let [.., Operand::Name(name), size] = operands.as_slice() {
-                        gs.font = self.fonts.lookup(self.doc, resources, name);
+                        gs.font = self.cache.lookup(self.batch, resources, name);
+                        if let Some(why) = gs
+                            .font
+                            .and_then(|i| self.cache.fonts.get(i))
+                            .and_then(Font::limit)
+                        {
+                            self.stop(format!("a font of the page: {why}"));
+                            return;
+                        }
                         gs.size = size.num().unwrap_or(0.0);
                     }
                 }
@@ -229,7 +280,7 @@ impl<'a> Interpreter<'a> {
     }
 
     fn show(&mut self, gs: &GState, tm: &mut Matrix, bytes: &[u8]) {
-        let Some(font) = gs.font.and_then(|i| self.fonts.fonts.get_mut(i)) else {
+        let Some(font) = gs.font.and_then(|i| self.cache.fonts.get_mut(i)) else {
             return;
         };
         let layout = &mut *self.layout;
@@ -274,7 +325,8 @@ impl<'a> Interpreter<'a> {
     }
 
     fn form(&mut self, resources: Option<&Dictionary>, name: &[u8], ctm: &Matrix, depth: usize) {
-        let doc = self.doc;
+        let batch = self.batch;
+        let doc = &batch.doc;
         let Some(xobjects) = resources
             .and_then(|r| r.get(b"XObject").ok())
             .and_then(|o| deref(doc, o).as_dict().ok())
@@ -316,13 +368,38 @@ impl<'a> Interpreter<'a> {
             .get(b"Resources")
             .ok()
             .and_then(|o| deref(doc, o).as_dict().ok());
-        let content = stream
-            .decompressed_content()
-            .unwrap_or_else(|_| stream.content.clone());
-        self.run(&content, own.or(resources), mul(&matrix, ctm), depth + 1);
+        let content = match id {
+            Some(id) => match self.cache.forms.get(&id) {
+                Some(hit) => hit.clone(),
+                None => {
+                    let decoded = decode_form(batch, stream);
+                    let size = decoded.as_ref().map_or(0, |c| c.len());
+                    if self.cache.form_bytes + size <= FORM_CACHE_BYTES {
+                        self.cache.form_bytes += size;
+                        self.cache.forms.insert(id, decoded.clone());
+                    }
+                    decoded
+                }
+            },
+            None => decode_form(batch, stream),
+        };
+        match content {
+            Ok(content) => self.run(&content, own.or(resources), mul(&matrix, ctm), depth + 1),
+            Err(why) => self.stop(format!("a form of the page: {why}")),
+        }
         if let Some(id) = id {
             self.forms_open.remove(&id);
         }
+    }
+}
+
+/// A form's content, decoded under the batch's limits (a damaged stream is
+/// read as it is).
+fn decode_form(batch: &Batch, stream: &lopdf::Stream) -> Result<Rc<[u8]>, String> {
+    match batch.inflater.decode(stream) {
+        Ok(data) => Ok(data.into()),
+        Err(pdf_syntax::limits::DecodeError::Limit(why)) => Err(why),
+        Err(pdf_syntax::limits::DecodeError::Damaged(_)) => Ok(stream.content.as_slice().into()),
     }
 }
 
@@ -352,16 +429,32 @@ enum Token<'a> {
 struct Lexer<'a> {
     data: &'a [u8],
     pos: usize,
+    /// Arrays open around the current token.
+    depth: usize,
 }
 
 impl<'a> Lexer<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Lexer {
+            data,
+            pos: 0,
+            depth: 0,
+        }
+    }
+
     fn next(&mut self) -> Option<Token<'a>> {
         loop {
             self.skip_space();
             let c = *self.data.get(self.pos)?;
             return Some(match c {
+                // Nested too deep: the bracket is junk.
+                b'[' if self.depth >= MAX_ARRAY_DEPTH => {
+                    self.pos += 1;
+                    continue;
+                }
                 b'[' => {
                     self.pos += 1;
+                    self.depth += 1;
                     let mut items = Vec::new();
                     loop {
                         self.skip_space();
@@ -374,11 +467,16 @@ impl<'a> Lexer<'a> {
                             _ => {}
                         }
                         match self.next() {
-                            Some(Token::Operand(o)) => items.push(o),
+                            Some(Token::Operand(o)) => {
+                                if items.len() < MAX_ARRAY {
+                                    items.push(o);
+                                }
+                            }
                             // An operator inside an array: malformed; stop the array.
                             Some(Token::Operator(_)) | None => break,
                         }
                     }
+                    self.depth -= 1;
                     Token::Operand(Operand::Array(items))
                 }
                 b']' | b'{' | b'}' | b')' | b'>' => {
@@ -524,7 +622,7 @@ mod tests {
     use super::*;
 
     fn tokens(data: &[u8]) -> Vec<String> {
-        let mut lexer = Lexer { data, pos: 0 };
+        let mut lexer = Lexer::new(data);
         let mut out = Vec::new();
         while let Some(t) = lexer.next() {
             out.push(match t {
@@ -548,6 +646,17 @@ mod tests {
             vec![
                 "BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "Q"
             ]
+        );
+    }
+
+    #[test]
+    fn deep_and_long_arrays_are_bounded() {
+        let deep = "[".repeat(100_000) + " (x) Tj";
+        assert_eq!(tokens(deep.as_bytes()), vec!["[1]"]);
+        let long = format!("[{}] TJ", "1 ".repeat(MAX_ARRAY + 10));
+        assert_eq!(
+            tokens(long.as_bytes()),
+            vec![format!("[{MAX_ARRAY}]"), "TJ".into()]
         );
     }
 

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use lopdf::{Dictionary, Document, Object};
 
+use crate::Batch;
 use crate::cmap::{self, CMap};
 use crate::truetype;
 
@@ -60,18 +61,26 @@ pub(crate) struct Font {
     decoder: Decoder,
     /// Simple fonts: advance width per code, in thousandths of the font size.
     widths: Vec<f32>,
+    /// A limit one of its streams passed while it was loaded: a page using
+    /// it cannot be read in full.
+    limit: Option<String>,
 }
 
 impl Font {
     /// Builds a font from its dictionary. Never fails: what cannot be read
-    /// degrades to glyphs with no text, which the page reports.
-    pub(crate) fn load(doc: &Document, dict: &Dictionary) -> Font {
+    /// degrades to glyphs with no text, which the page reports; a stream
+    /// past a limit is remembered (see [`Font::limit`]).
+    pub(crate) fn load(batch: &Batch, dict: &Dictionary) -> Font {
+        let doc = &batch.doc;
         let subtype = name_of(doc, dict.get(b"Subtype").ok()).unwrap_or_default();
         if subtype == b"Type0" {
-            return Self::load_composite(doc, dict);
+            return Self::load_composite(batch, dict);
         }
-        let to_unicode = stream_content(doc, dict.get(b"ToUnicode").ok()).map(|d| CMap::parse(&d));
-        let base = simple_base_table(doc, dict);
+        let mut limit = None;
+        let to_unicode = batch
+            .stream(dict.get(b"ToUnicode").ok(), &mut limit)
+            .map(|d| CMap::parse(&d));
+        let base = simple_base_table(batch, dict, &mut limit);
         let mut table: Vec<Box<str>> = Vec::with_capacity(256);
         for code in 0..256u32 {
             let text = to_unicode
@@ -86,17 +95,26 @@ impl Font {
         Font {
             decoder: Decoder::Simple { table },
             widths,
+            limit,
         }
     }
 
-    fn load_composite(doc: &Document, dict: &Dictionary) -> Font {
+    /// The limit one of the font's streams passed, if one did.
+    pub(crate) fn limit(&self) -> Option<&str> {
+        self.limit.as_deref()
+    }
+
+    fn load_composite(batch: &Batch, dict: &Dictionary) -> Font {
+        let doc = &batch.doc;
+        let mut limit = None;
         let descendant = dict
             .get(b"DescendantFonts")
             .ok()
             .and_then(|o| deref(doc, o).as_array().ok())
             .and_then(|a| a.first())
             .and_then(|o| deref(doc, o).as_dict().ok());
-        let to_unicode = stream_content(doc, dict.get(b"ToUnicode").ok())
+        let to_unicode = batch
+            .stream(dict.get(b"ToUnicode").ok(), &mut limit)
             .map(|d| CMap::parse(&d))
             .filter(CMap::has_unicode);
 
@@ -107,11 +125,10 @@ impl Font {
             Ok(Object::Name(name)) => {
                 (text_encoding, default_len) = predefined_encoding(name);
             }
-            Ok(Object::Stream(s)) => {
-                let data = s
-                    .decompressed_content()
-                    .unwrap_or_else(|_| s.content.clone());
-                encoding = Some(CMap::parse(&data));
+            Ok(Object::Stream(_)) => {
+                encoding = batch
+                    .stream(dict.get(b"Encoding").ok(), &mut limit)
+                    .map(|data| CMap::parse(&data));
             }
             _ => {}
         }
@@ -149,10 +166,10 @@ impl Font {
                     .ok()
                     .and_then(|o| deref(doc, o).as_dict().ok())
                     .and_then(|fd| fd.get(b"FontFile2").ok());
-                if let Some(data) = stream_content(doc, font_file) {
+                if let Some(data) = batch.stream(font_file, &mut limit) {
                     glyph_text = truetype::glyph_to_char(&data);
                 }
-                if let Some(map) = stream_content(doc, desc.get(b"CIDToGIDMap").ok()) {
+                if let Some(map) = batch.stream(desc.get(b"CIDToGIDMap").ok(), &mut limit) {
                     cid_to_gid = Some(
                         map.chunks(2)
                             .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
@@ -175,6 +192,7 @@ impl Font {
                 cache: HashMap::new(),
             })),
             widths: Vec::new(),
+            limit,
         }
     }
 
@@ -317,7 +335,12 @@ fn legacy_code_len(enc: &'static encoding_rs::Encoding, bytes: &[u8]) -> usize {
 }
 
 /// Unicode for each code of a simple font without (or beyond) `/ToUnicode`.
-fn simple_base_table(doc: &Document, dict: &Dictionary) -> Vec<Option<String>> {
+fn simple_base_table(
+    batch: &Batch,
+    dict: &Dictionary,
+    limit: &mut Option<String>,
+) -> Vec<Option<String>> {
+    let doc = &batch.doc;
     let mut probe = Dictionary::new();
     probe.set("Type", Object::Name(b"Font".to_vec()));
     probe.set("Subtype", Object::Name(b"Type1".to_vec()));
@@ -352,19 +375,20 @@ fn simple_base_table(doc: &Document, dict: &Dictionary) -> Vec<Option<String>> {
             }
             if enc.get(b"BaseEncoding").is_err() && is_symbolic_type1(doc, dict) {
                 // No base encoding: the font's built-in one applies.
-                for (code, name) in builtin_type1_encoding(doc, dict) {
+                for (code, name) in builtin_type1_encoding(batch, dict, limit) {
                     explicit_names.entry(code).or_insert(name);
                 }
             }
             probe.set("Encoding", Object::Dictionary(enc));
         }
         _ => {
-            for (code, name) in builtin_type1_encoding(doc, dict) {
+            for (code, name) in builtin_type1_encoding(batch, dict, limit) {
                 explicit_names.insert(code, name);
             }
         }
     }
-    let encoding = probe.get_font_encoding(doc).ok();
+    // The probe has no /ToUnicode: nothing to decode.
+    let encoding = probe.get_font_encoding_with_limit(doc, 1).ok();
     (0..256u32)
         .map(|code| {
             if let Some(name) = explicit_names.get(&(code as u8)) {
@@ -403,7 +427,7 @@ fn glyph_via_lopdf(doc: &Document, name: &[u8]) -> Option<String> {
     probe.set("Subtype", Object::Name(b"Type1".to_vec()));
     probe.set("Encoding", Object::Dictionary(enc));
     let s = probe
-        .get_font_encoding(doc)
+        .get_font_encoding_with_limit(doc, 1)
         .ok()?
         .bytes_to_string(b"A")
         .ok()?;
@@ -445,7 +469,12 @@ pub(crate) fn glyph_name_to_char(name: &[u8]) -> Option<char> {
 }
 
 /// The `dup <code> /<name> put` entries of an embedded Type 1 font program.
-fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>)> {
+fn builtin_type1_encoding(
+    batch: &Batch,
+    dict: &Dictionary,
+    limit: &mut Option<String>,
+) -> Vec<(u8, Vec<u8>)> {
+    let doc = &batch.doc;
     let Some(fd) = dict
         .get(b"FontDescriptor")
         .ok()
@@ -453,7 +482,7 @@ fn builtin_type1_encoding(doc: &Document, dict: &Dictionary) -> Vec<(u8, Vec<u8>
     else {
         return Vec::new();
     };
-    let Some(program) = stream_content(doc, fd.get(b"FontFile").ok()) else {
+    let Some(program) = batch.stream(fd.get(b"FontFile").ok(), limit) else {
         return Vec::new();
     };
     let clear_end = find(&program, b"eexec").unwrap_or(program.len());
@@ -606,15 +635,6 @@ fn name_of(doc: &Document, obj: Option<&Object>) -> Option<Vec<u8>> {
     match deref(doc, obj?) {
         Object::Name(n) => Some(n.clone()),
         _ => None,
-    }
-}
-
-pub(crate) fn stream_content(doc: &Document, obj: Option<&Object>) -> Option<Vec<u8>> {
-    let stream = deref(doc, obj?).as_stream().ok()?;
-    match stream.decompressed_content() {
-        Ok(data) => Some(data),
-        Err(_) if stream.dict.get(b"Filter").is_err() => Some(stream.content.clone()),
-        Err(_) => None,
     }
 }
 

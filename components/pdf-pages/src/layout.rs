@@ -25,18 +25,51 @@ struct Line {
     last_text_len: usize,
 }
 
-/// Collects a page's text.
-#[derive(Default)]
+/// Collects a page's text, up to a limit.
 pub(crate) struct Layout {
     out: String,
     line: Option<Line>,
     /// Glyphs shown, and how many of them had no Unicode text.
     pub(crate) glyphs: usize,
     pub(crate) unmapped: usize,
+    /// Longest text kept, in bytes; past it glyphs are dropped.
+    max_bytes: u64,
+    overflowed: bool,
 }
 
 impl Layout {
+    /// A layout that keeps at most `max_bytes` of text.
+    pub(crate) fn new(max_bytes: u64) -> Self {
+        Layout {
+            out: String::new(),
+            line: None,
+            glyphs: 0,
+            unmapped: 0,
+            max_bytes,
+            overflowed: false,
+        }
+    }
+
+    /// Whether the text has passed its limit.
+    pub(crate) fn overflow_pending(&self) -> bool {
+        self.overflowed
+    }
+
+    /// Why the page's text was cut short, if it was.
+    pub(crate) fn overflow(&self) -> Option<String> {
+        self.overflowed.then(|| {
+            format!(
+                "the page's text is longer than pdf.max_page_text_mib ({} MiB)",
+                self.max_bytes >> 20
+            )
+        })
+    }
+
     pub(crate) fn push(&mut self, g: Placed<'_>) {
+        if self.out.len() as u64 > self.max_bytes {
+            self.overflowed = true;
+            return;
+        }
         self.glyphs += 1;
         if g.text.is_empty() {
             self.unmapped += 1;
@@ -157,7 +190,7 @@ mod tests {
 
     #[test]
     fn words_lines_and_paragraphs() {
-        let mut l = Layout::default();
+        let mut l = Layout::new(u64::MAX);
         l.push(glyph(0.0, 100.0, "Hello"));
         l.push(glyph(28.0, 100.0, "world")); // 3 pt gap: a space
         l.push(glyph(0.0, 88.0, "next")); // one line down
@@ -170,7 +203,7 @@ mod tests {
 
     #[test]
     fn cjk_needs_a_wider_gap_for_a_space() {
-        let mut l = Layout::default();
+        let mut l = Layout::new(u64::MAX);
         l.push(glyph(0.0, 0.0, "中"));
         l.push(glyph(7.0, 0.0, "文"));
         assert_eq!(l.finish().0, "中文");
@@ -178,7 +211,7 @@ mod tests {
 
     #[test]
     fn overstruck_bold_is_not_doubled() {
-        let mut l = Layout::default();
+        let mut l = Layout::new(u64::MAX);
         l.push(glyph(0.0, 0.0, "B"));
         l.push(glyph(0.3, 0.0, "B"));
         assert_eq!(l.finish().0, "B");

@@ -15,40 +15,102 @@ mod fonts;
 mod layout;
 mod truetype;
 
-use lopdf::{Document, Object};
-
-/// How much decompressed content one page may have before it is refused
-/// (a decompression bomb guard).
-const MAX_PAGE_CONTENT: usize = 64 * 1024 * 1024;
+use lopdf::{Document, LoadOptions, Object};
+use pdf_syntax::limits::{DecodeError, Inflater, Limits};
 
 /// One page's number and its text, or why it could not be read.
 pub type PageResult = (u32, Result<String, String>);
 
+/// A batch being parsed: its objects, and the limits its trailer carries
+/// (the host's `[pdf]` configuration), with the decoding they bound.
+pub(crate) struct Batch {
+    pub(crate) doc: Document,
+    pub(crate) inflater: Inflater,
+}
+
+impl Batch {
+    /// The content of the stream `obj` refers to, decoded under the batch's
+    /// limits. A stream that passes one is `None`, and the limit is noted in
+    /// `limit` (the first one met); a damaged one is `None` too, or its raw
+    /// bytes when it names no filter.
+    pub(crate) fn stream(
+        &self,
+        obj: Option<&Object>,
+        limit: &mut Option<String>,
+    ) -> Option<Vec<u8>> {
+        let stream = fonts::deref(&self.doc, obj?).as_stream().ok()?;
+        match self.inflater.decode(stream) {
+            Ok(data) => Some(data),
+            Err(DecodeError::Limit(why)) => {
+                limit.get_or_insert(why);
+                None
+            }
+            Err(DecodeError::Damaged(_)) => None,
+        }
+    }
+}
+
 /// Parses `pdf` and returns, for each of its pages in order, its number
-/// (counting from `first_page`) and its text or its own error.
+/// (counting from `first_page`) and its text or its own error. The limits
+/// come from the batch's trailer (see [`pdf_syntax::limits`]), or are the
+/// defaults.
 ///
 /// Fails as a whole only when `pdf` cannot be opened at all.
 pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<PageResult>, String> {
-    let doc = Document::load_mem(pdf).map_err(|e| format!("cannot open batch: {e}"))?;
+    let options = LoadOptions {
+        max_decompressed_size: Some(Limits::default().stream_bytes as usize),
+        ..LoadOptions::default()
+    };
+    let doc = Document::load_mem_with_options(pdf, options)
+        .map_err(|e| format!("cannot open batch: {e}"))?;
     if doc.is_encrypted() {
         return Err("batch is encrypted; the host must decrypt before splitting".into());
     }
-    let mut fonts = content::FontCache::default();
-    Ok(doc
+    let limits = Limits::from_trailer(&doc.trailer);
+    let batch = Batch {
+        doc,
+        inflater: Inflater::new(limits),
+    };
+    let mut cache = content::Cache::default();
+    Ok(batch
+        .doc
         .get_pages()
         .into_values()
         .enumerate()
-        .map(|(i, page_id)| (first_page + i as u32, page_text(&doc, page_id, &mut fonts)))
+        .map(|(i, page_id)| {
+            (
+                first_page + i as u32,
+                page_text(&batch, page_id, &mut cache),
+            )
+        })
         .collect())
 }
 
+/// A page's content streams, decoded and joined.
+fn page_content(batch: &Batch, page_id: lopdf::ObjectId) -> Result<Vec<u8>, String> {
+    let mut content = Vec::new();
+    for id in batch.doc.get_page_contents(page_id) {
+        let Ok(stream) = batch.doc.get_object(id).and_then(Object::as_stream) else {
+            continue;
+        };
+        match batch.inflater.decode(stream) {
+            Ok(data) => content.extend_from_slice(&data),
+            Err(DecodeError::Limit(why)) => return Err(why),
+            // A stream that cannot be decoded may still be plain text.
+            Err(DecodeError::Damaged(_)) => content.extend_from_slice(&stream.content),
+        }
+        content.push(b'\n');
+    }
+    Ok(content)
+}
+
 fn page_text(
-    doc: &Document,
+    batch: &Batch,
     page_id: lopdf::ObjectId,
-    fonts: &mut content::FontCache,
+    cache: &mut content::Cache,
 ) -> Result<String, String> {
-    let content = doc
-        .get_page_content_with_limit(page_id, MAX_PAGE_CONTENT)
+    let doc = &batch.doc;
+    let content = page_content(batch, page_id)
         .map_err(|e| format!("cannot read the page's content stream: {e}"))?;
     let page = doc
         .get_dictionary(page_id)
@@ -61,13 +123,12 @@ fn page_text(
         Some(r) => Some(r),
         None => doc.get_page_resources(page_id).ok().and_then(|(r, _)| r),
     };
-    let mut layout = layout::Layout::default();
-    content::Interpreter::new(doc, fonts, &mut layout).run(
-        &content,
-        resources,
-        [1.0, 0.0, 0.0, 1.0, 0.0, 0.0],
-        0,
-    );
+    let mut layout = layout::Layout::new(batch.inflater.limits().page_text_bytes);
+    let mut interpreter = content::Interpreter::new(batch, cache, &mut layout);
+    interpreter.run(&content, resources, [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 0);
+    if let Some(why) = interpreter.stopped() {
+        return Err(why);
+    }
     let (text, glyphs, _unmapped) = layout.finish();
     if glyphs > 0 && text.is_empty() {
         return Err(format!(

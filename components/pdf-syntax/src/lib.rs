@@ -2,7 +2,10 @@
 //! object reader and the page parser's content-stream lexer: character
 //! classes, literal and hexadecimal strings, and `#`-escaped names. Every
 //! function is total: malformed input yields what can be read, never a
-//! panic.
+//! panic. [`limits`] holds the limits on reading a PDF and the one bounded
+//! way to decode a stream.
+
+pub mod limits;
 
 /// PDF white space.
 pub fn is_white(c: u8) -> bool {

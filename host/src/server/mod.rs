@@ -28,7 +28,6 @@ use tokio::sync::{mpsc, watch};
 use crate::config::ServerConfig;
 use crate::error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
 use crate::host::Host;
-use crate::pdf::PdfDocument;
 use crate::session::{SessionId, StoreError};
 use jobs::{JobRecord, Jobs};
 
@@ -255,6 +254,9 @@ impl From<ToolError> for ApiError {
             ToolError::Failed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "tool-failed"),
             ToolError::BadOutput(_) => (StatusCode::BAD_GATEWAY, "bad-output"),
             ToolError::Call(CallError::Timeout { .. }) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+            ToolError::Call(CallError::CpuLimit { .. }) => {
+                (StatusCode::GATEWAY_TIMEOUT, "cpu-limit")
+            }
             ToolError::Call(CallError::OutOfMemory { .. }) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "out-of-memory")
             }
@@ -376,6 +378,9 @@ fn document_error(e: &anyhow::Error) -> ApiError {
             "password-required",
             message,
         ),
+        Some(DocumentError::Limit(_)) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "pdf-over-limit", message)
+        }
         _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable-pdf", message),
     }
 }
@@ -394,8 +399,10 @@ async fn submit_document(
         ));
     }
     let password = q.password.clone();
+    let host = app.host.clone();
     let doc = blocking(move || {
-        PdfDocument::open(bytes, password.as_deref()).map_err(anyhow::Error::from)
+        host.open_document(bytes, password.as_deref())
+            .map_err(anyhow::Error::from)
     })
     .await?
     .map_err(|e| document_error(&e))?;

@@ -1,5 +1,7 @@
 //! A small PDF object parser producing `lopdf` objects, for reading single
-//! objects at known offsets without loading the whole file.
+//! objects at known offsets without loading the whole file. Every object it
+//! builds is bounded: nesting depth, and the items (array elements and
+//! dictionary entries) one object may hold.
 
 use lopdf::{Dictionary, Object, ObjectId, Stream, StringFormat};
 pub(crate) use pdf_syntax::is_white;
@@ -7,11 +9,17 @@ use pdf_syntax::unescape_name;
 
 /// Nesting deeper than this is treated as damage.
 const MAX_DEPTH: usize = 64;
+/// Most array elements and dictionary entries one object may hold: real
+/// ones hold thousands (a page tree's `/Kids`, a font's `/W`); a crafted
+/// one could hold millions, each costing far more memory than its bytes.
+pub(crate) const MAX_ITEMS: usize = 1 << 20;
 
 /// A cursor over PDF bytes.
 pub(crate) struct Parser<'a> {
     pub(crate) data: &'a [u8],
     pub(crate) pos: usize,
+    /// Items the object being parsed may still hold.
+    items_left: usize,
 }
 
 impl<'a> Parser<'a> {
@@ -20,7 +28,16 @@ impl<'a> Parser<'a> {
         Parser {
             data,
             pos: pos.min(data.len()),
+            items_left: MAX_ITEMS,
         }
+    }
+
+    /// Counts one more item of the object being parsed.
+    fn item(&mut self) -> Result<(), String> {
+        self.items_left = self.items_left.checked_sub(1).ok_or_else(|| {
+            format!("an object holds more than {MAX_ITEMS} items (arrays and dictionaries)")
+        })?;
+        Ok(())
     }
 
     pub(crate) fn skip_ws(&mut self) {
@@ -67,8 +84,14 @@ impl<'a> Parser<'a> {
             })
     }
 
-    /// Parses one direct object (a reference counts as one).
-    pub(crate) fn object(&mut self, depth: usize) -> Result<Object, String> {
+    /// Parses one direct object (a reference counts as one), with a fresh
+    /// item budget.
+    pub(crate) fn object(&mut self) -> Result<Object, String> {
+        self.items_left = MAX_ITEMS;
+        self.nested(0)
+    }
+
+    fn nested(&mut self, depth: usize) -> Result<Object, String> {
         if depth > MAX_DEPTH {
             return Err("objects nested too deeply".into());
         }
@@ -95,11 +118,12 @@ impl<'a> Parser<'a> {
                             return Ok(Object::Dictionary(dict));
                         }
                         Some(b'/') => {
-                            let key = match self.object(depth + 1)? {
+                            self.item()?;
+                            let key = match self.nested(depth + 1)? {
                                 Object::Name(key) => key,
                                 _ => return Err("expected a name".into()),
                             };
-                            let value = self.object(depth + 1)?;
+                            let value = self.nested(depth + 1)?;
                             if !matches!(value, Object::Null) {
                                 dict.set(key, value);
                             }
@@ -131,7 +155,10 @@ impl<'a> Parser<'a> {
                             self.pos += 1;
                             return Ok(Object::Array(items));
                         }
-                        _ => items.push(self.object(depth + 1)?),
+                        _ => {
+                            self.item()?;
+                            items.push(self.nested(depth + 1)?);
+                        }
                     }
                 }
             }
@@ -204,7 +231,7 @@ pub(crate) fn indirect_object(
         u32::try_from(n).map_err(|_| "negative object number")?,
         g as u16,
     );
-    let object = p.object(0)?;
+    let object = p.object()?;
     let Object::Dictionary(dict) = object else {
         return Ok((id, object));
     };
@@ -264,7 +291,7 @@ mod tests {
             b"<< /Type /Page /Kids [1 0 R 2 0 R] /N -3 /R 1.5 /S (a\\)b) /H <4142> /Z null >>",
             0,
         );
-        let Object::Dictionary(d) = p.object(0).unwrap() else {
+        let Object::Dictionary(d) = p.object().unwrap() else {
             panic!()
         };
         assert_eq!(d.get(b"Type").unwrap().as_name().unwrap(), b"Page");
@@ -292,6 +319,15 @@ mod tests {
         assert!(indirect_object(b"1 0 obj << /A [ ", 0, |_| None).is_err());
         assert!(indirect_object(b"1 0 obj >>", 0, |_| None).is_err());
         let deep = "[".repeat(1000);
-        assert!(Parser::new(deep.as_bytes(), 0).object(0).is_err());
+        assert!(Parser::new(deep.as_bytes(), 0).object().is_err());
+    }
+
+    #[test]
+    fn an_object_may_hold_only_so_many_items() {
+        let big = format!("[{}]", "0 ".repeat(MAX_ITEMS + 1));
+        let err = Parser::new(big.as_bytes(), 0).object().unwrap_err();
+        assert!(err.contains("more than"), "{err}");
+        let fits = format!("[{}]", "0 ".repeat(MAX_ITEMS));
+        assert!(Parser::new(fits.as_bytes(), 0).object().is_ok());
     }
 }

@@ -1,0 +1,310 @@
+//! The limits on reading a PDF — how far its streams may inflate, how long a
+//! page's text may be, how much work a page may ask for — and the one
+//! bounded way to decode a stream. The host reads documents under them and
+//! hands them to the page parser inside every batch (a `/WarmlaneLimits`
+//! dictionary in the batch's trailer), so both sides of the sandbox enforce
+//! the same configured numbers.
+//!
+//! Every stream decoded by warmlane goes through [`Inflater::decode`]: lopdf's
+//! unbounded helpers (`decompressed_content`, `decompress`, …) are
+//! `disallowed-methods` in both workspaces' `clippy.toml`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lopdf::{Dictionary, Object, Stream};
+
+/// Outputs up to this size are never refused for their ratio: small streams
+/// of repeated bytes (a blank line, a run of zeros) compress very well.
+pub const RATIO_FLOOR: usize = 1 << 20;
+
+/// The trailer key under which a batch carries its limits.
+pub const TRAILER_KEY: &[u8] = b"WarmlaneLimits";
+
+const MIB: u64 = 1024 * 1024;
+
+/// How far reading one PDF may go. Each limit names the configuration key
+/// that sets it (under `[pdf]`) in the errors it causes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest size one stream may decode to (`max_stream_mib`).
+    pub stream_bytes: u64,
+    /// Largest ratio of a stream's decoded size to its encoded size, for
+    /// outputs above [`RATIO_FLOOR`] (`max_inflate_ratio`).
+    pub ratio: u64,
+    /// Largest size all streams decoded for one document together may reach,
+    /// counting a stream again each time it is decoded again
+    /// (`max_document_inflate_mib`). The parser applies it to its batch.
+    pub total_bytes: u64,
+    /// Longest text one page may have, in UTF-8 bytes (`max_page_text_mib`).
+    pub page_text_bytes: u64,
+    /// Most content-stream operators one page may run, counting each
+    /// operator of a form again each time the form is drawn
+    /// (`max_page_operators`).
+    pub page_operators: u64,
+    /// Largest batch the host builds, counting the objects its pages reach
+    /// in memory (`max_batch_mib`). The host's alone: not sent to parsers.
+    pub batch_bytes: u64,
+    /// Most pages a document may have (`max_pages`). The host's alone.
+    pub max_pages: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            stream_bytes: 32 * MIB,
+            ratio: 250,
+            total_bytes: 1024 * MIB,
+            page_text_bytes: 16 * MIB,
+            page_operators: 20_000_000,
+            batch_bytes: 16 * MIB,
+            max_pages: 100_000,
+        }
+    }
+}
+
+const KEYS: [&[u8]; 5] = [
+    b"StreamBytes",
+    b"Ratio",
+    b"TotalBytes",
+    b"PageTextBytes",
+    b"PageOperators",
+];
+
+impl Limits {
+    fn values(&self) -> [u64; 5] {
+        [
+            self.stream_bytes,
+            self.ratio,
+            self.total_bytes,
+            self.page_text_bytes,
+            self.page_operators,
+        ]
+    }
+
+    /// The limits a parser applies, as the dictionary a batch's trailer
+    /// carries.
+    pub fn to_dict(&self) -> Dictionary {
+        let mut dict = Dictionary::new();
+        for (key, value) in KEYS.iter().zip(self.values()) {
+            dict.set(*key, Object::Integer(value.min(i64::MAX as u64) as i64));
+        }
+        dict
+    }
+
+    /// The limits a batch's trailer carries; what is missing or not a
+    /// positive integer keeps its default, and so do the host's own.
+    pub fn from_trailer(trailer: &Dictionary) -> Limits {
+        let mut limits = Limits::default();
+        let Ok(dict) = trailer.get(TRAILER_KEY).and_then(Object::as_dict) else {
+            return limits;
+        };
+        let read = |key: &[u8]| {
+            dict.get(key)
+                .and_then(Object::as_i64)
+                .ok()
+                .filter(|&n| n > 0)
+                .map(|n| n as u64)
+        };
+        let fields: [&mut u64; 5] = [
+            &mut limits.stream_bytes,
+            &mut limits.ratio,
+            &mut limits.total_bytes,
+            &mut limits.page_text_bytes,
+            &mut limits.page_operators,
+        ];
+        for (key, field) in KEYS.iter().zip(fields) {
+            if let Some(n) = read(key) {
+                *field = n;
+            }
+        }
+        limits
+    }
+}
+
+/// Why a stream was not decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Decoding it would pass one of the [`Limits`]; says which.
+    Limit(String),
+    /// The stream is damaged or uses a filter that is not supported.
+    Damaged(String),
+}
+
+impl DecodeError {
+    /// Whether a limit, rather than damage, stopped the decoding.
+    pub fn is_limit(&self) -> bool {
+        matches!(self, DecodeError::Limit(_))
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::Limit(why) | DecodeError::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Decodes streams under [`Limits`], keeping the running total of what one
+/// document (or batch) has decoded. Shared by the threads reading it.
+#[derive(Debug)]
+pub struct Inflater {
+    limits: Limits,
+    used: AtomicU64,
+}
+
+impl Inflater {
+    /// An inflater that has decoded nothing yet.
+    pub fn new(limits: Limits) -> Inflater {
+        Inflater {
+            limits,
+            used: AtomicU64::new(0),
+        }
+    }
+
+    /// The limits it applies.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes decoded so far.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// `stream`'s content with its filters applied, or why not. An
+    /// unfiltered stream is returned as it is: it holds no more than the
+    /// bytes already read, so no limit applies to it.
+    pub fn decode(&self, stream: &Stream) -> Result<Vec<u8>, DecodeError> {
+        match stream.filters() {
+            Ok(filters) if !filters.is_empty() => {}
+            _ => return Ok(stream.content.clone()),
+        }
+        let l = &self.limits;
+        let encoded = stream.content.len() as u64;
+        let by_ratio = encoded.saturating_mul(l.ratio).max(RATIO_FLOOR as u64);
+        let left = l.total_bytes.saturating_sub(self.used());
+        let max = l.stream_bytes.min(by_ratio).min(left);
+        let cap = usize::try_from(max).unwrap_or(usize::MAX);
+        let decoded = stream.decompressed_content_with_limit(cap);
+        match decoded {
+            Ok(bytes) => {
+                self.used.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                Ok(bytes)
+            }
+            Err(lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded {
+                ..
+            })) => {
+                // What was decoded before the limit still cost the work.
+                self.used.fetch_add(max, Ordering::Relaxed);
+                Err(DecodeError::Limit(if max == l.stream_bytes {
+                    format!(
+                        "a stream inflates past pdf.max_stream_mib ({})",
+                        mib(l.stream_bytes)
+                    )
+                } else if max == left && left < by_ratio {
+                    format!(
+                        "the streams of this document together inflate past pdf.max_document_inflate_mib ({})",
+                        mib(l.total_bytes)
+                    )
+                } else {
+                    format!(
+                        "a stream of {encoded} bytes inflates past pdf.max_inflate_ratio ({}×) of its size",
+                        l.ratio
+                    )
+                }))
+            }
+            Err(e) => Err(DecodeError::Damaged(format!(
+                "a stream cannot be decoded: {e}"
+            ))),
+        }
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    if bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deflate(data: &[u8]) -> Stream {
+        let mut s = Stream::new(Dictionary::new(), data.to_vec());
+        s.compress().unwrap();
+        assert!(s.dict.get(b"Filter").is_ok());
+        s
+    }
+
+    #[test]
+    fn limits_travel_in_a_trailer() {
+        let limits = Limits {
+            stream_bytes: 5,
+            ratio: 6,
+            total_bytes: 7,
+            page_text_bytes: 8,
+            page_operators: 9,
+            ..Limits::default()
+        };
+        let mut trailer = Dictionary::new();
+        trailer.set(TRAILER_KEY, Object::Dictionary(limits.to_dict()));
+        assert_eq!(Limits::from_trailer(&trailer), limits);
+        assert_eq!(Limits::from_trailer(&Dictionary::new()), Limits::default());
+    }
+
+    #[test]
+    fn each_limit_stops_a_bomb_and_names_itself() {
+        let zeros = vec![0u8; 8 << 20];
+        let bomb = deflate(&zeros);
+        let by_stream = Inflater::new(Limits {
+            stream_bytes: 2 << 20,
+            ratio: 1_000_000,
+            ..Limits::default()
+        });
+        let err = by_stream.decode(&bomb).unwrap_err();
+        assert!(
+            err.is_limit() && err.to_string().contains("max_stream_mib (2 MiB)"),
+            "{err}"
+        );
+
+        let by_ratio = Inflater::new(Limits::default());
+        let err = by_ratio.decode(&bomb).unwrap_err();
+        assert!(
+            err.to_string().contains("max_inflate_ratio (250×)"),
+            "{err}"
+        );
+
+        let by_total = Inflater::new(Limits {
+            ratio: 1_000_000,
+            total_bytes: 12 << 20,
+            ..Limits::default()
+        });
+        assert_eq!(by_total.decode(&bomb).unwrap().len(), 8 << 20);
+        let err = by_total.decode(&bomb).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("max_document_inflate_mib (12 MiB)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn honest_streams_decode_and_plain_ones_pass_through() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let inflater = Inflater::new(Limits::default());
+        assert_eq!(inflater.decode(&deflate(&text)).unwrap(), text);
+        assert_eq!(inflater.used(), text.len() as u64);
+        let plain = Stream::new(Dictionary::new(), vec![7; 100]);
+        assert_eq!(inflater.decode(&plain).unwrap(), vec![7; 100]);
+        let mut junk = Stream::new(Dictionary::new(), b"not zlib".to_vec());
+        junk.dict
+            .set("Filter", Object::Name(b"NoSuchDecode".to_vec()));
+        assert!(!inflater.decode(&junk).unwrap_err().is_limit());
+    }
+}

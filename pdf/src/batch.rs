@@ -1,0 +1,263 @@
+//! Cutting pages out of a document: a small, self-contained PDF holding
+//! only the objects its pages reach (never up into the page tree, never
+//! into other pages), with image samples and unused font programs left out,
+//! bounded in size, and carrying the limits the parser must apply.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use lopdf::{Dictionary, Document, Object, ObjectId};
+use pdf_syntax::limits::TRAILER_KEY;
+
+use crate::pages::PageRef;
+use crate::source::{LazyFile, ReadError};
+
+/// Page keys a batch drops: links to other pages and data no parser reads.
+const DROPPED_PAGE_KEYS: [&[u8]; 8] = [
+    b"Parent",
+    b"Annots",
+    b"B",
+    b"Thumb",
+    b"Metadata",
+    b"PieceInfo",
+    b"StructParents",
+    b"AA",
+];
+
+/// Why a batch could not be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchError {
+    /// Its pages reach more than a limit allows; says which.
+    Limit(String),
+    /// Its pages cannot be read: missing, or damaged.
+    Damaged(String),
+}
+
+impl std::fmt::Display for BatchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BatchError::Limit(why) | BatchError::Damaged(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+impl From<ReadError> for BatchError {
+    fn from(e: ReadError) -> Self {
+        match e {
+            ReadError::Limit(why) => BatchError::Limit(why),
+            ReadError::Damaged(why) => BatchError::Damaged(why),
+        }
+    }
+}
+
+/// The batch's objects, with what they weigh in memory.
+struct Builder {
+    doc: Document,
+    map: HashMap<ObjectId, ObjectId>,
+    queue: VecDeque<(ObjectId, ObjectId)>,
+    weight: u64,
+    max: u64,
+}
+
+impl Builder {
+    fn insert(&mut self, id: ObjectId, obj: Object) -> Result<(), BatchError> {
+        self.weight += footprint(&obj);
+        if self.weight > self.max {
+            return Err(BatchError::Limit(format!(
+                "the pages reach more than pdf.max_batch_mib ({} MiB) of objects",
+                self.max >> 20
+            )));
+        }
+        self.doc.objects.insert(id, obj);
+        Ok(())
+    }
+
+    /// Rewrites the references inside `obj` to the batch's numbering,
+    /// scheduling every object seen for the first time.
+    fn relink(&mut self, obj: &mut Object) {
+        match obj {
+            Object::Reference(id) => {
+                let new = match self.map.get(id) {
+                    Some(new) => *new,
+                    None => {
+                        let new = self.doc.new_object_id();
+                        self.map.insert(*id, new);
+                        self.queue.push_back((*id, new));
+                        new
+                    }
+                };
+                *id = new;
+            }
+            Object::Array(items) => items.iter_mut().for_each(|o| self.relink(o)),
+            Object::Dictionary(dict) => dict.iter_mut().for_each(|(_, o)| self.relink(o)),
+            Object::Stream(stream) => stream.dict.iter_mut().for_each(|(_, o)| self.relink(o)),
+            _ => {}
+        }
+    }
+}
+
+/// What `obj` costs in memory, roughly: its bytes, and a word or so per item.
+fn footprint(obj: &Object) -> u64 {
+    match obj {
+        Object::Array(items) => ITEM + items.iter().map(footprint).sum::<u64>(),
+        Object::Dictionary(dict) => dict_footprint(dict),
+        Object::Stream(s) => s.content.len() as u64 + dict_footprint(&s.dict),
+        Object::String(bytes, _) | Object::Name(bytes) => ITEM + bytes.len() as u64,
+        _ => ITEM,
+    }
+}
+
+fn dict_footprint(dict: &Dictionary) -> u64 {
+    ITEM + dict
+        .iter()
+        .map(|(k, v)| k.len() as u64 + footprint(v))
+        .sum::<u64>()
+}
+
+/// What one item of an object costs in memory beyond its bytes.
+const ITEM: u64 = 48;
+
+/// A self-contained PDF holding `pages` and only the objects they reach.
+pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, BatchError> {
+    let limits = *file.limits();
+    let mut b = Builder {
+        doc: Document::with_version("1.7"),
+        map: HashMap::new(),
+        queue: VecDeque::new(),
+        weight: 0,
+        max: limits.batch_bytes,
+    };
+    let pages_id = b.doc.new_object_id();
+    let in_batch: HashSet<ObjectId> = pages.iter().map(|p| p.id).collect();
+    let mut kids = Vec::with_capacity(pages.len());
+    for page in pages {
+        let new = b.doc.new_object_id();
+        b.map.insert(page.id, new);
+        kids.push(Object::Reference(new));
+    }
+    for page in pages {
+        let new = b.map[&page.id];
+        let mut obj = file.get(page.id)?;
+        let dict = match &mut obj {
+            Object::Dictionary(dict) => dict,
+            Object::Null => {
+                return Err(BatchError::Damaged(format!(
+                    "page object {} {} is missing from the file",
+                    page.id.0, page.id.1
+                )));
+            }
+            _ => {
+                return Err(BatchError::Damaged(format!(
+                    "page object {} {} is not a dictionary",
+                    page.id.0, page.id.1
+                )));
+            }
+        };
+        for key in DROPPED_PAGE_KEYS {
+            dict.remove(key);
+        }
+        for (key, value) in page.inherited.iter() {
+            if dict.get(key).is_err() {
+                dict.set(*key, value.clone());
+            }
+        }
+        dict.set("Parent", Object::Reference(pages_id));
+        b.relink(&mut obj);
+        b.insert(new, obj)?;
+    }
+    // Fonts whose text comes from a ToUnicode map: their embedded
+    // TrueType/CFF programs are never read by a parser, so leave them out.
+    let mut mapped_fonts: HashSet<ObjectId> = HashSet::new();
+    let mut programless: HashSet<ObjectId> = HashSet::new();
+    while let Some((old, new)) = b.queue.pop_front() {
+        let mut obj = match file.get(old) {
+            Ok(obj) => obj,
+            Err(ReadError::Limit(why)) => return Err(BatchError::Limit(why)),
+            Err(ReadError::Damaged(why)) => {
+                tracing::debug!(object = old.0, error = %why, "unreadable object left out of the batch");
+                Object::Null
+            }
+        };
+        if (is_page_node(&obj) && !in_batch.contains(&old)) || is_structure(&obj) {
+            obj = Object::Null;
+        }
+        if let Object::Dictionary(dict) = &mut obj {
+            let is_font =
+                dict.get(b"Type").and_then(Object::as_name).ok() == Some(b"Font".as_slice());
+            if is_font && (dict.get(b"ToUnicode").is_ok() || mapped_fonts.contains(&old)) {
+                for key in [b"DescendantFonts".as_slice(), b"FontDescriptor"] {
+                    let refs: Vec<ObjectId> = match dict.get(key) {
+                        Ok(Object::Reference(id)) => vec![*id],
+                        Ok(Object::Array(items)) => {
+                            items.iter().filter_map(|o| o.as_reference().ok()).collect()
+                        }
+                        _ => Vec::new(),
+                    };
+                    mapped_fonts.extend(refs.iter().copied());
+                    if key == b"FontDescriptor" {
+                        programless.extend(refs);
+                    }
+                }
+            }
+            if programless.contains(&old) {
+                dict.remove(b"FontFile2");
+                dict.remove(b"FontFile3");
+            }
+        }
+        if let Object::Stream(stream) = &mut obj
+            && stream.dict.get(b"Subtype").and_then(Object::as_name).ok()
+                == Some(b"Image".as_slice())
+        {
+            // Image samples: no text in them, and often most of the bytes.
+            stream.dict.remove(b"Filter");
+            stream.dict.remove(b"DecodeParms");
+            stream.dict.remove(b"SMask");
+            stream.dict.remove(b"Mask");
+            stream.set_content(Vec::new());
+        }
+        b.relink(&mut obj);
+        b.insert(new, obj)?;
+    }
+    let mut pages_dict = Dictionary::new();
+    pages_dict.set("Type", Object::Name(b"Pages".to_vec()));
+    pages_dict.set("Count", Object::Integer(kids.len() as i64));
+    pages_dict.set("Kids", Object::Array(kids));
+    b.doc
+        .objects
+        .insert(pages_id, Object::Dictionary(pages_dict));
+    let mut catalog = Dictionary::new();
+    catalog.set("Type", Object::Name(b"Catalog".to_vec()));
+    catalog.set("Pages", Object::Reference(pages_id));
+    let catalog_id = b.doc.add_object(Object::Dictionary(catalog));
+    b.doc.trailer.set("Root", Object::Reference(catalog_id));
+    b.doc
+        .trailer
+        .set(TRAILER_KEY, Object::Dictionary(limits.to_dict()));
+    let mut out = Vec::new();
+    b.doc
+        .save_to(&mut out)
+        .map_err(|e| BatchError::Damaged(format!("cannot write batch: {e}")))?;
+    Ok(out)
+}
+
+fn is_page_node(obj: &Object) -> bool {
+    let Ok(dict) = obj.as_dict() else {
+        return false;
+    };
+    matches!(
+        dict.get(b"Type").and_then(Object::as_name),
+        Ok(b"Page") | Ok(b"Pages")
+    )
+}
+
+/// The file's own structure (object and cross-reference streams): never
+/// part of a page, and a parser loading them would inflate them.
+fn is_structure(obj: &Object) -> bool {
+    obj.as_stream().is_ok_and(|s| {
+        matches!(
+            s.dict.get(b"Type").and_then(Object::as_name),
+            Ok(b"ObjStm") | Ok(b"XRef")
+        )
+    })
+}
