@@ -49,7 +49,8 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PdfConfig {
-    /// Largest size one stream may inflate to, in MiB. By default 32.
+    /// Largest size one stream may inflate to, in MiB (at most an eighth of
+    /// the page parser's memory cap, `pipeline.memory_mib`). By default 32.
     pub max_stream_mib: u64,
     /// Largest ratio of a stream's inflated size to its compressed size, for
     /// streams that inflate past 1 MiB. By default 250.
@@ -59,7 +60,8 @@ pub struct PdfConfig {
     /// MiB; the page parser applies it to each batch. By default 1024.
     pub max_document_inflate_mib: u64,
     /// Longest text of one page, in MiB; a page with more is that page's
-    /// error. By default 16.
+    /// error (at most an eighth of the page parser's memory cap). By
+    /// default 16.
     pub max_page_text_mib: u64,
     /// Most content-stream operators one page may run, counting a form's
     /// again each time it is drawn; a page that runs more is that page's
@@ -89,7 +91,19 @@ impl Default for PdfConfig {
 }
 
 impl PdfConfig {
-    /// The limits, as the reader and the parser take them.
+    /// The limits, as the reader and the parser take them, for a parser
+    /// whose instances have `parser_memory` bytes: one stream, and one
+    /// page's text, may take at most an eighth of that (a larger one could
+    /// not be held beside the batch it came in).
+    pub fn limits_for_parser(&self, parser_memory: u64) -> warmlane_pdf::Limits {
+        let mut limits = self.limits();
+        let room = (parser_memory / 8).max(1 << 20);
+        limits.stream_bytes = limits.stream_bytes.min(room);
+        limits.page_text_bytes = limits.page_text_bytes.min(room);
+        limits
+    }
+
+    /// The limits, as configured.
     pub fn limits(&self) -> warmlane_pdf::Limits {
         warmlane_pdf::Limits {
             stream_bytes: self.max_stream_mib << 20,
@@ -120,6 +134,27 @@ pub struct ServerConfig {
     /// How long a finished job's results stay readable, in seconds. By
     /// default 600.
     pub job_retention_secs: u64,
+    /// How long a client has to send a request's head (request line and
+    /// headers), in seconds, counted from when the connection waits for
+    /// it; a slower connection is closed. By default 10.
+    pub header_timeout_secs: u64,
+    /// Longest pause while a request body arrives, in seconds; the request
+    /// then gets 408 and its connection is closed. By default 30.
+    pub body_timeout_secs: u64,
+    /// Uploads received and opened at once; more get 503 with
+    /// `Retry-After`. By default 8.
+    pub max_uploads: usize,
+    /// Largest request body other than an upload (a tool call), in KiB;
+    /// larger ones get 413. By default 1024.
+    pub max_request_kib: u64,
+    /// Memory the results of finished jobs may hold, in MiB; past it the
+    /// oldest finished jobs' results are dropped (their state says
+    /// `evicted`). By default 128.
+    pub max_results_mib: u64,
+    /// Memory the uploads of accepted jobs not yet finished may hold, in
+    /// MiB; past it uploads get 429 with `Retry-After` (one upload always
+    /// fits). By default 1024.
+    pub max_pending_mib: u64,
     /// `Host` header values `/mcp` accepts (names, or `name:port`), against
     /// DNS rebinding; `["*"]` accepts any. By default the loopback names
     /// `localhost`, `127.0.0.1` and `::1`: list the names clients use to
@@ -135,6 +170,12 @@ impl Default for ServerConfig {
             sync_max_pages: 200,
             shutdown_grace_secs: 30,
             job_retention_secs: 600,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            max_uploads: 8,
+            max_request_kib: 1024,
+            max_results_mib: 128,
+            max_pending_mib: 1024,
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
@@ -211,13 +252,18 @@ pub struct PipelineConfig {
     /// instances read untrusted documents, and honest ones need a few MiB.
     /// By default 64.
     pub memory_mib: u64,
-    /// CPU time a document may use, in milliseconds, beside its share per
-    /// page: every call made for it (parsing, retries, chunking) is
+    /// CPU time a document may use to be parsed, in milliseconds, beside
+    /// its share per page: every parsing call made for it (retries too) is
     /// charged to it, and once it is spent the pages not yet parsed are
-    /// errors that say so. By default 2000.
+    /// errors that say so. By default 500.
     pub cpu_ms_per_document: u64,
-    /// CPU time a document may use per page, in milliseconds, on top of
-    /// `cpu_ms_per_document`; honest pages take one or two. By default 250.
+    /// CPU time a document may use per page, in milliseconds: to be parsed
+    /// (on top of `cpu_ms_per_document`), and again to be chunked; honest
+    /// pages take one or two. The first try at a batch may use a quarter of
+    /// it per page (a batch that needs more is retried page by page). Text
+    /// the chunking budget does not cover is an error of its page, except
+    /// an ordinary page's worth (64 KiB), which is always chunked. By
+    /// default 250.
     pub cpu_ms_per_page: u64,
     /// CPU time one page may use when it is retried alone after its batch
     /// failed, in milliseconds. By default 1000.
@@ -238,7 +284,7 @@ impl Default for PipelineConfig {
             parser: "pdf-pages".into(),
             chunker: "chunker".into(),
             memory_mib: 64,
-            cpu_ms_per_document: 2000,
+            cpu_ms_per_document: 500,
             cpu_ms_per_page: 250,
             page_retry_cpu_ms: 1000,
             chunk_input_kib: 256,
@@ -553,6 +599,18 @@ impl Config {
         }
         if self.sessions.ttl_secs == 0 {
             bail!("sessions.ttl_secs must be at least 1: a session would be forgotten at once");
+        }
+        let server = &self.server;
+        for (key, value) in [
+            ("header_timeout_secs", server.header_timeout_secs),
+            ("body_timeout_secs", server.body_timeout_secs),
+            ("max_uploads", server.max_uploads as u64),
+            ("max_request_kib", server.max_request_kib),
+            ("max_upload_mib", server.max_upload_mib),
+        ] {
+            if value == 0 {
+                bail!("server.{key} must be at least 1");
+            }
         }
         if self.server.mcp_allowed_hosts.is_empty() {
             bail!("server.mcp_allowed_hosts must name at least one host, or \"*\" for any");

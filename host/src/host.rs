@@ -530,7 +530,7 @@ impl Host {
         let batches = ranges.len();
         let id: Arc<str> = job.into();
         let cancel = Arc::new(AtomicBool::new(false));
-        let cpu = Arc::new(CpuBudget::new(pipeline, pages));
+        let cpu = Arc::new(CpuBudget::parsing(pipeline, pages));
         let (results_tx, results) = mpsc::channel();
         let parsing = Parsing::new(
             doc,
@@ -542,6 +542,7 @@ impl Host {
             cancel.clone(),
             cpu.clone(),
             Duration::from_millis(pipeline.page_retry_cpu_ms),
+            Duration::from_millis(pipeline.cpu_ms_per_page) / 4,
             self.documents.clone(),
             results_tx,
         );
@@ -557,8 +558,8 @@ impl Host {
             chunk_draw: self.draws.get(&pipeline.chunker).cloned(),
             options: options.clone(),
             cancel,
-            cpu,
-            max_page_text: self.config.pdf.max_page_text_mib << 20,
+            chunk_cpu: CpuBudget::chunking(pipeline, pages),
+            max_page_text: self.pdf_limits().page_text_bytes,
             chunk_input: usize::try_from(pipeline.chunk_input_kib << 10).unwrap_or(usize::MAX),
             counters: self.documents.clone(),
         })
@@ -602,7 +603,14 @@ impl Host {
         bytes: Vec<u8>,
         password: Option<&str>,
     ) -> Result<PdfDocument, DocumentError> {
-        PdfDocument::open_with(bytes, password, self.config.pdf.limits())
+        PdfDocument::open_with(bytes, password, self.pdf_limits())
+    }
+
+    /// The `[pdf]` limits documents are read under, as the page parser's
+    /// memory cap allows them.
+    pub fn pdf_limits(&self) -> warmlane_pdf::Limits {
+        let parser = self.config.limits_for(&self.config.pipeline.parser);
+        self.config.pdf.limits_for_parser(parser.memory_bytes())
     }
 
     /// Reads and opens a PDF file under the configured `[pdf]` limits;

@@ -17,6 +17,7 @@ mod engine;
 mod error;
 mod host;
 mod lanes;
+mod memory;
 mod meter;
 mod metrics;
 mod pipeline;
@@ -31,6 +32,13 @@ mod tools;
 
 #[doc(hidden)]
 pub mod coldstart;
+
+/// Entry points for the fuzz targets (`fuzz/`) and the test suite's short
+/// fuzz run.
+#[doc(hidden)]
+pub mod fuzz {
+    pub use crate::schema::fuzz as schema;
+}
 
 /// A real `redis-server` for the unit tests, shared with the integration tests.
 #[cfg(test)]

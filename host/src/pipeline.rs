@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
@@ -120,24 +120,42 @@ pub(crate) struct DocCounters {
     pub(crate) cpu_budget_pages: AtomicU64,
 }
 
-/// The CPU time one document may use, in the host and its instances
-/// together: what keeps a small hostile file from holding workers for
-/// minutes. Every call made for the document is charged to it.
+/// The CPU time one document may use for one kind of work, in the host
+/// and its instances together: what keeps a small hostile file from
+/// holding workers for minutes. Every call made for that work is charged to
+/// it. A document has two: one for parsing, one for chunking, so that
+/// chunking a page of absurd length cannot starve the parsing of the pages
+/// after it.
 pub(crate) struct CpuBudget {
     limit: Duration,
     used_nanos: AtomicU64,
+    /// The settings that size it, for its errors.
+    sized_by: &'static str,
 }
 
 impl CpuBudget {
-    /// `pipeline.cpu_ms_per_document` plus `pipeline.cpu_ms_per_page` for
-    /// each of `pages`.
-    pub(crate) fn new(config: &PipelineConfig, pages: u32) -> Self {
+    /// For parsing: `pipeline.cpu_ms_per_document` plus
+    /// `pipeline.cpu_ms_per_page` for each of `pages`.
+    pub(crate) fn parsing(config: &PipelineConfig, pages: u32) -> Self {
         let ms = config
             .cpu_ms_per_document
             .saturating_add(config.cpu_ms_per_page.saturating_mul(u64::from(pages)));
         CpuBudget {
             limit: Duration::from_millis(ms),
             used_nanos: AtomicU64::new(0),
+            sized_by: "pipeline.cpu_ms_per_document + pipeline.cpu_ms_per_page for each page",
+        }
+    }
+
+    /// For chunking: `pipeline.cpu_ms_per_page` for each of `pages`.
+    pub(crate) fn chunking(config: &PipelineConfig, pages: u32) -> Self {
+        let ms = config
+            .cpu_ms_per_page
+            .saturating_mul(u64::from(pages.max(1)));
+        CpuBudget {
+            limit: Duration::from_millis(ms),
+            used_nanos: AtomicU64::new(0),
+            sized_by: "pipeline.cpu_ms_per_page for each page",
         }
     }
 
@@ -154,11 +172,12 @@ impl CpuBudget {
         self.used_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// Why a page was not parsed once the budget is spent.
-    fn spent(&self) -> String {
+    /// Why `what` was not done once the budget is spent.
+    fn spent(&self, what: &str) -> String {
         format!(
-            "the document used up its CPU budget of {:.1} s (pipeline.cpu_ms_per_document + pipeline.cpu_ms_per_page for each page) before this page was parsed",
-            self.limit.as_secs_f64()
+            "the document used up its CPU budget of {:.1} s ({}) before {what}",
+            self.limit.as_secs_f64(),
+            self.sized_by
         )
     }
 }
@@ -183,10 +202,14 @@ struct Work {
 
 /// The parsing half of a job, run batch by batch on the lanes' workers.
 ///
-/// A batch that fails as a whole hands itself back as one turn per page,
-/// each of which waits for its turn in the lane and may use at most
-/// `retry_cpu` (a page that spun in its batch is not retried at full
-/// price); the document's [`CpuBudget`] bounds every call it makes.
+/// Each call may use the share of what is left of the document's
+/// [`CpuBudget`] that its pages are of the pages not yet parsed — for a
+/// batch, half of it and at most `batch_cpu_per_page` a page, so that a
+/// slow batch soon gives its worker back and, having failed as a whole,
+/// can hand itself back as one turn per page, each of which waits for its
+/// turn in the lane and may use its own share (at most `retry_cpu`): a page
+/// that spun in its batch is not retried at full price, and a good page
+/// beside it still gets the CPU it needs.
 pub(crate) struct Parsing {
     pub(crate) doc: Arc<PdfDocument>,
     pub(crate) parser: Arc<Pool<PageParserComponent>>,
@@ -197,9 +220,13 @@ pub(crate) struct Parsing {
     pub(crate) cancel: Arc<AtomicBool>,
     pub(crate) cpu: Arc<CpuBudget>,
     pub(crate) retry_cpu: Duration,
+    /// CPU time per page a batch's first attempt may use, at most.
+    pub(crate) batch_cpu_per_page: Duration,
     pub(crate) counters: Arc<DocCounters>,
     pub(crate) results: mpsc::Sender<(usize, Vec<PageResult>)>,
     work: Mutex<Work>,
+    /// Pages not yet reported: what the CPU budget left is shared among.
+    unfinished: AtomicUsize,
 }
 
 impl Parsing {
@@ -215,6 +242,7 @@ impl Parsing {
         cancel: Arc<AtomicBool>,
         cpu: Arc<CpuBudget>,
         retry_cpu: Duration,
+        batch_cpu_per_page: Duration,
         counters: Arc<DocCounters>,
         results: mpsc::Sender<(usize, Vec<PageResult>)>,
     ) -> Parsing {
@@ -222,19 +250,21 @@ impl Parsing {
             doc,
             parser,
             draw,
-            ranges,
             job,
             lane,
             cancel,
             cpu,
             retry_cpu,
+            batch_cpu_per_page,
             counters,
             results,
+            unfinished: AtomicUsize::new(ranges.iter().map(|r| r.len()).sum()),
             work: Mutex::new(Work {
                 next: 0,
                 retries: VecDeque::new(),
                 running: HashMap::new(),
             }),
+            ranges,
         }
     }
 
@@ -267,12 +297,18 @@ impl Parsing {
             self.counters
                 .cpu_budget_pages
                 .fetch_add(range.len() as u64, Ordering::Relaxed);
-            return Outcome::Parsed(error_all(&self.cpu.spent()));
+            return Outcome::Parsed(error_all(&self.cpu.spent("this page was parsed")));
         }
+        // The range's fair share of what is left. A batch gets half of it,
+        // and at most a quarter of `cpu_ms_per_page` a page, so that a slow
+        // batch soon gives its worker back, and its pages can still be
+        // retried one by one, each with its own share.
+        let unfinished = self.unfinished.load(Ordering::Relaxed).max(range.len());
+        let share = left.mul_f64(range.len() as f64 / unfinished as f64);
         let allowance = if retry {
-            self.retry_cpu.min(left)
+            share.min(self.retry_cpu)
         } else {
-            left
+            (share / 2).min(self.batch_cpu_per_page * range.len() as u32)
         };
         let started = crate::meter::thread_cpu();
         let parsed = parse_batch(self, range.clone(), allowance);
@@ -282,16 +318,19 @@ impl Parsing {
         match parsed {
             Ok(pages) => Outcome::Parsed(pages),
             Err(Failure::Cancelled(why)) => Outcome::Parsed(error_all(&why)),
-            Err(Failure::Other(_)) if range.len() > 1 => Outcome::Split,
+            Err(Failure::Other(_) | Failure::Cpu) if range.len() > 1 => Outcome::Split,
             // The budget, not the page, ran out.
-            Err(Failure::Cpu(_)) if self.cpu.left().is_zero() => {
+            Err(Failure::Cpu) if self.cpu.left().is_zero() => {
                 self.counters
                     .cpu_budget_pages
                     .fetch_add(range.len() as u64, Ordering::Relaxed);
-                Outcome::Parsed(error_all(&self.cpu.spent()))
+                Outcome::Parsed(error_all(&self.cpu.spent("this page was parsed")))
             }
-            Err(Failure::Cpu(_)) if range.len() > 1 => Outcome::Split,
-            Err(Failure::Cpu(why) | Failure::Other(why)) => Outcome::Parsed(error_all(&why)),
+            Err(Failure::Cpu) => Outcome::Parsed(error_all(&format!(
+                "the page used its share of the document's CPU budget ({} ms; pipeline.cpu_ms_per_page, pipeline.page_retry_cpu_ms) and was stopped",
+                allowance.as_millis()
+            ))),
+            Err(Failure::Other(why)) => Outcome::Parsed(error_all(&why)),
         }
     }
 }
@@ -335,6 +374,7 @@ impl Batches for Parsing {
         match outcome {
             Outcome::Parsed(pages) => {
                 drop(work);
+                self.unfinished.fetch_sub(pages.len(), Ordering::Relaxed);
                 let _ = self.results.send((range.start, pages));
                 Ran { cpu, split_into: 0 }
             }
@@ -381,7 +421,8 @@ pub struct Job {
     pub(crate) chunk_draw: Option<Draw>,
     pub(crate) options: DocumentOptions,
     pub(crate) cancel: Arc<AtomicBool>,
-    pub(crate) cpu: Arc<CpuBudget>,
+    /// The document's CPU budget for chunking.
+    pub(crate) chunk_cpu: CpuBudget,
     /// Longest text a page may have, in bytes.
     pub(crate) max_page_text: u64,
     /// Most text one call to the chunker is given, in bytes.
@@ -466,7 +507,7 @@ impl Job {
                         && t.len() as u64 > self.max_page_text
                     {
                         *text = Err(format!(
-                            "the page's text is longer than pdf.max_page_text_mib ({} MiB)",
+                            "the page's text is longer than {} MiB (pdf.max_page_text_mib; at most an eighth of pipeline.memory_mib)",
                             self.max_page_text >> 20
                         ));
                     }
@@ -498,7 +539,7 @@ enum Failure {
     /// The job was cancelled while it waited for its budget.
     Cancelled(String),
     /// The parser ran out of the CPU time it was allowed.
-    Cpu(String),
+    Cpu,
     /// Anything else: the range could not be cut, the parser trapped, ran
     /// out of memory or time, or failed the batch as a whole.
     Other(String),
@@ -540,7 +581,7 @@ fn parse_batch(
                 .call_parse(store, &pdf, first)
         })
         .map_err(|e| match e {
-            CallError::CpuLimit { .. } => Failure::Cpu(e.to_string()),
+            CallError::CpuLimit { .. } => Failure::Cpu,
             e => Failure::Other(e.to_string()),
         })?
         .map_err(Failure::Other)?;
@@ -577,6 +618,8 @@ struct Chunking<'a> {
     emit_pages: bool,
     carry: Vec<PageText>,
     next_index: u32,
+    /// The page whose chunking failed: the rest of its pieces are dropped.
+    failed: Option<u32>,
 }
 
 impl<'a> Chunking<'a> {
@@ -596,6 +639,7 @@ impl<'a> Chunking<'a> {
             emit_pages,
             carry: Vec::new(),
             next_index: 0,
+            failed: None,
         }
     }
 
@@ -664,7 +708,7 @@ impl<'a> Chunking<'a> {
     ) {
         let mut input = std::mem::take(&mut self.carry);
         let fresh = input.len();
-        input.extend(texts);
+        input.extend(texts.into_iter().filter(|t| Some(t.number) != self.failed));
         if input.iter().all(|p| p.text.trim().is_empty()) {
             return;
         }
@@ -698,6 +742,7 @@ impl<'a> Chunking<'a> {
             self.emit(&input, chunks, true, summary, sink);
         }
         if let Some(piece) = pages.first().and_then(|p| p.first()) {
+            self.failed = Some(piece.number);
             summary.page_errors += 1;
             let error = if piece.offset > 0 {
                 format!(
@@ -742,9 +787,21 @@ impl<'a> Chunking<'a> {
     }
 
     /// One call to the chunker, paid from its budget if it has one, and
-    /// charged to the document's CPU.
+    /// charged to the document's CPU: a call may use what the document has
+    /// left, and one of an ordinary page's size at least `CHUNK_FLOOR`.
     fn split(&self, input: &[PageText]) -> Result<Vec<WitChunk>, String> {
         let job = self.job;
+        let bytes: usize = input.iter().map(|p| p.text.len()).sum();
+        let left = job.chunk_cpu.left();
+        let allowance = if bytes <= ORDINARY_PAGE {
+            left.max(CHUNK_FLOOR)
+        } else {
+            left
+        };
+        let spent = || job.chunk_cpu.spent("this part of the page was chunked");
+        if allowance.is_zero() {
+            return Err(spent());
+        }
         let limit = WaitLimit::UntilCancelled(&job.cancel);
         let charge = job
             .chunk_draw
@@ -758,17 +815,28 @@ impl<'a> Chunking<'a> {
             }
             e.to_string()
         })?;
-        let result = lease.call(|world, store| {
+        let result = lease.call_within(Some(allowance), |world, store| {
             world
                 .warmlane_worker_chunker()
                 .call_split(store, input, self.options)
         });
-        job.cpu.spend(lease.cpu_used());
-        result.map_err(|e| e.to_string())?
+        job.chunk_cpu.spend(lease.cpu_used());
+        match result {
+            Err(CallError::CpuLimit { .. }) if job.chunk_cpu.left().is_zero() => Err(spent()),
+            Err(e) => Err(e.to_string()),
+            Ok(chunks) => chunks,
+        }
     }
 }
 
 type WitChunk = crate::bindings::chunker::exports::warmlane::worker::chunker::Chunk;
+
+/// CPU time a call to the chunker for an ordinary page's worth of text may
+/// use even once its document's budget is spent: a page that was parsed is
+/// not lost for want of chunking, unless its text is out of the ordinary.
+const CHUNK_FLOOR: Duration = Duration::from_millis(100);
+/// What counts as an ordinary page's text, in bytes (most hold a few KiB).
+const ORDINARY_PAGE: usize = 64 << 10;
 
 /// `text` in pieces of at most `max` bytes, each cut after white space
 /// where the last quarter of the piece has some, else at a character

@@ -17,6 +17,23 @@ pub(crate) fn check(schema: &Value, input: &Value) -> Result<(), String> {
     at(schema, input, "")
 }
 
+/// The entry point for the fuzz target (`fuzz/`) and the test suite's short
+/// fuzz run: bytes up to the first NUL as a schema, the rest as an input;
+/// must neither panic nor hang.
+#[doc(hidden)]
+pub fn fuzz(data: &[u8]) {
+    let mut parts = data.splitn(2, |&c| c == 0);
+    let (Some(schema), Some(input)) = (parts.next(), parts.next()) else {
+        return;
+    };
+    if let (Ok(schema), Ok(input)) = (
+        serde_json::from_slice::<Value>(schema),
+        serde_json::from_slice::<Value>(input),
+    ) {
+        let _ = check(&schema, &input);
+    }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",

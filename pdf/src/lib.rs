@@ -212,3 +212,29 @@ fn unlock(mut file: LazyFile, password: Option<&str>) -> Result<LazyFile, Docume
     }
     Ok(file)
 }
+
+/// The entry point for the fuzz target (`fuzz/`) and the test suite's short
+/// fuzz run: arbitrary bytes opened as a document and cut into batches;
+/// must neither panic nor hang.
+#[doc(hidden)]
+pub mod fuzz {
+    /// Opens `data` under small limits and cuts every page (the first 64)
+    /// into a batch of its own, and the first 16 into one.
+    pub fn open_and_cut(data: &[u8]) {
+        let limits = crate::Limits {
+            stream_bytes: 1 << 20,
+            total_bytes: 8 << 20,
+            batch_bytes: 4 << 20,
+            max_pages: 1000,
+            ..crate::Limits::default()
+        };
+        let Ok(doc) = crate::PdfDocument::open_with(data.to_vec(), None, limits) else {
+            return;
+        };
+        let pages = doc.page_count() as usize;
+        for page in 0..pages.min(64) {
+            let _ = doc.batch(page..page + 1);
+        }
+        let _ = doc.batch(0..pages.min(16));
+    }
+}

@@ -12,7 +12,7 @@ const MAX_DEPTH: usize = 64;
 /// Most array elements and dictionary entries one object may hold: real
 /// ones hold thousands (a page tree's `/Kids`, a font's `/W`); a crafted
 /// one could hold millions, each costing far more memory than its bytes.
-pub(crate) const MAX_ITEMS: usize = 1 << 20;
+pub(crate) const MAX_ITEMS: usize = 1 << 18;
 
 /// A cursor over PDF bytes.
 pub(crate) struct Parser<'a> {

@@ -97,6 +97,48 @@ fn truncated_file_is_an_error_or_partial_never_a_panic() {
 }
 
 #[test]
+fn a_truncated_file_keeps_its_intact_early_pages() {
+    // The licence rewritten without object streams (as most producers
+    // write), then cut: everything from the cut on is lost, the catalog
+    // and the page tree with it.
+    let mut doc = lopdf::Document::load_with_options(
+        support::data("en-lppl.pdf"),
+        lopdf::LoadOptions::default(),
+    )
+    .unwrap();
+    let mut classic = Vec::new();
+    doc.save_to(&mut classic).unwrap();
+    let whole = support::process(&Arc::new(PdfDocument::open(classic.clone(), None).unwrap()));
+    assert_eq!(whole.pages.len(), 8);
+    for cut in [classic.len() * 2 / 3, classic.len() / 2] {
+        let doc = PdfDocument::open(classic[..cut].to_vec(), None)
+            .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        assert_eq!(doc.access(), Access::Repaired);
+        let doc = Arc::new(doc);
+        let out = support::process(&doc);
+        assert_eq!(
+            out.pages.len() + out.errors.len(),
+            doc.page_count() as usize,
+            "every page found is reported once"
+        );
+        // The first page is intact, and reads as it does in the whole file
+        // but for what the lost part held (the font programs at the end
+        // give the ligatures: "modi cation").
+        let first = out.pages.iter().find(|(n, _)| *n == 1).expect("page 1");
+        assert!(first.1.contains("Project Public License"), "{}", first.1);
+        let words: std::collections::HashSet<&str> = first.1.split_whitespace().collect();
+        let expected: Vec<&str> = whole.pages[0].1.split_whitespace().collect();
+        let kept = expected.iter().filter(|w| words.contains(*w)).count();
+        assert!(
+            kept * 100 >= expected.len() * 90,
+            "cut at {cut}: {kept} of {} words",
+            expected.len()
+        );
+        assert!(!out.chunks.is_empty());
+    }
+}
+
+#[test]
 fn healthy_files_are_read_lazily() {
     for name in [
         "en-lppl.pdf",

@@ -180,11 +180,16 @@ impl Serve {
         r.json()
     }
 
-    fn wait_done(&self, job: &str) -> Value {
+    /// The server's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub(crate) fn wait_done(&self, job: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let state = self.get(&format!("/v1/jobs/{job}")).json();
-            if state["state"] == "done" {
+            if state["state"] == "done" || state["state"] == "evicted" {
                 return state;
             }
             assert!(Instant::now() < deadline, "{state}");

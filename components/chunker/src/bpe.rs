@@ -52,35 +52,61 @@ fn rank(bytes: &[u8]) -> Option<usize> {
     }
 }
 
-/// Token ranks of one pre-tokenized piece, merged pairwise by lowest rank.
+/// Token ranks of one pre-tokenized piece, merged pairwise by lowest rank
+/// (the leftmost pair among equals), as tiktoken merges. The candidate
+/// pairs wait in a heap keyed by (rank, start), so a piece of `n` bytes
+/// takes O(n log n), however long it is: a page of ten million letters
+/// without a space is one piece.
 fn encode_piece(piece: &[u8], out: &mut Vec<u32>) {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
     if let Some(r) = rank(piece) {
         out.push(r as u32);
         return;
     }
-    // Boundaries between parts; merge the adjacent pair of lowest rank.
-    let mut bounds: Vec<usize> = (0..=piece.len()).collect();
-    loop {
-        let mut best: Option<(usize, usize)> = None;
-        for i in 0..bounds.len().saturating_sub(2) {
-            if let Some(r) = rank(&piece[bounds[i]..bounds[i + 2]])
-                && best.is_none_or(|(br, _)| r < br)
-            {
-                best = Some((r, i));
-            }
+    let n = piece.len();
+    // Parts: part `i` (alive) spans `i..next[i]`; `prev` links them back.
+    let mut next: Vec<usize> = (1..=n).collect();
+    let mut prev: Vec<usize> = (0..n).map(|i| i.wrapping_sub(1)).collect();
+    let mut alive = vec![true; n];
+    // (rank, start of the pair's left part, end of its right part)
+    let mut heap: BinaryHeap<Reverse<(usize, usize, usize)>> = BinaryHeap::new();
+    let push = |heap: &mut BinaryHeap<_>, start: usize, end: usize| {
+        if let Some(r) = rank(&piece[start..end]) {
+            heap.push(Reverse((r, start, end)));
         }
-        match best {
-            Some((_, i)) => {
-                bounds.remove(i + 1);
-            }
-            None => break,
+    };
+    for i in 0..n.saturating_sub(1) {
+        push(&mut heap, i, i + 2);
+    }
+    while let Some(Reverse((_, i, end))) = heap.pop() {
+        // A pair whose parts have changed since it was pushed is stale.
+        if !alive[i] || next[i] >= n || next[next[i]] != end {
+            continue;
+        }
+        let j = next[i];
+        alive[j] = false;
+        next[i] = end;
+        if end < n {
+            prev[end] = i;
+        }
+        if let Some(&p) = prev.get(i)
+            && p < n
+        {
+            push(&mut heap, p, end);
+        }
+        if end < n {
+            push(&mut heap, i, next[end]);
         }
     }
-    for w in bounds.windows(2) {
+    let mut i = 0;
+    while i < n {
         // Every single byte is a token in cl100k, so this always finds one.
-        if let Some(r) = rank(&piece[w[0]..w[1]]) {
+        if let Some(r) = rank(&piece[i..next[i]]) {
             out.push(r as u32);
         }
+        i = next[i];
     }
 }
 
@@ -290,6 +316,79 @@ mod tests {
             }
         }
         assert_eq!(index.count(text, 0, text.len()), count_tokens(text));
+    }
+
+    /// The merge as tiktoken writes it: rescan every pair after each merge.
+    fn encode_piece_naive(piece: &[u8]) -> Vec<u32> {
+        if let Some(r) = rank(piece) {
+            return vec![r as u32];
+        }
+        let mut bounds: Vec<usize> = (0..=piece.len()).collect();
+        loop {
+            let mut best: Option<(usize, usize)> = None;
+            for i in 0..bounds.len().saturating_sub(2) {
+                if let Some(r) = rank(&piece[bounds[i]..bounds[i + 2]])
+                    && best.is_none_or(|(br, _)| r < br)
+                {
+                    best = Some((r, i));
+                }
+            }
+            match best {
+                Some((_, i)) => {
+                    bounds.remove(i + 1);
+                }
+                None => break,
+            }
+        }
+        bounds
+            .windows(2)
+            .filter_map(|w| rank(&piece[w[0]..w[1]]).map(|r| r as u32))
+            .collect()
+    }
+
+    #[test]
+    fn the_heap_merges_exactly_as_the_rescan_does() {
+        let mut seed = 0x1234_5678_9ABC_DEF0_u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabets: [&[u8]; 4] = [b"ab", b"aeiou tnrs", b"AAAAAAAB", b"0123456789.,;!?"];
+        for round in 0..3000 {
+            let alphabet = alphabets[round % alphabets.len()];
+            let len = 1 + (next() % 40) as usize;
+            let piece: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let mut fast = Vec::new();
+            encode_piece(&piece, &mut fast);
+            assert_eq!(
+                fast,
+                encode_piece_naive(&piece),
+                "{:?}",
+                String::from_utf8_lossy(&piece)
+            );
+        }
+        for piece in [
+            "supercalifragilisticexpialidocious",
+            "ééééééé",
+            "中文分词没有空格",
+        ] {
+            let mut fast = Vec::new();
+            encode_piece(piece.as_bytes(), &mut fast);
+            assert_eq!(fast, encode_piece_naive(piece.as_bytes()), "{piece}");
+        }
+    }
+
+    #[test]
+    fn a_piece_of_a_million_letters_is_quick() {
+        let piece = "a".repeat(1_000_000);
+        let start = std::time::Instant::now();
+        let n = count_tokens(&piece);
+        assert!(n > 1000 && n < 1_000_000, "{n}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
     }
 
     #[test]

@@ -207,3 +207,50 @@ mod tests {
         assert!(chunk(&[], 10, 10, Unit::Tokens).is_err());
     }
 }
+
+/// The entry point for the fuzz target (`fuzz/`) and the test suite's short
+/// fuzz run: arbitrary bytes as pages and options; must neither panic nor
+/// hang, and every chunk must lie where it says it does.
+#[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzz {
+    /// The first two bytes choose the size and overlap (and the unit, by
+    /// the first byte's low bit); the rest, cut at each 0xFF, are pages.
+    pub fn chunk(data: &[u8]) {
+        let [a, b, rest @ ..] = data else { return };
+        let max = u32::from(*a % 64) + 1;
+        let overlap = u32::from(*b) % max;
+        let unit = if a & 1 == 0 {
+            super::Unit::Tokens
+        } else {
+            super::Unit::Characters
+        };
+        let pages: Vec<super::PageText> = rest
+            .split(|&c| c == 0xFF)
+            .enumerate()
+            .map(|(i, p)| super::PageText {
+                number: i as u32 + 1,
+                offset: 0,
+                text: String::from_utf8_lossy(p).into_owned(),
+            })
+            .collect();
+        let Ok(chunks) = super::chunk(&pages, max, overlap, unit) else {
+            return;
+        };
+        for c in chunks {
+            let first = &pages[c.first_page as usize - 1].text;
+            let last = &pages[c.last_page as usize - 1].text;
+            assert!(
+                first.is_char_boundary(c.start as usize),
+                "start inside a character"
+            );
+            assert!(
+                last.is_char_boundary(c.end as usize),
+                "end inside a character"
+            );
+            if c.first_page == c.last_page {
+                assert_eq!(&first[c.start as usize..c.end as usize], c.text);
+            }
+        }
+    }
+}

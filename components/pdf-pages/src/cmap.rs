@@ -6,6 +6,10 @@ use std::collections::HashMap;
 
 use pdf_syntax::{is_delim, is_white};
 
+/// Most code → Unicode entries one CMap keeps: real ones (a CJK font's)
+/// hold tens of thousands; more are dropped rather than filling memory.
+const MAX_ENTRIES: usize = 1 << 18;
+
 /// A parsed CMap: how to cut a string into codes, and what each code means.
 #[derive(Default)]
 pub(crate) struct CMap {
@@ -44,12 +48,12 @@ impl CMap {
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(src), Tok::Hex(dst)) => {
-                                cmap.unicode.insert(be(src), utf16(dst));
+                                cmap.map(be(src), utf16(dst));
                                 i += 2;
                             }
                             (Tok::Hex(src), Tok::Name(name)) => {
                                 if let Some(c) = crate::fonts::glyph_name_to_char(name) {
-                                    cmap.unicode.insert(be(src), c.to_string());
+                                    cmap.map(be(src), c.to_string());
                                 }
                                 i += 2;
                             }
@@ -70,8 +74,11 @@ impl CMap {
                             Tok::Hex(dst) => {
                                 let mut units = utf16_units(dst);
                                 for code in lo..=hi {
+                                    if cmap.unicode.len() >= MAX_ENTRIES {
+                                        break;
+                                    }
                                     if let Ok(s) = String::from_utf16(&units) {
-                                        cmap.unicode.insert(code, s);
+                                        cmap.map(code, s);
                                     }
                                     if let Some(last) = units.last_mut() {
                                         *last = last.wrapping_add(1);
@@ -86,9 +93,9 @@ impl CMap {
                                     match &tokens[j] {
                                         Tok::Hex(dst) => {
                                             if code <= hi {
-                                                cmap.unicode.insert(code, utf16(dst));
+                                                cmap.map(code, utf16(dst));
                                             }
-                                            code += 1;
+                                            code = code.saturating_add(1);
                                         }
                                         Tok::ArrayEnd => break,
                                         _ => {}
@@ -107,7 +114,9 @@ impl CMap {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(src), Tok::Int(cid)) => {
                                 let code = be(src);
-                                cmap.cids.push((code, code, *cid));
+                                if cmap.cids.len() < MAX_ENTRIES {
+                                    cmap.cids.push((code, code, *cid));
+                                }
                                 i += 2;
                             }
                             _ => break,
@@ -119,7 +128,9 @@ impl CMap {
                     while i + 2 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1], &tokens[i + 2]) {
                             (Tok::Hex(lo), Tok::Hex(hi), Tok::Int(cid)) => {
-                                cmap.cids.push((be(lo), be(hi), *cid));
+                                if cmap.cids.len() < MAX_ENTRIES {
+                                    cmap.cids.push((be(lo), be(hi), *cid));
+                                }
                                 i += 3;
                             }
                             _ => break,
@@ -131,6 +142,13 @@ impl CMap {
         }
         cmap.cids.sort_unstable();
         cmap
+    }
+
+    /// Maps `code` to `text`, while the map has room.
+    fn map(&mut self, code: u32, text: String) {
+        if self.unicode.len() < MAX_ENTRIES || self.unicode.contains_key(&code) {
+            self.unicode.insert(code, text);
+        }
     }
 
     /// Whether the CMap declares its own code space.

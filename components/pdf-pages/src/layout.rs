@@ -59,7 +59,7 @@ impl Layout {
     pub(crate) fn overflow(&self) -> Option<String> {
         self.overflowed.then(|| {
             format!(
-                "the page's text is longer than pdf.max_page_text_mib ({} MiB)",
+                "the page's text is longer than {} MiB (pdf.max_page_text_mib; at most an eighth of pipeline.memory_mib)",
                 self.max_bytes >> 20
             )
         })

@@ -86,8 +86,10 @@ pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<PageResult>, Strin
         .collect())
 }
 
-/// A page's content streams, decoded and joined.
+/// A page's content streams, decoded and joined; together no larger than
+/// one stream may be.
 fn page_content(batch: &Batch, page_id: lopdf::ObjectId) -> Result<Vec<u8>, String> {
+    let max = batch.inflater.limits().stream_bytes;
     let mut content = Vec::new();
     for id in batch.doc.get_page_contents(page_id) {
         let Ok(stream) = batch.doc.get_object(id).and_then(Object::as_stream) else {
@@ -100,6 +102,12 @@ fn page_content(batch: &Batch, page_id: lopdf::ObjectId) -> Result<Vec<u8>, Stri
             Err(DecodeError::Damaged(_)) => content.extend_from_slice(&stream.content),
         }
         content.push(b'\n');
+        if content.len() as u64 > max {
+            return Err(format!(
+                "the page's content streams together are longer than {} MiB (pdf.max_stream_mib; at most an eighth of pipeline.memory_mib)",
+                max >> 20
+            ));
+        }
     }
     Ok(content)
 }
@@ -179,4 +187,68 @@ mod component {
     }
 
     export!(PdfPages);
+}
+
+/// Entry points for the fuzz targets (`fuzz/`) and the test suite's short
+/// fuzz run: each takes arbitrary bytes and must neither panic nor hang.
+#[doc(hidden)]
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fuzz {
+    use lopdf::{Dictionary, Document, Object};
+    use pdf_syntax::limits::{Inflater, Limits};
+
+    use crate::cmap::CMap;
+    use crate::content::{Cache, Interpreter};
+    use crate::layout::Layout;
+
+    /// Limits small enough that every input finishes in milliseconds.
+    fn limits() -> Limits {
+        Limits {
+            stream_bytes: 1 << 20,
+            total_bytes: 4 << 20,
+            page_text_bytes: 1 << 20,
+            page_operators: 200_000,
+            ..Limits::default()
+        }
+    }
+
+    /// A whole batch: lopdf's loader, the page tree, fonts, CMaps, the
+    /// interpreter.
+    pub fn parse_batch(data: &[u8]) {
+        let _ = crate::parse_batch(data, 1);
+    }
+
+    /// The content-stream lexer and interpreter, on `data` as a page's
+    /// content, with a standard font as `/F1`.
+    pub fn content(data: &[u8]) {
+        let mut font = Dictionary::new();
+        font.set("Type", Object::Name(b"Font".to_vec()));
+        font.set("Subtype", Object::Name(b"Type1".to_vec()));
+        font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
+        let mut fonts = Dictionary::new();
+        fonts.set("F1", Object::Dictionary(font));
+        let mut resources = Dictionary::new();
+        resources.set("Font", Object::Dictionary(fonts));
+        let batch = crate::Batch {
+            doc: Document::new(),
+            inflater: Inflater::new(limits()),
+        };
+        let mut cache = Cache::default();
+        let mut layout = Layout::new(limits().page_text_bytes);
+        let mut interpreter = Interpreter::new(&batch, &mut cache, &mut layout);
+        interpreter.run(data, Some(&resources), [1.0, 0.0, 0.0, 1.0, 0.0, 0.0], 0);
+        let _ = interpreter.stopped();
+        let _ = layout.finish();
+    }
+
+    /// The CMap parser, and lookups into what it read.
+    pub fn cmap(data: &[u8]) {
+        let map = CMap::parse(data);
+        for code in [0, 0x20, 0x41, 0xFFFF, u32::MAX] {
+            let _ = map.unicode(code);
+            let _ = map.cid(code);
+        }
+        let _ = map.code_len(data, 2);
+        let _ = (map.has_codespace(), map.has_unicode(), map.has_cids());
+    }
 }

@@ -201,7 +201,7 @@ impl Inflater {
                 self.used.fetch_add(max, Ordering::Relaxed);
                 Err(DecodeError::Limit(if max == l.stream_bytes {
                     format!(
-                        "a stream inflates past pdf.max_stream_mib ({})",
+                        "a stream inflates past {} (pdf.max_stream_mib; for the page parser at most an eighth of pipeline.memory_mib)",
                         mib(l.stream_bytes)
                     )
                 } else if max == left && left < by_ratio {
@@ -269,7 +269,7 @@ mod tests {
         });
         let err = by_stream.decode(&bomb).unwrap_err();
         assert!(
-            err.is_limit() && err.to_string().contains("max_stream_mib (2 MiB)"),
+            err.is_limit() && err.to_string().contains("past 2 MiB (pdf.max_stream_mib"),
             "{err}"
         );
 

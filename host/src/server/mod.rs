@@ -1,39 +1,48 @@
 //! `warmlane serve`: the host over HTTP — documents in, chunks out as
 //! NDJSON; tools and sessions; metrics, liveness and readiness; a graceful
 //! stop. Every blocking call into the host runs off the async threads.
+//!
+//! One module per resource: [`documents`] (uploads and jobs), [`tools`],
+//! [`sessions`], [`mcp`]; [`listen`] accepts connections, [`body`] reads
+//! request bodies under their limits, and [`error`] is how every error is
+//! answered.
 
+mod body;
+mod documents;
+mod error;
 mod jobs;
+mod listen;
 mod mcp;
+mod sessions;
+mod tools;
 
 pub use mcp::serve_stdio as serve_mcp_stdio;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, Multipart, Path, Query, Request, State};
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, watch};
 
 use crate::config::ServerConfig;
-use crate::error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
 use crate::host::Host;
-use crate::session::{SessionId, StoreError};
-use jobs::{JobRecord, Jobs};
+use error::ApiError;
+use jobs::Jobs;
 
 struct App {
     host: Arc<Host>,
     jobs: Jobs,
+    /// Permits for uploads being received and opened.
+    uploads: Arc<Semaphore>,
     settings: ServerConfig,
 }
 
@@ -50,7 +59,12 @@ pub async fn serve(
     let settings = host.config().server.clone();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
     let app = Arc::new(App {
-        jobs: Jobs::new(Duration::from_secs(settings.job_retention_secs)),
+        jobs: Jobs::new(
+            Duration::from_secs(settings.job_retention_secs),
+            settings.max_results_mib << 20,
+            settings.max_pending_mib << 20,
+        ),
+        uploads: Arc::new(Semaphore::new(settings.max_uploads)),
         host,
         settings,
     });
@@ -65,17 +79,12 @@ pub async fn serve(
         let _ = stop_tx.send(true);
         mcp_stop.cancel();
     });
+    let sweeper = tokio::spawn(sweep(app.clone()));
     let stopping = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    // Answers are small and written at once: without TCP_NODELAY, Nagle's
-    // algorithm and delayed ACKs hold some of them back by tens of ms.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-    });
-    let server = axum::serve(listener, router).with_graceful_shutdown(stopping(stop_rx.clone()));
+    let header_timeout = Duration::from_secs(app.settings.header_timeout_secs);
+    let server = listen::serve(listener, router, header_timeout, stop_rx.clone());
     let deadline = async {
         stopping(stop_rx.clone()).await;
         tracing::info!("stopping: no new connections; finishing what is running");
@@ -84,9 +93,10 @@ pub async fn serve(
         until
     };
     tokio::select! {
-        served = server => served?,
+        () = server => {}
         _ = deadline => {
             tracing::warn!("the grace period ran out with requests still open");
+            sweeper.abort();
             return Ok(());
         }
     }
@@ -98,30 +108,55 @@ pub async fn serve(
     if app.jobs.running() > 0 {
         tracing::warn!(jobs = app.jobs.running(), "stopping with jobs unfinished");
     }
+    sweeper.abort();
     Ok(())
+}
+
+/// Every second: forgets expired jobs and keeps retained results within
+/// their cap.
+async fn sweep(app: Arc<App>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let freed = app.jobs.sweep();
+        if freed > 0 {
+            tracing::debug!(freed, "dropped retained job results");
+            crate::memory::release_freed();
+        }
+    }
 }
 
 fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Result<Router, String> {
     let mcp = mcp::http_service(app.host.clone(), &app.settings.mcp_allowed_hosts, mcp_stop)?;
-    Ok(Router::new()
-        .route("/v1/documents", post(submit_document))
-        .route("/v1/jobs/{id}", get(job))
-        .route("/v1/jobs/{id}/chunks", get(job_chunks))
-        .route("/v1/tools", get(tools))
-        .route("/v1/tools/{name}", post(call_tool))
-        .route("/v1/sessions", post(create_session))
-        .route("/v1/sessions/{id}", get(session).delete(delete_session))
+    let api = Router::new()
+        .route(
+            "/v1/documents",
+            // The upload's own limit applies (see `documents`).
+            post(documents::submit).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/jobs/{id}", get(documents::job))
+        .route("/v1/jobs/{id}/chunks", get(documents::chunks))
+        .route("/v1/tools", get(tools::list))
+        .route("/v1/tools/{name}", post(tools::call))
+        .route("/v1/sessions", post(sessions::create))
+        .route(
+            "/v1/sessions/{id}",
+            get(sessions::show).delete(sessions::delete),
+        )
         .route("/metrics", get(metrics))
         .route("/livez", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .merge(
-            Router::new()
-                .route_service("/mcp", mcp)
-                .layer(axum::middleware::from_fn(mcp_edges)),
-        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
         })
+        .layer(from_fn(error::json_errors));
+    Ok(api
+        .merge(
+            Router::new()
+                .route_service("/mcp", mcp)
+                .layer(from_fn_with_state(app.clone(), mcp_edges)),
+        )
         .with_state(app))
 }
 
@@ -130,7 +165,7 @@ fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Resul
 /// expects 200 or 204); a JSON body that is not JSON-RPC gets the spec's
 /// JSON-RPC error (-32700 parse error, -32600 invalid request) with 400,
 /// not a plain-text 415.
-async fn mcp_edges(request: Request, next: axum::middleware::Next) -> Response {
+async fn mcp_edges(State(app): Shared, request: Request, next: Next) -> Response {
     use axum::http::Method;
     if request.method() == Method::DELETE {
         let mut response = next.run(request).await;
@@ -154,17 +189,28 @@ async fn mcp_edges(request: Request, next: axum::middleware::Next) -> Response {
             json!({ "jsonrpc": "2.0", "id": null, "error": { "code": code, "message": message } });
         (status, Json(body)).into_response()
     };
-    let bytes = match axum::body::to_bytes(body, mcp::MAX_REQUEST_BYTES).await {
+    let idle = Duration::from_secs(app.settings.body_timeout_secs);
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "request-too-large",
+            format!(
+                "Invalid Request: larger than {} bytes",
+                mcp::MAX_REQUEST_BYTES
+            ),
+        )
+    };
+    let bytes = match body::read(body, mcp::MAX_REQUEST_BYTES, idle, "the request", too_large).await
+    {
         Ok(b) => b,
-        Err(_) => {
-            return jsonrpc_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                -32600,
-                format!(
-                    "Invalid Request: larger than {} bytes, or cut short",
-                    mcp::MAX_REQUEST_BYTES
-                ),
-            );
+        Err(e) => {
+            let mut response = jsonrpc_error(e.status, -32600, e.message);
+            if e.close {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            return response;
         }
     };
     let response = next
@@ -183,109 +229,7 @@ async fn mcp_edges(request: Request, next: axum::middleware::Next) -> Response {
     }
 }
 
-/// An error as the API returns it: a status and a JSON body naming what
-/// was wrong.
-struct ApiError {
-    status: StatusCode,
-    code: &'static str,
-    message: String,
-    retry_after: Option<Duration>,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            code,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
-        let mut response = (self.status, Json(body)).into_response();
-        if let Some(after) = self.retry_after
-            && let Ok(v) = HeaderValue::from_str(&after.as_secs_f64().ceil().max(1.0).to_string())
-        {
-            response.headers_mut().insert(header::RETRY_AFTER, v);
-        }
-        response
-    }
-}
-
-impl From<SubmitError> for ApiError {
-    fn from(e: SubmitError) -> Self {
-        match e {
-            SubmitError::LaneFull { .. } => {
-                let mut err =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "lane-full", e.to_string());
-                err.retry_after = Some(Duration::from_secs(1));
-                err
-            }
-            SubmitError::ShuttingDown => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "shutting-down",
-                e.to_string(),
-            ),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        let (status, code) = match e {
-            StoreError::NoSession => (StatusCode::NOT_FOUND, "unknown-session"),
-            StoreError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "session-too-large"),
-            StoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "sessions-unavailable"),
-        };
-        ApiError::new(status, code, e.to_string())
-    }
-}
-
-impl From<ToolError> for ApiError {
-    fn from(e: ToolError) -> Self {
-        let message = e.to_string();
-        let (status, code) = match &e {
-            ToolError::UnknownTool(_) => (StatusCode::NOT_FOUND, "unknown-tool"),
-            ToolError::InvalidInput(_) => (StatusCode::BAD_REQUEST, "invalid-input"),
-            ToolError::Failed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "tool-failed"),
-            ToolError::BadOutput(_) => (StatusCode::BAD_GATEWAY, "bad-output"),
-            ToolError::Call(CallError::Timeout { .. }) => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-            ToolError::Call(CallError::CpuLimit { .. }) => {
-                (StatusCode::GATEWAY_TIMEOUT, "cpu-limit")
-            }
-            ToolError::Call(CallError::OutOfMemory { .. }) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "out-of-memory")
-            }
-            ToolError::Call(CallError::Trap { .. }) => (StatusCode::INTERNAL_SERVER_ERROR, "trap"),
-            ToolError::Call(CallError::PoolExhausted { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "no-instance")
-            }
-            ToolError::Budget(BudgetError::Exhausted { retry_after, .. }) => {
-                let mut err =
-                    ApiError::new(StatusCode::TOO_MANY_REQUESTS, "budget-exhausted", message);
-                err.retry_after = Some(*retry_after);
-                return err;
-            }
-            ToolError::Budget(_) => (StatusCode::SERVICE_UNAVAILABLE, "budget-unavailable"),
-            ToolError::Session(s) => return ApiError::from(s.clone()),
-            ToolError::NeedsSession(_) => {
-                return ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "session-required",
-                    format!(
-                        "{message}: create one with POST /v1/sessions and call with ?session=ID"
-                    ),
-                );
-            }
-        };
-        ApiError::new(status, code, message)
-    }
-}
-
+/// Runs blocking host work off the async threads.
 /// Runs blocking host work off the async threads.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
@@ -299,288 +243,27 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-#[derive(Deserialize)]
-struct SubmitQuery {
-    #[serde(default)]
-    wait: bool,
-    password: Option<String>,
-}
-
-/// The uploaded document: the body itself, or the first file part of a
-/// multipart form.
-async fn upload(app: &App, request: Request) -> Result<Vec<u8>, ApiError> {
-    let limit = (app.settings.max_upload_mib * 1024 * 1024) as usize;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "upload-too-large",
-            format!(
-                "the upload is larger than server.max_upload_mib ({} MiB)",
-                app.settings.max_upload_mib
-            ),
-        )
-    };
-    if let Some(n) = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        && n > limit
-    {
-        return Err(too_large());
-    }
-    let multipart = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.starts_with("multipart/form-data"));
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| too_large())?;
-    if !multipart {
-        return Ok(bytes.to_vec());
-    }
-    let request = Request::from_parts(parts, Body::from(bytes));
-    let bad_form = |e: axum::extract::multipart::MultipartError| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-multipart",
-            format!("the multipart form cannot be read: {e}"),
-        )
-    };
-    let mut form = Multipart::from_request(request, &()).await.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-multipart",
-            format!("the multipart form cannot be read: {e}"),
-        )
-    })?;
-    while let Some(field) = form.next_field().await.map_err(bad_form)? {
-        if field.file_name().is_some() || field.name() == Some("file") {
-            return Ok(field.bytes().await.map_err(bad_form)?.to_vec());
-        }
-    }
-    Err(ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "no-file",
-        "the multipart form has no file part (send the PDF as a part named `file`)",
-    ))
-}
-
-fn document_error(e: &anyhow::Error) -> ApiError {
-    let message = format!("{e:#}");
-    match e.downcast_ref::<DocumentError>() {
-        Some(DocumentError::NotPdf(_)) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "not-a-pdf", message)
-        }
-        Some(DocumentError::PasswordRequired { .. }) => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "password-required",
-            message,
-        ),
-        Some(DocumentError::Limit(_)) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "pdf-over-limit", message)
-        }
-        _ => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unreadable-pdf", message),
-    }
-}
-
-async fn submit_document(
-    State(app): Shared,
-    Query(q): Query<SubmitQuery>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let bytes = upload(&app, request).await?;
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty-upload",
-            "the upload is empty: send a PDF as the body",
-        ));
-    }
-    let password = q.password.clone();
-    let host = app.host.clone();
-    let doc = blocking(move || {
-        host.open_document(bytes, password.as_deref())
-            .map_err(anyhow::Error::from)
-    })
-    .await?
-    .map_err(|e| document_error(&e))?;
-    if q.wait && doc.page_count() > app.settings.sync_max_pages {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too-many-pages-for-wait",
-            format!(
-                "the document has {} pages; ?wait=true takes at most {} (server.sync_max_pages): submit it without wait and stream /v1/jobs/ID/chunks",
-                doc.page_count(),
-                app.settings.sync_max_pages
-            ),
-        ));
-    }
-    let id = format!("j-{}", &SessionId::random().as_str()[2..]);
-    let options = app.host.document_options();
-    let job = app.host.submit(doc, &options, &id)?;
-    let record = app.jobs.add(id.clone(), job.lane(), job.pages());
-    tracing::info!(job = %id, lane = %job.lane(), pages = job.pages(), "document accepted");
-    let running = record.clone();
-    let done = tokio::task::spawn_blocking(move || running.run(job));
-    if !q.wait {
-        let body = json!({
-            "job": id, "lane": record.lane.as_str(), "pages": record.pages,
-            "status": format!("/v1/jobs/{id}"), "chunks": format!("/v1/jobs/{id}/chunks"),
-        });
-        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
-    }
-    let _ = done.await;
-    let mut body = record.describe();
-    let (lines, _) = record.lines_from(0);
-    body["records"] = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .collect();
-    Ok(Json(body).into_response())
-}
-
-fn find_job(app: &App, id: &str) -> Result<Arc<JobRecord>, ApiError> {
-    app.jobs.get(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown-job",
-            format!("no job `{id}` (never submitted, or its results expired)"),
-        )
-    })
-}
-
-async fn job(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(find_job(&app, &id)?.describe()).into_response())
-}
-
-/// A stream of NDJSON lines fed by a task following the job.
-struct Lines(mpsc::Receiver<Arc<str>>);
-
-impl futures_core::Stream for Lines {
-    type Item = Result<Bytes, std::convert::Infallible>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
-            .poll_recv(cx)
-            .map(|line| line.map(|l| Ok(Bytes::from(format!("{l}\n")))))
-    }
-}
-
-async fn job_chunks(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let record = find_job(&app, &id)?;
-    let (tx, rx) = mpsc::channel(64);
-    tokio::spawn(async move {
-        let mut changed = record.subscribe();
-        let mut sent = 0;
-        loop {
-            let (lines, done) = record.lines_from(sent);
-            for line in lines {
-                if tx.send(line).await.is_err() {
-                    return;
-                }
-                sent += 1;
-            }
-            if done || changed.changed().await.is_err() {
-                // One last look: the job may have finished between reads.
-                let (lines, _) = record.lines_from(sent);
-                for line in lines {
-                    let _ = tx.send(line).await;
-                }
-                return;
-            }
-        }
-    });
-    let mut response = Body::from_stream(Lines(rx)).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/x-ndjson"),
-    );
-    Ok(response)
-}
-
-async fn tools(State(app): Shared) -> Json<serde_json::Value> {
-    let tools: Vec<_> = app
-        .host
-        .tools()
-        .into_iter()
-        .map(|t| json!({ "name": t.name, "description": t.description, "input_schema": t.input_schema }))
-        .collect();
-    Json(json!({ "tools": tools }))
-}
-
-#[derive(Deserialize)]
-struct SessionQuery {
-    session: Option<String>,
-}
-
-fn session_id(id: &str) -> Result<SessionId, ApiError> {
-    SessionId::parse(id).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad-session-id", e))
-}
-
-async fn call_tool(
-    State(app): Shared,
-    Path(name): Path<String>,
-    Query(q): Query<SessionQuery>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let input = std::str::from_utf8(&body)
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed-json",
-                "the body is not UTF-8 JSON",
-            )
-        })?
-        .to_string();
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(&input) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed-json",
-            format!("the body is not JSON: {e}"),
-        ));
-    }
-    let session = q.session.as_deref().map(session_id).transpose()?;
-    let host = app.host.clone();
-    let output = blocking(move || host.call_tool(&name, &input, session.as_ref())).await??;
-    Ok(([(header::CONTENT_TYPE, "application/json")], output).into_response())
-}
-
-async fn create_session(State(app): Shared) -> Result<Response, ApiError> {
-    let host = app.host.clone();
-    let id = blocking(move || host.create_session()).await??;
-    Ok((StatusCode::CREATED, Json(json!({ "session": id.as_str() }))).into_response())
-}
-
-async fn session(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
-    let host = app.host.clone();
-    let (keys, usage) = blocking(move || {
-        let keys = host.session_keys(&id)?;
-        let usage = host.session_usage(&id)?;
-        Ok::<_, StoreError>((keys, usage))
-    })
-    .await??;
-    Ok(Json(json!({ "keys": keys, "usage": mcp::usage_json(&usage) })).into_response())
-}
-
-async fn delete_session(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id = session_id(&id)?;
-    let host = app.host.clone();
-    if blocking(move || host.delete_session(&id)).await?? {
-        Ok(StatusCode::NO_CONTENT.into_response())
-    } else {
-        Err(StoreError::NoSession.into())
-    }
-}
-
 async fn metrics(State(app): Shared) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        app.host.metrics(),
-    )
-        .into_response()
+    use std::fmt::Write;
+    let mut text = app.host.metrics();
+    for (name, help, value) in [
+        (
+            "job_results_bytes",
+            "Memory the results of the server's jobs hold (capped by server.max_results_mib).",
+            app.jobs.results_bytes(),
+        ),
+        (
+            "pending_upload_bytes",
+            "Memory the uploads of accepted jobs not yet finished hold (capped by server.max_pending_mib).",
+            app.jobs.pending_bytes(),
+        ),
+    ] {
+        let _ = write!(
+            text,
+            "# HELP warmlane_{name} {help}\n# TYPE warmlane_{name} gauge\nwarmlane_{name} {value}\n"
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn readyz(State(app): Shared) -> Result<Response, ApiError> {
