@@ -20,7 +20,9 @@ use crate::config::{Config, CostRule};
 use crate::engine::{self, Allocation, EngineHandle};
 use crate::error::{DocumentError, SubmitError, ToolError};
 use crate::lanes::{Lane, LaneStats, Lanes};
-use crate::pipeline::{CpuBudget, DocCounters, DocumentOptions, Event, Job, Parsing, Summary};
+use crate::pipeline::budget::{CpuBudget, Size};
+use crate::pipeline::parsing::{Parsing, ParsingParts};
+use crate::pipeline::{DocCounters, DocumentOptions, Event, Job, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{
     MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore, StoreError,
@@ -530,21 +532,22 @@ impl Host {
         let batches = ranges.len();
         let id: Arc<str> = job.into();
         let cancel = Arc::new(AtomicBool::new(false));
-        let cpu = Arc::new(CpuBudget::parsing(pipeline, pages));
         let (results_tx, results) = mpsc::channel();
         let parsing = Parsing::new(
-            doc,
-            self.parsers[&pipeline.parser].clone(),
-            self.draws.get(&pipeline.parser).cloned(),
+            ParsingParts {
+                doc,
+                parser: self.parsers[&pipeline.parser].clone(),
+                draw: self.draws.get(&pipeline.parser).cloned(),
+                job: id.clone(),
+                lane,
+                cancel: cancel.clone(),
+                budget: Arc::new(CpuBudget::new(Size::parsing(pipeline, pages))),
+                retry_cpu: Duration::from_millis(pipeline.page_retry_cpu_ms),
+                batch_cpu_per_page: Duration::from_millis(pipeline.cpu_ms_per_page) / 4,
+                counters: self.documents.clone(),
+                results: results_tx,
+            },
             ranges,
-            id.clone(),
-            lane,
-            cancel.clone(),
-            cpu.clone(),
-            Duration::from_millis(pipeline.page_retry_cpu_ms),
-            Duration::from_millis(pipeline.cpu_ms_per_page) / 4,
-            self.documents.clone(),
-            results_tx,
         );
         let ticket = self.lanes.submit(lane, batches, Arc::new(parsing))?;
         tracing::debug!(job, %lane, pages, "job accepted");
@@ -558,7 +561,7 @@ impl Host {
             chunk_draw: self.draws.get(&pipeline.chunker).cloned(),
             options: options.clone(),
             cancel,
-            chunk_cpu: CpuBudget::chunking(pipeline, pages),
+            chunk_cpu: CpuBudget::new(Size::chunking(pipeline, pages)),
             max_page_text: self.pdf_limits().page_text_bytes,
             chunk_input: usize::try_from(pipeline.chunk_input_kib << 10).unwrap_or(usize::MAX),
             counters: self.documents.clone(),
