@@ -14,9 +14,12 @@ Usage:
   warmlane tools list [--config FILE]    list the tools and their input schemas
   warmlane tools call NAME JSON [--session ID] [--config FILE]
                                          call a tool once
-  warmlane serve [--listen ADDR] [--config FILE] [--redis URL]
-                                         serve HTTP (documents, tools, sessions, MCP at /mcp,
-                                         /metrics, /livez, /readyz) until SIGTERM
+  warmlane serve [--listen ADDR] [--config FILE] [--redis URL] [--role all|api|worker]
+                 [--lanes light,heavy]   serve HTTP (documents, tools, sessions, MCP at /mcp,
+                                         /metrics, /livez, /readyz) until SIGTERM; with Redis,
+                                         as one replica of several (see the README)
+  warmlane jobs list|show ID|chunks ID|cancel ID [--config FILE] [--redis URL]
+                                         the document jobs replicas share through Redis
   warmlane mcp [--config FILE] [--redis URL]
                                          serve the tools to an MCP client on stdin/stdout
   warmlane budget show [--config FILE] [--redis URL]
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Some("tools") => commands::tools::main(&args[1..]),
         Some("budget") => commands::budget::main(&args[1..]),
         Some("serve") => commands::serve::main(&args[1..]),
+        Some("jobs") => commands::jobs::main(&args[1..]),
         Some("mcp") => commands::mcp::main(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");

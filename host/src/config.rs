@@ -39,6 +39,69 @@ pub struct Config {
     pub server: ServerConfig,
     /// Limits on reading PDFs, in the host and in the page parser.
     pub pdf: PdfConfig,
+    /// Document jobs shared by replicas through Redis.
+    pub jobs: JobsConfig,
+}
+
+/// Document jobs shared by replicas through Redis (with `redis.url`; see
+/// `server.role`). Without Redis, a job lives in the process that took it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// How long a worker's claim on a batch lasts without its heartbeat
+    /// (renewed every third of it), in milliseconds: a batch whose worker
+    /// was killed is taken over this long after its last heartbeat. By
+    /// default 5000.
+    pub lease_ms: u64,
+    /// Times a batch may be handed to a worker; past that it is a dead
+    /// letter and its pages are errors that say why. By default 3.
+    pub max_attempts: u32,
+    /// Batches of one job in its lane at a time: several documents take
+    /// turns, and one document can keep this many workers busy. By
+    /// default 8.
+    pub window: u32,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            lease_ms: 5000,
+            max_attempts: 3,
+            window: 8,
+        }
+    }
+}
+
+impl JobsConfig {
+    /// The lease as a duration.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms)
+    }
+}
+
+/// What a `warmlane serve` process does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// Everything: the API, and a worker for every lane. Without Redis,
+    /// the only role there is.
+    All,
+    /// HTTP, MCP, tool calls, uploads and reads; parses nothing.
+    Api,
+    /// Parses and chunks batches of the lanes in `server.lanes`; serves
+    /// only `/livez`, `/readyz` and `/metrics`.
+    Worker,
+}
+
+impl Role {
+    /// `"all"`, `"api"` or `"worker"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::All => "all",
+            Role::Api => "api",
+            Role::Worker => "worker",
+        }
+    }
 }
 
 /// Limits on reading PDFs: what an untrusted document may make the host and
@@ -155,6 +218,12 @@ pub struct ServerConfig {
     /// MiB; past it uploads get 429 with `Retry-After` (one upload always
     /// fits). By default 1024.
     pub max_pending_mib: u64,
+    /// What this process does: `all`, `api` or `worker` (`api` and
+    /// `worker` need `redis.url`). By default `all`.
+    pub role: Role,
+    /// The lanes a worker serves (`all` serves both). By default
+    /// `["light", "heavy"]`.
+    pub lanes: Vec<crate::lanes::Lane>,
     /// `Host` header values `/mcp` accepts (names, or `name:port`), against
     /// DNS rebinding; `["*"]` accepts any. By default the loopback names
     /// `localhost`, `127.0.0.1` and `::1`: list the names clients use to
@@ -176,6 +245,8 @@ impl Default for ServerConfig {
             max_request_kib: 1024,
             max_results_mib: 128,
             max_pending_mib: 1024,
+            role: Role::All,
+            lanes: vec![crate::lanes::Lane::Light, crate::lanes::Lane::Heavy],
             mcp_allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
         }
     }
@@ -218,7 +289,7 @@ impl Default for EngineConfig {
 }
 
 /// What sizes chunks count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChunkUnit {
     /// cl100k tokens.
@@ -612,6 +683,21 @@ impl Config {
                 bail!("server.{key} must be at least 1");
             }
         }
+        if self.server.role != Role::All && self.redis.url.is_none() {
+            bail!(
+                "server.role = \"{}\" needs redis.url: replicas share their jobs through Redis",
+                self.server.role.as_str()
+            );
+        }
+        if self.server.lanes.is_empty() {
+            bail!("server.lanes must name at least one lane: \"light\", \"heavy\"");
+        }
+        let j = &self.jobs;
+        if j.lease_ms < 100 || j.max_attempts == 0 || j.window == 0 {
+            bail!(
+                "jobs.lease_ms must be at least 100, jobs.max_attempts and jobs.window at least 1"
+            );
+        }
         if self.server.mcp_allowed_hosts.is_empty() {
             bail!("server.mcp_allowed_hosts must name at least one host, or \"*\" for any");
         }
@@ -740,6 +826,7 @@ mod tests {
         assert_eq!(format!("{:?}", c.redis), format!("{:?}", d.redis));
         assert_eq!(format!("{:?}", c.server), format!("{:?}", d.server));
         assert_eq!(format!("{:?}", c.pdf), format!("{:?}", d.pdf));
+        assert_eq!(format!("{:?}", c.jobs), format!("{:?}", d.jobs));
         assert_eq!(c.lane_settings(), d.lane_settings());
     }
 

@@ -580,6 +580,23 @@ impl Host {
         Ok(self.submit(doc, options, job)?.run(sink))
     }
 
+    /// The pipeline's parser, and the budget its calls draw from.
+    pub(crate) fn parser(&self) -> (&Arc<Pool<PageParserComponent>>, Option<&Draw>) {
+        let name = &self.config.pipeline.parser;
+        (&self.parsers[name], self.draws.get(name))
+    }
+
+    /// The pipeline's chunker, and the budget its calls draw from.
+    pub(crate) fn chunker(&self) -> (&Arc<Pool<ChunkerComponent>>, Option<&Draw>) {
+        let name = &self.config.pipeline.chunker;
+        (&self.chunkers[name], self.draws.get(name))
+    }
+
+    /// The lanes' sizes.
+    pub(crate) fn lane_settings(&self) -> &crate::lanes::Settings {
+        self.lanes.settings()
+    }
+
     /// The lane `doc` would go to.
     pub fn lane_for(&self, doc: &PdfDocument) -> Lane {
         self.lanes.settings().classify(doc.page_count())

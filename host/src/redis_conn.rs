@@ -1,5 +1,5 @@
 //! Blocking Redis connections for the stores kept in Redis (budgets,
-//! sessions): opened on demand with timeouts, reused while they work,
+//! sessions, jobs): opened on demand with timeouts, reused while they work,
 //! dropped when they fail, and a script call that reloads the script after
 //! a `SCRIPT FLUSH` or a restart.
 
@@ -34,6 +34,30 @@ impl Connections {
         c.set_read_timeout(Some(self.timeout))?;
         c.set_write_timeout(Some(self.timeout))?;
         Ok(c)
+    }
+
+    /// Runs `f` on a connection; a connection that failed is not reused.
+    /// `read_timeout` replaces the usual one for this call (a blocking
+    /// read waits longer than a command takes).
+    pub(crate) fn with<T>(
+        &self,
+        read_timeout: Option<Duration>,
+        f: impl FnOnce(&mut Connection) -> redis::RedisResult<T>,
+    ) -> Result<T, String> {
+        let mut con = self.take().map_err(|e| e.to_string())?;
+        if let Some(t) = read_timeout {
+            con.set_read_timeout(Some(t)).map_err(|e| e.to_string())?;
+        }
+        let reply = f(&mut con).map_err(|e| e.to_string())?;
+        if read_timeout.is_some() {
+            con.set_read_timeout(Some(self.timeout))
+                .map_err(|e| e.to_string())?;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(con);
+        Ok(reply)
     }
 
     /// Runs `script` with the keys and arguments `prepare` adds. `invoke`

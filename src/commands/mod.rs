@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub(crate) mod budget;
+pub(crate) mod jobs;
 pub(crate) mod mcp;
 pub(crate) mod run;
 pub(crate) mod serve;

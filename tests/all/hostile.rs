@@ -742,6 +742,45 @@ fn fanout_forms() -> Case {
     )
 }
 
+/// Four pages: "Hello page 1", then a page whose forms fan out to 10^12
+/// invocations (it runs for as long as it is let), then pages 3 and 4.
+pub(crate) fn spinning_pdf() -> Vec<u8> {
+    let mut d = Doc::new();
+    d.good();
+    let levels = 12;
+    let forms: Vec<u32> = (0..=levels).map(|_| d.id()).collect();
+    for (i, &f) in forms.iter().enumerate() {
+        let (resources, content) = if i == levels {
+            (
+                F1.to_string(),
+                "BT /F1 12 Tf 72 100 Td (x) Tj ET".to_string(),
+            )
+        } else {
+            (
+                format!("/XObject << /X {} 0 R >>", forms[i + 1]),
+                "q /X Do Q ".repeat(10),
+            )
+        };
+        d.pdf.stream(
+            f,
+            &format!(
+                "/Type /XObject /Subtype /Form /BBox [0 0 612 792] /Resources << {resources} >>"
+            ),
+            content.as_bytes(),
+            Enc::Plain,
+        );
+    }
+    let c = d.id();
+    d.pdf.stream(c, "", b"/X0 Do\n", Enc::Plain);
+    d.page(
+        &format!("/XObject << /X0 {} 0 R >>", forms[0]),
+        &format!("{c} 0 R"),
+    );
+    d.good();
+    d.good();
+    d.finish()
+}
+
 /// Page 2 draws a form of 10,000 'A's `draws` times: 10,000 × `draws`
 /// characters of text from 1.5 KB of PDF.
 fn text_form(name: &'static str, draws: usize) -> Case {

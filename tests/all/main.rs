@@ -13,6 +13,7 @@ mod mcp;
 mod metrics;
 mod plugins;
 mod redis_server;
+mod replicas;
 mod serve;
 mod support;
 mod tools;

@@ -12,12 +12,26 @@ pub(crate) struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// Whether it keeps an append-only file (fsync'd on every write), so a
+    /// restart finds what it held.
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts a server on a free port; panics with the one-line fix when
     /// `redis-server` is not installed.
     pub(crate) fn start() -> RedisServer {
+        Self::start_with(false)
+    }
+
+    /// Starts a server that keeps an append-only file: a restart (even
+    /// after a kill) finds what it held.
+    #[allow(dead_code)] // not every test binary that includes this uses it
+    pub(crate) fn start_persistent() -> RedisServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(persistent: bool) -> RedisServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
@@ -29,6 +43,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            persistent,
         };
         server.restart();
         server
@@ -47,12 +62,14 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port, empty; waits until it answers.
+    /// Starts it again on the same port (empty, unless it is persistent);
+    /// waits until it answers.
     pub(crate) fn restart(&mut self) {
         self.stop();
+        let aof = if self.persistent { "yes" } else { "no" };
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())

@@ -133,7 +133,7 @@ impl Serve {
         let mut line = String::new();
         while stderr.read_line(&mut line).unwrap_or(0) > 0 {
             if let Some(a) = line.trim().strip_prefix("warmlane: listening on http://") {
-                addr = Some(a.to_string());
+                addr = a.split_whitespace().next().map(str::to_string);
                 break;
             }
             said.push_str(&line);
@@ -149,6 +149,12 @@ impl Serve {
 
     pub(crate) fn get(&self, path: &str) -> Reply {
         request(&self.addr, "GET", path, &[], b"")
+    }
+
+    /// GET, or `None` when the server no longer takes connections.
+    pub(crate) fn try_get(&self, path: &str) -> Option<Reply> {
+        TcpStream::connect(&self.addr).ok()?;
+        Some(self.get(path))
     }
 
     pub(crate) fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
@@ -183,6 +189,43 @@ impl Serve {
     /// The server's process id.
     pub(crate) fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends signal `name` (`TERM`, `KILL`, `STOP`, `CONT`) to the server.
+    pub(crate) fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the server to exit; its exit status.
+    pub(crate) fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The sum of metric `name`'s samples whose labels contain `labels`.
+    pub(crate) fn metric(&self, name: &str, labels: &str) -> f64 {
+        let text = String::from_utf8(self.get("/metrics").body).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter(|l| {
+                l.split(['{', ' ']).next() == Some(name)
+                    && (labels.is_empty() || l.contains(labels))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     pub(crate) fn wait_done(&self, job: &str) -> Value {

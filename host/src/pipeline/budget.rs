@@ -34,8 +34,13 @@ impl Size {
         let ms = config
             .cpu_ms_per_document
             .saturating_add(config.cpu_ms_per_page.saturating_mul(u64::from(pages)));
+        Size::parsing_of(Duration::from_millis(ms))
+    }
+
+    /// A parsing budget of `limit` (as sized when its job was accepted).
+    pub(crate) fn parsing_of(limit: Duration) -> Size {
         Size {
-            limit: Duration::from_millis(ms),
+            limit,
             sized_by: "pipeline.cpu_ms_per_document + pipeline.cpu_ms_per_page for each page",
         }
     }
@@ -45,8 +50,13 @@ impl Size {
         let ms = config
             .cpu_ms_per_page
             .saturating_mul(u64::from(pages.max(1)));
+        Size::chunking_of(Duration::from_millis(ms))
+    }
+
+    /// A chunking budget of `limit` (as sized when its job was accepted).
+    pub(crate) fn chunking_of(limit: Duration) -> Size {
         Size {
-            limit: Duration::from_millis(ms),
+            limit,
             sized_by: "pipeline.cpu_ms_per_page for each page",
         }
     }

@@ -197,6 +197,12 @@ impl Job {
         self.pages
     }
 
+    /// The flag that cancels the job: its pages not yet parsed become
+    /// errors that say so.
+    pub(crate) fn canceller(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
     /// Collects the job's pages in order, chunks them, and sends events to
     /// `sink` as they are ready; returns when the document is done.
     pub fn run(self, sink: &mut dyn FnMut(Event)) -> Summary {

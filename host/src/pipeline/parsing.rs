@@ -34,6 +34,8 @@ pub(crate) enum Outcome {
     Parsed(Vec<PageResult>),
     /// The range failed as a whole: to be retried page by page.
     Split,
+    /// The try was called off (its cancel flag) before the parser ran.
+    Abandoned,
 }
 
 /// What a try needs to call the parser for a document.
@@ -69,7 +71,7 @@ pub(crate) fn attempt(
             .collect()
     };
     if ctx.cancel.load(Ordering::Relaxed) {
-        return Outcome::Parsed(error_all("the job was cancelled"));
+        return Outcome::Abandoned;
     }
     let budget = ctx.budget;
     let over_budget = || {
@@ -100,7 +102,7 @@ pub(crate) fn attempt(
     }
     match parsed {
         Ok(pages) => Outcome::Parsed(pages),
-        Err(Failure::Cancelled(why)) => Outcome::Parsed(error_all(&why)),
+        Err(Failure::Cancelled) => Outcome::Abandoned,
         Err(Failure::Other(_) | Failure::Cpu) if range.len() > 1 => Outcome::Split,
         // The budget, not the page, ran out.
         Err(Failure::Cpu) if budget.left().is_zero() => over_budget(),
@@ -114,8 +116,8 @@ pub(crate) fn attempt(
 
 /// Why a call failed.
 enum Failure {
-    /// The job was cancelled while it waited for its budget.
-    Cancelled(String),
+    /// The try was called off while it waited for its budget.
+    Cancelled,
     /// The parser ran out of the CPU time it was allowed.
     Cpu,
     /// Anything else: the range could not be cut, the parser trapped, ran
@@ -136,7 +138,7 @@ fn call(
         .draw
         .map(|d| d.charge(ctx.lane, d.for_pages(range.len()), limit))
         .transpose()
-        .map_err(|e| Failure::Cancelled(e.to_string()))?;
+        .map_err(|_| Failure::Cancelled)?;
     // Failures before the parser runs give the tokens back.
     let refund = |why: String| {
         if let Some(c) = charge {
@@ -316,23 +318,26 @@ impl Batches for Parsing {
             .map_or(Duration::ZERO, |(a, b)| b.saturating_sub(a));
         let mut work = self.work();
         work.running.remove(&index);
-        match outcome {
-            Outcome::Parsed(pages) => {
-                drop(work);
-                self.unfinished.fetch_sub(pages.len(), Ordering::Relaxed);
-                let _ = self.results.send((range.start, pages));
-                Ran { cpu, split_into: 0 }
-            }
+        let pages = match outcome {
             Outcome::Split => {
                 tracing::debug!("the batch failed as a whole; retrying it page by page");
                 work.retries.extend(range.clone().map(|p| p..p + 1));
                 work.retries.make_contiguous().sort_by_key(|r| r.start);
-                Ran {
+                return Ran {
                     cpu,
                     split_into: range.len(),
-                }
+                };
             }
-        }
+            Outcome::Parsed(pages) => pages,
+            Outcome::Abandoned => range
+                .clone()
+                .map(|p| (p as u32 + 1, Err("the job was cancelled".to_string())))
+                .collect(),
+        };
+        drop(work);
+        self.unfinished.fetch_sub(pages.len(), Ordering::Relaxed);
+        let _ = self.results.send((range.start, pages));
+        Ran { cpu, split_into: 0 }
     }
 
     fn lost(&self, index: usize, why: String) {

@@ -6,7 +6,7 @@
 //! in either form, and must keep arriving (`server.body_timeout_secs`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -20,9 +20,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 
 use super::error::{ApiError, document_error};
-use super::jobs::JobRecord;
 use super::{App, Shared, blocking, body};
-use crate::session::SessionId;
+use crate::jobs::{BoardError, Follow};
 
 #[derive(Deserialize)]
 pub(super) struct SubmitQuery {
@@ -109,6 +108,17 @@ pub(super) async fn submit(
     Query(q): Query<SubmitQuery>,
     request: Request,
 ) -> Result<Response, ApiError> {
+    let board = app.board()?.clone();
+    if app.draining.load(Ordering::Acquire) {
+        let mut e = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this replica is stopping; send the upload to another",
+        )
+        .retry_after(Duration::from_secs(1));
+        e.close = true;
+        return Err(e);
+    }
     let Ok(_permit) = app.uploads.clone().try_acquire_owned() else {
         let mut e = ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -131,34 +141,6 @@ pub(super) async fn submit(
         ));
     }
     let size = bytes.len() as u64;
-    if let Err(busy) = app.jobs.reserve(size) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "server-busy",
-            format!(
-                "accepted documents not yet finished hold {} MiB (server.max_pending_mib is {}); try again when some are done",
-                busy.pending >> 20,
-                app.settings.max_pending_mib
-            ),
-        )
-        .retry_after(Duration::from_secs(2)));
-    }
-    match accept(&app, bytes, size, q).await {
-        Ok(response) => Ok(response),
-        Err(e) => {
-            app.jobs.release(size);
-            Err(e)
-        }
-    }
-}
-
-/// Opens and submits an upload whose size is reserved among the pending.
-async fn accept(
-    app: &Arc<App>,
-    bytes: Vec<u8>,
-    size: u64,
-    q: SubmitQuery,
-) -> Result<Response, ApiError> {
     let password = q.password.clone();
     let host = app.host.clone();
     let doc = blocking(move || {
@@ -178,38 +160,90 @@ async fn accept(
             ),
         ));
     }
-    let id = format!("j-{}", &SessionId::random().as_str()[2..]);
-    let options = app.host.document_options();
-    let job = app.host.submit(doc, &options, &id)?;
-    let record = app.jobs.add(id.clone(), job.lane(), job.pages(), size);
-    tracing::info!(job = %id, lane = %job.lane(), pages = job.pages(), "document accepted");
-    let running = record.clone();
-    let done = tokio::task::spawn_blocking(move || running.run(job));
+    let accepted = board
+        .submit(doc, size)
+        .await
+        .map_err(|e| board_error(&app, e))?;
+    let id = accepted.id.clone();
+    tracing::info!(job = %id, lane = %accepted.lane, pages = accepted.pages, "document accepted");
     if !q.wait {
         let body = json!({
-            "job": id, "lane": record.lane.as_str(), "pages": record.pages,
+            "job": id, "lane": accepted.lane.as_str(), "pages": accepted.pages,
             "status": format!("/v1/jobs/{id}"), "chunks": format!("/v1/jobs/{id}/chunks"),
         });
         return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
     }
-    let _ = done.await;
-    let mut body = record.describe();
-    let (lines, _) = record.lines_from(0).unwrap_or_default();
-    body["records"] = lines
-        .iter()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .collect();
+    // Synchronous: every record, then the final state.
+    let mut records = Vec::new();
+    let mut cursor = "0".to_string();
+    loop {
+        match board
+            .follow(&id, &cursor)
+            .await
+            .map_err(|e| board_error(&app, e))?
+        {
+            Follow::Lines { lines, next, ended } => {
+                records.extend(
+                    lines
+                        .iter()
+                        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()),
+                );
+                cursor = next;
+                if ended {
+                    break;
+                }
+            }
+            Follow::Evicted | Follow::Unknown | Follow::Lost => return Err(lost(&id)),
+        }
+    }
+    let mut body = board
+        .describe(&id)
+        .await
+        .map_err(|e| board_error(&app, e))?
+        .ok_or_else(|| lost(&id))?;
+    body["records"] = records.into();
     Ok(Json(body).into_response())
 }
 
-fn find_job(app: &App, id: &str) -> Result<Arc<JobRecord>, ApiError> {
-    app.jobs.get(id).ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown-job",
-            format!("no job `{id}` (never submitted, or its results expired)"),
+/// A board's refusal as the API answers it.
+fn board_error(app: &App, e: BoardError) -> ApiError {
+    match e {
+        BoardError::Submit(e) => e.into(),
+        BoardError::Busy { pending } => ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "server-busy",
+            format!(
+                "accepted documents not yet finished hold {} MiB (server.max_pending_mib is {}); try again when some are done",
+                pending >> 20,
+                app.settings.max_pending_mib
+            ),
         )
-    })
+        .retry_after(Duration::from_secs(2)),
+        BoardError::Unavailable(why) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "jobs-unavailable",
+            format!("the job store cannot be reached: {why}"),
+        )
+        .retry_after(Duration::from_secs(1)),
+    }
+}
+
+fn unknown(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown-job",
+        format!("no job `{id}` (never submitted, or its results expired)"),
+    )
+}
+
+fn lost(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::GONE,
+        "job-lost",
+        format!(
+            "job `{id}` is no longer held by the job store (Redis was restarted without persistence, or flushed)"
+        ),
+    )
 }
 
 fn evicted(id: &str) -> ApiError {
@@ -223,11 +257,38 @@ fn evicted(id: &str) -> ApiError {
 }
 
 pub(super) async fn job(State(app): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
-    Ok(Json(find_job(&app, &id)?.describe()).into_response())
+    let board = app.board()?;
+    match board
+        .describe(&id)
+        .await
+        .map_err(|e| board_error(&app, e))?
+    {
+        Some(state) => Ok(Json(state).into_response()),
+        None => Err(unknown(&id)),
+    }
+}
+
+pub(super) async fn list(State(app): Shared) -> Result<Response, ApiError> {
+    let board = app.board()?;
+    let jobs = board.list().await.map_err(|e| board_error(&app, e))?;
+    Ok(Json(json!({ "jobs": jobs })).into_response())
+}
+
+pub(super) async fn cancel(
+    State(app): Shared,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let board = app.board()?;
+    match board.cancel(&id).await.map_err(|e| board_error(&app, e))? {
+        None => Err(unknown(&id)),
+        Some(was_running) => {
+            Ok(Json(json!({ "job": id, "cancelled": was_running })).into_response())
+        }
+    }
 }
 
 /// A stream of NDJSON lines fed by a task following the job.
-struct Lines(mpsc::Receiver<Arc<str>>);
+struct Lines(mpsc::Receiver<String>);
 
 impl futures_core::Stream for Lines {
     type Item = Result<Bytes, std::convert::Infallible>;
@@ -243,32 +304,53 @@ pub(super) async fn chunks(
     State(app): Shared,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let record = find_job(&app, &id)?;
-    if record.lines_from(0).is_none() {
-        return Err(evicted(&id));
-    }
+    let board = app.board()?.clone();
+    // The first page: whether the job is there at all.
+    let first = board
+        .follow(&id, "0")
+        .await
+        .map_err(|e| board_error(&app, e))?;
+    let (lines, mut cursor, ended) = match first {
+        Follow::Lines { lines, next, ended } => (lines, next, ended),
+        Follow::Evicted => return Err(evicted(&id)),
+        Follow::Unknown => return Err(unknown(&id)),
+        Follow::Lost => return Err(lost(&id)),
+    };
     let (tx, rx) = mpsc::channel(64);
     tokio::spawn(async move {
-        let mut changed = record.subscribe();
-        let mut sent = 0;
-        loop {
-            // Evicted while streaming: what was sent stays sent; stop.
-            let Some((lines, done)) = record.lines_from(sent) else {
+        for line in lines {
+            if tx.send(line).await.is_err() {
                 return;
-            };
-            for line in lines {
-                if tx.send(line).await.is_err() {
+            }
+        }
+        if ended {
+            return;
+        }
+        loop {
+            match board.follow(&id, &cursor).await {
+                Ok(Follow::Lines { lines, next, ended }) => {
+                    for line in lines {
+                        if tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                    cursor = next;
+                    if ended {
+                        return;
+                    }
+                }
+                // Evicted while streaming: what was sent stays sent; stop.
+                Ok(Follow::Evicted) => return,
+                // It was there when the stream began: it is lost.
+                Ok(Follow::Lost | Follow::Unknown) => {
+                    let line = json!({ "error": "the job was lost: the job store no longer holds it (Redis was restarted without persistence, or flushed)" });
+                    let _ = tx.send(line.to_string()).await;
                     return;
                 }
-                sent += 1;
-            }
-            if done || changed.changed().await.is_err() {
-                // One last look: the job may have finished between reads.
-                let (lines, _) = record.lines_from(sent).unwrap_or_default();
-                for line in lines {
-                    let _ = tx.send(line).await;
+                Err(e) => {
+                    tracing::debug!(job = %id, "following the job: {e:?}");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-                return;
             }
         }
     });

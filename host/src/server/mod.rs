@@ -10,7 +10,6 @@
 mod body;
 mod documents;
 mod error;
-mod jobs;
 mod listen;
 mod mcp;
 mod sessions;
@@ -20,6 +19,7 @@ pub use mcp::serve_stdio as serve_mcp_stdio;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -33,24 +33,54 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
-use crate::config::ServerConfig;
+use crate::config::{Role, ServerConfig};
 use crate::host::Host;
+use crate::jobs::Board;
+use crate::jobs::memory::MemoryBoard;
+use crate::jobs::redis::{RedisBoard, RedisJobs};
+use crate::jobs::worker::Workers;
+use crate::lanes::Lane;
 use error::ApiError;
-use jobs::Jobs;
 
 struct App {
     host: Arc<Host>,
-    jobs: Jobs,
+    /// Where the server's jobs live: here, or in Redis.
+    board: Option<Arc<dyn Board>>,
+    /// This replica's workers, when it parses jobs kept in Redis.
+    workers: Option<Arc<Workers>>,
+    /// The jobs in Redis, when they are kept there.
+    store: Option<Arc<RedisJobs>>,
     /// Permits for uploads being received and opened.
     uploads: Arc<Semaphore>,
     settings: ServerConfig,
+    /// Set at SIGTERM: readiness says no, uploads are refused.
+    draining: AtomicBool,
 }
 
 type Shared = State<Arc<App>>;
 
-/// Serves `host` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets open requests and running jobs finish within
-/// `server.shutdown_grace_secs`, and returns.
+impl App {
+    /// The board, or the answer of a replica that has none (a worker).
+    fn board(&self) -> Result<&Arc<dyn Board>, ApiError> {
+        self.board.as_ref().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "a worker replica serves only /livez, /readyz and /metrics",
+            )
+        })
+    }
+}
+
+/// Serves `host` on `listener` until `shutdown` resolves, then drains: no
+/// new uploads or batches, readiness says so; open requests, running jobs
+/// and batches in flight get `server.shutdown_grace_secs` to finish.
+///
+/// What the process serves follows `server.role`: `all` (every route; its
+/// jobs in this process, or, with `redis.url`, in Redis and parsed here
+/// too), `api` (every route; jobs in Redis, parsed elsewhere) or `worker`
+/// (parses the jobs of `server.lanes` kept in Redis; serves only `/livez`,
+/// `/readyz` and `/metrics`, and keeps serving them while it drains).
 pub async fn serve(
     host: Arc<Host>,
     listener: TcpListener,
@@ -58,15 +88,16 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let settings = host.config().server.clone();
     let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let (board, workers, store) = places(&host).map_err(std::io::Error::other)?;
+    let role = settings.role;
     let app = Arc::new(App {
-        jobs: Jobs::new(
-            Duration::from_secs(settings.job_retention_secs),
-            settings.max_results_mib << 20,
-            settings.max_pending_mib << 20,
-        ),
+        board,
+        workers,
+        store,
         uploads: Arc::new(Semaphore::new(settings.max_uploads)),
         host,
         settings,
+        draining: AtomicBool::new(false),
     });
     // Stopping ends MCP sessions and their open streams, which would
     // otherwise hold the graceful shutdown until the grace period ends.
@@ -74,8 +105,21 @@ pub async fn serve(
     let router = router(app.clone(), mcp_stop.clone())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    let draining = app.clone();
     tokio::spawn(async move {
         shutdown.await;
+        tracing::info!("stopping: draining");
+        draining.draining.store(true, Ordering::Release);
+        if let Some(w) = &draining.workers {
+            w.drain();
+        }
+        if role == Role::Worker {
+            // Keep answering probes and metrics until the batches in
+            // flight are done, or the grace runs out.
+            let workers = draining.workers.clone();
+            let until = Instant::now() + grace;
+            let _ = tokio::task::spawn_blocking(move || workers.map(|w| w.join(until))).await;
+        }
         let _ = stop_tx.send(true);
         mcp_stop.cancel();
     });
@@ -100,26 +144,85 @@ pub async fn serve(
             return Ok(());
         }
     }
-    // Jobs accepted without anyone streaming them still get their time.
+    // Jobs accepted without anyone streaming them, and batches in flight,
+    // still get their time.
     let until = Instant::now() + grace;
-    while app.jobs.running() > 0 && Instant::now() < until {
+    let running = || {
+        app.board.as_ref().map_or(0, |b| b.running_here())
+            + app.workers.as_ref().map_or(0, |w| w.busy())
+    };
+    while running() > 0 && Instant::now() < until {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    if app.jobs.running() > 0 {
-        tracing::warn!(jobs = app.jobs.running(), "stopping with jobs unfinished");
+    if running() > 0 {
+        tracing::warn!(jobs = running(), "stopping with work unfinished");
     }
     sweeper.abort();
     Ok(())
 }
 
+/// Where `host`'s jobs live, and whether it parses them here, by its role.
+type Places = (
+    Option<Arc<dyn Board>>,
+    Option<Arc<Workers>>,
+    Option<Arc<RedisJobs>>,
+);
+
+fn places(host: &Arc<Host>) -> Result<Places, String> {
+    let config = host.config();
+    let s = &config.server;
+    let Some(url) = &config.redis.url else {
+        let board = MemoryBoard::new(
+            host.clone(),
+            Duration::from_secs(s.job_retention_secs),
+            s.max_results_mib << 20,
+            s.max_pending_mib << 20,
+        );
+        return Ok((Some(Arc::new(board)), None, None));
+    };
+    let store = Arc::new(
+        RedisJobs::new(
+            url,
+            &config.redis.key_prefix,
+            Duration::from_millis(config.redis.timeout_ms),
+        )
+        .map_err(|e| format!("redis.url is not a Redis URL: {e}"))?,
+    );
+    if let Err(e) = store.ensure_groups() {
+        // The workers make them when Redis answers.
+        tracing::warn!("cannot prepare the lanes' streams yet: {e}");
+    }
+    let board: Option<Arc<dyn Board>> = (s.role != Role::Worker)
+        .then(|| Arc::new(RedisBoard::new(host.clone(), store.clone())) as Arc<dyn Board>);
+    let workers = if s.role == Role::Api {
+        None
+    } else {
+        let lanes = if s.role == Role::All {
+            Lane::ALL.to_vec()
+        } else {
+            s.lanes.clone()
+        };
+        let both = lanes.len() > 1;
+        let threads = config.pipeline.worker_count() + usize::from(both);
+        Some(Arc::new(
+            Workers::start(host.clone(), store.clone(), lanes, threads)
+                .map_err(|e| format!("cannot start the worker threads: {e}"))?,
+        ))
+    };
+    Ok((board, workers, Some(store)))
+}
+
 /// Every second: forgets expired jobs and keeps retained results within
 /// their cap.
 async fn sweep(app: Arc<App>) {
+    let Some(board) = app.board.clone() else {
+        return;
+    };
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let freed = app.jobs.sweep();
+        let freed = board.sweep().await;
         if freed > 0 {
             tracing::debug!(freed, "dropped retained job results");
             crate::memory::release_freed();
@@ -128,14 +231,31 @@ async fn sweep(app: Arc<App>) {
 }
 
 fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Result<Router, String> {
+    let probes = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/livez", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz));
+    let not_found =
+        || async { ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint") };
+    if app.board.is_none() {
+        // A worker replica.
+        return Ok(probes
+            .fallback(not_found)
+            .layer(from_fn(error::json_errors))
+            .with_state(app));
+    }
     let mcp = mcp::http_service(app.host.clone(), &app.settings.mcp_allowed_hosts, mcp_stop)?;
-    let api = Router::new()
+    let api = probes
         .route(
             "/v1/documents",
             // The upload's own limit applies (see `documents`).
             post(documents::submit).layer(DefaultBodyLimit::disable()),
         )
-        .route("/v1/jobs/{id}", get(documents::job))
+        .route("/v1/jobs", get(documents::list))
+        .route(
+            "/v1/jobs/{id}",
+            get(documents::job).delete(documents::cancel),
+        )
         .route("/v1/jobs/{id}/chunks", get(documents::chunks))
         .route("/v1/tools", get(tools::list))
         .route("/v1/tools/{name}", post(tools::call))
@@ -144,12 +264,7 @@ fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Resul
             "/v1/sessions/{id}",
             get(sessions::show).delete(sessions::delete),
         )
-        .route("/metrics", get(metrics))
-        .route("/livez", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .fallback(|| async {
-            ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such endpoint")
-        })
+        .fallback(not_found)
         .layer(from_fn(error::json_errors));
     Ok(api
         .merge(
@@ -244,31 +359,43 @@ async fn blocking<T: Send + 'static>(
 }
 
 async fn metrics(State(app): Shared) -> Response {
-    use std::fmt::Write;
     let mut text = app.host.metrics();
-    for (name, help, value) in [
-        (
-            "job_results_bytes",
-            "Memory the results of the server's jobs hold (capped by server.max_results_mib).",
-            app.jobs.results_bytes(),
-        ),
-        (
-            "pending_upload_bytes",
-            "Memory the uploads of accepted jobs not yet finished hold (capped by server.max_pending_mib).",
-            app.jobs.pending_bytes(),
-        ),
-    ] {
-        let _ = write!(
-            text,
-            "# HELP warmlane_{name} {help}\n# TYPE warmlane_{name} gauge\nwarmlane_{name} {value}\n"
-        );
+    if let Some(board) = &app.board {
+        text.push_str(&board.metrics().await);
+    }
+    if let Some(workers) = &app.workers {
+        text.push_str(&workers.metrics());
+        if app.board.is_none() {
+            // A worker replica reports its lanes' streams too.
+            if let Some(store) = app.store.clone() {
+                let lanes =
+                    tokio::task::spawn_blocking(move || crate::jobs::redis::lanes_metrics(&store))
+                        .await
+                        .unwrap_or_default();
+                text.push_str(&lanes);
+            }
+        }
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn readyz(State(app): Shared) -> Result<Response, ApiError> {
     let host = app.host.clone();
-    let r = blocking(move || host.readiness()).await?;
+    let store = app.store.clone();
+    let mut r = blocking(move || {
+        let mut r = host.readiness();
+        if let Some(store) = store
+            && let Err(e) = store.ping()
+        {
+            r.not_ready.push(format!("jobs: {e}"));
+        }
+        r
+    })
+    .await?;
+    if app.draining.load(Ordering::Acquire) {
+        r.not_ready
+            .push("draining: the process is stopping (SIGTERM)".into());
+    }
     let status = if r.is_ready() {
         StatusCode::OK
     } else {

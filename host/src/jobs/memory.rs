@@ -1,5 +1,6 @@
-//! Documents the server has accepted: their progress, and their results as
-//! NDJSON lines that any number of readers can follow while the job runs.
+//! Jobs kept in this process: documents the server has accepted, run on
+//! this host's lanes, their progress, and their results as NDJSON lines
+//! that any number of readers can follow while the job runs.
 //!
 //! Memory is bounded twice: the uploads of accepted jobs not yet finished
 //! may hold at most `server.max_pending_mib` (more are refused until some
@@ -14,9 +15,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::json;
 use tokio::sync::watch;
+use warmlane_pdf::PdfDocument;
 
+use super::{Accepted, Board, BoardError, Follow, JobId};
+use crate::host::Host;
 use crate::lanes::Lane;
 use crate::pipeline::{Event, Job};
 
@@ -30,6 +35,8 @@ pub(crate) enum Status {
     Running,
     /// Every page has been reported.
     Done,
+    /// Cancelled: the pages not parsed by then are errors that say so.
+    Cancelled,
     /// Done, and its results were dropped to keep memory within
     /// `server.max_results_mib`.
     Evicted,
@@ -40,6 +47,7 @@ impl Status {
         match self {
             Status::Running => "running",
             Status::Done => "done",
+            Status::Cancelled => "cancelled",
             Status::Evicted => "evicted",
         }
     }
@@ -75,6 +83,10 @@ pub(crate) struct JobRecord {
     /// Bumped whenever progress changes.
     changed: watch::Sender<u64>,
     ledger: Arc<Ledger>,
+    /// The running job's cancel flag, while it runs.
+    cancel: Mutex<Option<Arc<std::sync::atomic::AtomicBool>>>,
+    /// Whether the API cancelled it.
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
 impl JobRecord {
@@ -88,33 +100,28 @@ impl JobRecord {
 
     /// Runs `job` to the end on this (blocking) thread, recording its events.
     pub(crate) fn run(&self, job: Job) {
+        *self.cancel.lock().unwrap_or_else(|p| p.into_inner()) = Some(job.canceller());
         let summary = job.run(&mut |event| {
             let mut p = self.lock();
-            let line = match event {
-                Event::Chunk(c) => {
-                    p.chunks += 1;
-                    json!({
-                        "chunk": c.index, "first_page": c.first_page, "last_page": c.last_page,
-                        "start": c.start, "end": c.end, "size": c.size, "text": c.text,
-                    })
-                }
-                Event::PageError { page, error } => {
-                    let line = json!({ "page": page, "error": error });
-                    let cost = error.len() as u64 + LINE_OVERHEAD;
-                    p.held += cost;
-                    self.ledger.results.fetch_add(cost, Ordering::Relaxed);
-                    p.errors.push((page, error));
-                    line
-                }
-                Event::Progress { done, .. } => {
-                    p.done = done;
-                    drop(p);
-                    self.bump();
-                    return;
-                }
-                Event::Page { .. } => return,
+            if let Event::Progress { done, .. } = event {
+                p.done = done;
+                drop(p);
+                self.bump();
+                return;
+            }
+            if let Event::PageError { page, error } = &event {
+                let cost = error.len() as u64 + LINE_OVERHEAD;
+                p.held += cost;
+                self.ledger.results.fetch_add(cost, Ordering::Relaxed);
+                p.errors.push((*page, error.clone()));
+            }
+            let Some((is_chunk, line)) = super::record(&event) else {
+                return;
             };
-            let line: Arc<str> = line.to_string().into();
+            if is_chunk {
+                p.chunks += 1;
+            }
+            let line: Arc<str> = line.into();
             let cost = line.len() as u64 + LINE_OVERHEAD;
             p.held += cost;
             self.ledger.results.fetch_add(cost, Ordering::Relaxed);
@@ -122,8 +129,14 @@ impl JobRecord {
             drop(p);
             self.bump();
         });
+        self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let cancelled = self.cancelled.load(Ordering::Relaxed);
         let mut p = self.lock();
-        p.status = Status::Done;
+        p.status = if cancelled {
+            Status::Cancelled
+        } else {
+            Status::Done
+        };
         p.done = summary.pages;
         p.finished = Some(Instant::now());
         drop(p);
@@ -131,6 +144,18 @@ impl JobRecord {
             .pending
             .fetch_sub(self.upload, Ordering::Relaxed);
         self.bump();
+    }
+
+    /// Cancels the job if it still runs; whether it did.
+    pub(crate) fn cancel(&self) -> bool {
+        match &*self.cancel.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(flag) => {
+                self.cancelled.store(true, Ordering::Relaxed);
+                flag.store(true, Ordering::Relaxed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The job's state, as the API reports it.
@@ -157,7 +182,7 @@ impl JobRecord {
             Status::Evicted => None,
             status => Some((
                 p.lines.get(from..).unwrap_or_default().to_vec(),
-                status == Status::Done,
+                status != Status::Running,
             )),
         }
     }
@@ -174,7 +199,7 @@ impl JobRecord {
     /// Drops the results of a finished job; what that freed.
     fn evict(&self) -> u64 {
         let mut p = self.lock();
-        if p.status != Status::Done {
+        if !matches!(p.status, Status::Done | Status::Cancelled) {
             return 0;
         }
         p.status = Status::Evicted;
@@ -193,9 +218,8 @@ pub(crate) struct Jobs {
     ledger: Arc<Ledger>,
 }
 
-/// Why an upload was not taken.
+/// Bytes of uploads held by jobs not yet finished, when there is no room.
 pub(crate) struct Busy {
-    /// Bytes of uploads held by jobs not yet finished.
     pub(crate) pending: u64,
 }
 
@@ -261,6 +285,8 @@ impl Jobs {
             }),
             changed: watch::channel(0).0,
             ledger: self.ledger.clone(),
+            cancel: Mutex::new(None),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
         });
         self.lock().insert(id, record.clone());
         record
@@ -268,6 +294,11 @@ impl Jobs {
 
     pub(crate) fn get(&self, id: &str) -> Option<Arc<JobRecord>> {
         self.lock().get(id).cloned()
+    }
+
+    /// Every job known, in no particular order.
+    pub(crate) fn all(&self) -> Vec<Arc<JobRecord>> {
+        self.lock().values().cloned().collect()
     }
 
     /// Jobs still running.
@@ -306,7 +337,7 @@ impl Jobs {
                 .values()
                 .filter_map(|j| {
                     let p = j.lock();
-                    (p.status == Status::Done)
+                    matches!(p.status, Status::Done | Status::Cancelled)
                         .then(|| p.finished.map(|t| (t, j.clone())))
                         .flatten()
                 })
@@ -323,6 +354,123 @@ impl Jobs {
             }
         }
         freed
+    }
+}
+
+/// The board of a server whose jobs run in this process.
+pub(crate) struct MemoryBoard {
+    host: Arc<Host>,
+    jobs: Jobs,
+}
+
+impl MemoryBoard {
+    /// A board on `host`'s lanes; see [`Jobs::new`] for the rest.
+    pub(crate) fn new(
+        host: Arc<Host>,
+        retention: Duration,
+        max_results: u64,
+        max_pending: u64,
+    ) -> Self {
+        MemoryBoard {
+            host,
+            jobs: Jobs::new(retention, max_results, max_pending),
+        }
+    }
+}
+
+/// How long a follower waits for news before it looks again.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
+
+#[async_trait]
+impl Board for MemoryBoard {
+    async fn submit(&self, doc: PdfDocument, size: u64) -> Result<Accepted, BoardError> {
+        self.jobs
+            .reserve(size)
+            .map_err(|b| BoardError::Busy { pending: b.pending })?;
+        let lane = self.host.lane_for(&doc);
+        let id = JobId::new(lane);
+        let options = self.host.document_options();
+        let job = match self.host.submit(doc, &options, id.as_str()) {
+            Ok(job) => job,
+            Err(e) => {
+                self.jobs.release(size);
+                return Err(BoardError::Submit(e));
+            }
+        };
+        let record = self.jobs.add(id.to_string(), job.lane(), job.pages(), size);
+        let accepted = Accepted {
+            id: id.to_string(),
+            lane: job.lane(),
+            pages: job.pages(),
+        };
+        tokio::task::spawn_blocking(move || record.run(job));
+        Ok(accepted)
+    }
+
+    async fn describe(&self, id: &str) -> Result<Option<serde_json::Value>, BoardError> {
+        Ok(self.jobs.get(id).map(|r| r.describe()))
+    }
+
+    async fn follow(&self, id: &str, cursor: &str) -> Result<Follow, BoardError> {
+        let Some(record) = self.jobs.get(id) else {
+            return Ok(Follow::Unknown);
+        };
+        let from: usize = cursor.parse().unwrap_or(0);
+        let mut changed = record.subscribe();
+        loop {
+            let Some((lines, done)) = record.lines_from(from) else {
+                return Ok(Follow::Evicted);
+            };
+            if !lines.is_empty() || done {
+                let next = (from + lines.len()).to_string();
+                return Ok(Follow::Lines {
+                    lines: lines.iter().map(|l| l.to_string()).collect(),
+                    next,
+                    ended: done,
+                });
+            }
+            if tokio::time::timeout(FOLLOW_WAIT, changed.changed())
+                .await
+                .is_err()
+            {
+                return Ok(Follow::Lines {
+                    lines: Vec::new(),
+                    next: from.to_string(),
+                    ended: false,
+                });
+            }
+        }
+    }
+
+    async fn cancel(&self, id: &str) -> Result<Option<bool>, BoardError> {
+        Ok(self.jobs.get(id).map(|r| r.cancel()))
+    }
+
+    async fn list(&self) -> Result<Vec<serde_json::Value>, BoardError> {
+        Ok(self.jobs.all().iter().map(|r| r.describe()).collect())
+    }
+
+    async fn sweep(&self) -> u64 {
+        self.jobs.sweep()
+    }
+
+    fn running_here(&self) -> usize {
+        self.jobs.running()
+    }
+
+    async fn metrics(&self) -> String {
+        super::gauges(&[
+            (
+                "job_results_bytes",
+                "Memory the results of the server's jobs hold (capped by server.max_results_mib).",
+                self.jobs.results_bytes(),
+            ),
+            (
+                "pending_upload_bytes",
+                "Memory the uploads of accepted jobs not yet finished hold (capped by server.max_pending_mib).",
+                self.jobs.pending_bytes(),
+            ),
+        ])
     }
 }
 
