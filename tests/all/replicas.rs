@@ -514,3 +514,31 @@ fn admission_is_cluster_wide_cancel_reaches_everywhere_and_a_lost_job_says_so() 
     });
     drop(w);
 }
+
+#[test]
+fn a_light_document_is_not_held_back_by_a_heavy_one_across_replicas() {
+    let _one = one_at_a_time();
+    let redis = RedisServer::start();
+    let api = start(&redis, "api", "");
+    let _w = start(&redis, "worker", "");
+    let light = std::fs::read(support::data("en-lppl.pdf")).unwrap();
+    let run_light = || {
+        let started = Instant::now();
+        let id = submit(&api, &light)["job"].as_str().unwrap().to_string();
+        assert_eq!(done(&api, &id, Duration::from_secs(30))["state"], "done");
+        started.elapsed()
+    };
+    let idle = (0..3).map(|_| run_light()).min().unwrap();
+    let heavy = submit(&api, &big(6))["job"].as_str().unwrap().to_string();
+    wait_for("the heavy job to run", Duration::from_secs(30), || {
+        api.get(&format!("/v1/jobs/{heavy}")).json()["pages_done"].as_u64() >= Some(16)
+    });
+    let beside = run_light();
+    // It did not wait for the heavy job: that one is still running.
+    let state = api.get(&format!("/v1/jobs/{heavy}")).json();
+    assert_eq!(state["state"], "running", "{state}");
+    eprintln!(
+        "8-page light job through Redis: idle {idle:?}, beside a 438-page heavy job {beside:?} ({:.2}x)",
+        beside.as_secs_f64() / idle.as_secs_f64()
+    );
+}

@@ -1,0 +1,217 @@
+//! Replicas through Redis against one process, in the same run: pages per
+//! second on the large PDF for `warmlane serve` alone (role `all`, no
+//! Redis) and for one `api` replica with one `worker` replica through a
+//! local `redis-server`; one worker replica with one parse worker against
+//! two such replicas (the work is shared by batch); and the time a 1-page
+//! job takes while a heavy job runs, through Redis, beside idle.
+//!
+//! Run: `cargo bench --bench replicas` (needs `redis-server`, and the large
+//! PDF: `bash scripts/fetch-bench-pdf.sh`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A process of ours, killed when dropped.
+struct Proc {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn redis(dir: &Path) -> (Child, String) {
+    let port = free_port();
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server (apt-get install redis-server)");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    (child, format!("redis://127.0.0.1:{port}"))
+}
+
+fn serve(dir: &Path, name: &str, config: &str) -> Proc {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start warmlane serve");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let mut addr = None;
+    while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+        if let Some(a) = line.trim().strip_prefix("warmlane: listening on http://") {
+            addr = a.split_whitespace().next().map(str::to_string);
+            break;
+        }
+        line.clear();
+    }
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    let p = Proc {
+        child,
+        addr: addr.expect("warmlane serve started"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http(&p.addr, "GET", "/readyz", b"").0 != 200 {
+        assert!(Instant::now() < deadline, "{name} never ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p
+}
+
+fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = String::new();
+    let _ = s.read_to_string(&mut raw);
+    let status = raw
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    (status, body)
+}
+
+fn json_field(body: &str, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body.trim())
+        .or_else(|_| serde_json::from_str(body.lines().nth(1).unwrap_or("")))
+        .unwrap_or_default();
+    match &v[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Uploads `pdf` and waits until its job is done; the time that took.
+fn process(api: &str, pdf: &[u8]) -> Duration {
+    let start = Instant::now();
+    let (status, body) = http(api, "POST", "/v1/documents", pdf);
+    assert_eq!(status, 202, "{body}");
+    let job = json_field(&body, "job");
+    loop {
+        let (_, state) = http(api, "GET", &format!("/v1/jobs/{job}"), b"");
+        let s = json_field(&state, "state");
+        if s != "running" && !s.is_empty() {
+            assert_eq!(s, "done", "{state}");
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn best(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
+    (0..n).map(|_| f()).min().unwrap()
+}
+
+fn main() {
+    let pdf_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/source3.pdf");
+    let Ok(big) = std::fs::read(&pdf_path) else {
+        eprintln!("replicas: {} is missing; run: bash scripts/fetch-bench-pdf.sh", pdf_path.display());
+        return;
+    };
+    let small = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/en-lppl.pdf")).unwrap();
+    let pages = 1611.0;
+    let dir = std::env::temp_dir().join(format!("warmlane-bench-replicas-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // One process, no Redis.
+    let alone = serve(&dir, "alone", "");
+    process(&alone.addr, &big);
+    let one = best(3, || process(&alone.addr, &big));
+    drop(alone);
+
+    let (mut redis_proc, url) = redis(&dir);
+    let base = format!("[redis]\nurl = \"{url}\"\n");
+    // One API replica and one worker replica, every core parsing.
+    let api = serve(&dir, "api", &format!("{base}[server]\nrole = \"api\"\n"));
+    let worker = serve(&dir, "worker", &format!("{base}[server]\nrole = \"worker\"\n"));
+    process(&api.addr, &big);
+    let through_redis = best(3, || process(&api.addr, &big));
+    // Light latency, idle and beside a heavy job.
+    let idle = best(5, || process(&api.addr, &small));
+    let beside = {
+        let (status, _) = http(&api.addr, "POST", "/v1/documents", &big);
+        assert_eq!(status, 202);
+        std::thread::sleep(Duration::from_millis(200));
+        let t = best(5, || process(&api.addr, &small));
+        std::thread::sleep(Duration::from_secs(3));
+        t
+    };
+    drop(worker);
+
+    // One parse worker per replica: one replica, then two.
+    let single = format!("{base}[server]\nrole = \"worker\"\nlanes = [\"heavy\"]\n[pipeline]\nworkers = 1\n");
+    let w1 = serve(&dir, "w1", &single);
+    process(&api.addr, &big);
+    let one_worker = best(2, || process(&api.addr, &big));
+    let w2 = serve(&dir, "w2", &single);
+    let two_workers = best(2, || process(&api.addr, &big));
+    drop((w1, w2, api));
+    let _ = redis_proc.kill();
+    let _ = redis_proc.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let rate = |d: Duration| pages / d.as_secs_f64();
+    println!("replicas: source3.pdf, 1,611 pages, best of the runs, same run");
+    println!(
+        "  role all, no Redis:                  {:>7.0} pages/s ({:.2} s)",
+        rate(one),
+        one.as_secs_f64()
+    );
+    println!(
+        "  api + worker through Redis:          {:>7.0} pages/s ({:.2} s) = {:.2}x the single process",
+        rate(through_redis),
+        through_redis.as_secs_f64(),
+        one.as_secs_f64() / through_redis.as_secs_f64()
+    );
+    println!(
+        "  1 worker replica, 1 parse worker:    {:>7.0} pages/s",
+        rate(one_worker)
+    );
+    println!(
+        "  2 worker replicas, 1 parse worker each: {:>4.0} pages/s = {:.2}x",
+        rate(two_workers),
+        one_worker.as_secs_f64() / two_workers.as_secs_f64()
+    );
+    println!(
+        "  8-page light job through Redis: idle {:.1} ms, beside the heavy job {:.1} ms = {:.2}x",
+        idle.as_secs_f64() * 1e3,
+        beside.as_secs_f64() * 1e3,
+        beside.as_secs_f64() / idle.as_secs_f64()
+    );
+}
