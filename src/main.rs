@@ -1,69 +1,41 @@
 //! The `warmlane` command: run documents through warm WebAssembly workers,
-//! call agent tools, and look at the budgets they draw from.
+//! call agent tools, serve them over HTTP and MCP, and look at the budgets
+//! and jobs they share.
 
-mod args;
+mod cli;
 mod commands;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-warmlane: run AI-service workers (PDF parsing, chunking, agent tools) as pre-warmed WebAssembly components
+use clap::Parser;
 
-Usage:
-  warmlane run [OPTIONS] FILE.pdf...     parse and chunk PDFs; NDJSON on stdout
-  warmlane tools list [--config FILE]    list the tools and their input schemas
-  warmlane tools call NAME JSON [--session ID] [--config FILE]
-                                         call a tool once
-  warmlane serve [--listen ADDR] [--config FILE] [--redis URL] [--role all|api|worker]
-                 [--lanes light,heavy]   serve HTTP (documents, tools, sessions, MCP at /mcp,
-                                         /metrics, /livez, /readyz) until SIGTERM; with Redis,
-                                         as one replica of several (see the README)
-  warmlane jobs list|show ID|chunks ID|cancel ID [--config FILE] [--redis URL]
-                                         the document jobs replicas share through Redis
-  warmlane mcp [--config FILE] [--redis URL]
-                                         serve the tools to an MCP client on stdin/stdout
-  warmlane budget show [--config FILE] [--redis URL]
-                                         each budget's size and tokens now
-  warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]
-                                         draw by hand; one JSON line per grant
-  warmlane help                          this text
+use crate::cli::{Cli, Command};
 
-Options for `run`:
-  --config FILE        TOML configuration (every value has a default)
-  --password PASSWORD  password for encrypted PDFs (the empty password is always tried)
-  --batch-pages N      pages per batch handed to the parser (default 16)
-  --workers N          batches parsed at once across the lanes (default: one per core)
-  --chunk-size N       largest chunk (default 512)
-  --overlap N          how much each chunk repeats of the previous (default 64)
-  --unit UNIT          what sizes count: tokens (cl100k) or characters (default tokens)
-  --pages              also write one record per page with its text (doc, page, text)
-  --quiet              no progress bar and no summary line
-
-Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn), and
-WARMLANE_LOG_FORMAT=json for one JSON object per line.
-";
+/// The static (musl) build's allocator: musl's own is slow under threads.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are not errors; a usage error exits 2.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
     init_logging();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        Some("run") => commands::run::main(&args[1..]),
-        Some("tools") => commands::tools::main(&args[1..]),
-        Some("budget") => commands::budget::main(&args[1..]),
-        Some("serve") => commands::serve::main(&args[1..]),
-        Some("jobs") => commands::jobs::main(&args[1..]),
-        Some("mcp") => commands::mcp::main(&args[1..]),
-        Some("help" | "--help" | "-h") | None => {
-            print!("{USAGE}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some("--version" | "-V") => {
-            println!("warmlane {}", env!("CARGO_PKG_VERSION"));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(other) => Err(anyhow::anyhow!(
-            "unknown command `{other}`; run `warmlane help`"
-        )),
+    let result = match cli.command {
+        Command::Run(args) => commands::run::main(args),
+        Command::Tools(args) => commands::tools::main(args),
+        Command::Serve(args) => commands::serve::main(args),
+        Command::Jobs(args) => commands::jobs::main(args),
+        Command::Mcp(args) => commands::mcp::main(args),
+        Command::Budget(args) => commands::budget::main(args),
+        Command::Compile(args) => commands::compile::main(args),
+        Command::Config(args) => commands::config::main(args),
+        Command::Completions { shell } => commands::completions(shell),
     };
     match result {
         Ok(code) => code,

@@ -5,45 +5,57 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 use warmlane_host::{Budget, Config, Cost, Lane, WaitLimit};
 
-use crate::args::Args;
+use crate::cli::{LaneArg, SharedArgs};
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(
-        raw,
-        &["config", "redis", "cost", "lane", "count", "for"],
-        &[],
-    )?;
-    let mut config = super::load_config(args.value("config"))?;
-    if let Some(url) = args.value("redis") {
-        config.redis.url = Some(url.to_string());
-        config.validate()?;
-    }
-    match args.positional.first().map(String::as_str) {
-        Some("show") => show(&config),
-        Some("draw") => {
-            let Some(name) = args.positional.get(1) else {
-                bail!(
-                    "usage: warmlane budget draw NAME [--cost N] [--lane light|heavy] [--count K] [--for SECONDS]"
-                );
-            };
-            let lane = match args.value("lane").unwrap_or("heavy") {
-                "light" => Lane::Light,
-                "heavy" => Lane::Heavy,
-                other => bail!("--lane takes `light` or `heavy`, not `{other}`"),
-            };
-            let cost = Cost(args.number("cost")?.unwrap_or(1));
-            let count: Option<u64> = args.number("count")?;
-            let seconds: Option<f64> = args.number("for")?;
-            if count.is_none() && seconds.is_none() {
-                bail!("say how much to draw: --count K, --for SECONDS, or both");
-            }
-            draw(&config, name, lane, cost, count, seconds)
-        }
-        _ => bail!("usage: warmlane budget show | warmlane budget draw NAME ..."),
+/// `warmlane budget`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    shared: SharedArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// One JSON line per budget: its size and its tokens now.
+    Show,
+    /// Draw by hand, one JSON line per grant (to see what a call would wait,
+    /// or to load-test a shared budget).
+    #[command(group(clap::ArgGroup::new("how_much").required(true).multiple(true).args(["count", "seconds"])))]
+    Draw {
+        /// The budget's name.
+        name: String,
+        /// Tokens per draw.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        cost: u64,
+        /// The lane drawing.
+        #[arg(long, value_enum, default_value = "heavy")]
+        lane: LaneArg,
+        /// Stop after this many grants.
+        #[arg(long, value_name = "K")]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS")]
+        seconds: Option<f64>,
+    },
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let config = args.shared.load()?;
+    match args.command {
+        Command::Show => show(&config),
+        Command::Draw {
+            name,
+            cost,
+            lane,
+            count,
+            seconds,
+        } => draw(&config, &name, lane.into(), Cost(cost), count, seconds),
     }
 }
 

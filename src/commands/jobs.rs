@@ -4,34 +4,59 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use warmlane_host::SharedJobs;
 
-use crate::args::Args;
+use crate::cli::SharedArgs;
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(raw, &["config", "redis"], &[])?;
-    let mut config = super::load_config(args.value("config"))?;
-    if let Some(url) = args.value("redis") {
-        config.redis.url = Some(url.to_string());
-    }
-    config.validate()?;
+/// `warmlane jobs`' options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    shared: SharedArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// One JSON line per job, newest first.
+    List,
+    /// A job's state: pages, batches, where each stands.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// A job's records (chunks, page errors) as NDJSON, in order, following
+    /// the job until it is done.
+    Chunks {
+        /// The job's id.
+        id: String,
+    },
+    /// Cancel a job: its batches not yet started are dropped.
+    Cancel {
+        /// The job's id.
+        id: String,
+    },
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let config = args.shared.load()?;
     let jobs = SharedJobs::new(&config)?;
     let mut out = std::io::stdout().lock();
-    let positional: Vec<&str> = args.positional.iter().map(String::as_str).collect();
-    match positional.as_slice() {
-        ["list"] => {
+    match args.command {
+        Command::List => {
             for job in jobs.list()? {
                 writeln!(out, "{job}")?;
             }
         }
-        ["show", id] => match jobs.show(id)? {
+        Command::Show { id } => match jobs.show(&id)? {
             Some(state) => writeln!(out, "{state}")?,
-            None => return not_found(id),
+            None => return not_found(&id),
         },
-        ["chunks", id] => {
+        Command::Chunks { id } => {
             let mut failed = None;
-            let found = jobs.chunks(id, &mut |line| {
+            let found = jobs.chunks(&id, &mut |line| {
                 if failed.is_none()
                     && let Err(e) = writeln!(out, "{line}")
                 {
@@ -42,17 +67,14 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                 return Err(e.into());
             }
             if !found {
-                return not_found(id);
+                return not_found(&id);
             }
         }
-        ["cancel", id] => match jobs.cancel(id)? {
+        Command::Cancel { id } => match jobs.cancel(&id)? {
             Some(true) => writeln!(out, "{{\"job\":\"{id}\",\"cancelled\":true}}")?,
             Some(false) => writeln!(out, "{{\"job\":\"{id}\",\"cancelled\":false}}")?,
-            None => return not_found(id),
+            None => return not_found(&id),
         },
-        _ => bail!(
-            "`jobs` takes `list`, `show ID`, `chunks ID` or `cancel ID` (with --redis URL or --config FILE); run `warmlane help`"
-        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,15 +7,17 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use warmlane_host::Host;
 
-use crate::args::Args;
+use crate::cli::SharedArgs;
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(raw, &["config", "redis"], &[])?;
-    let mut config = super::load_config(args.value("config"))?;
-    if let Some(url) = args.value("redis") {
-        config.redis.url = Some(url.to_string());
-    }
-    config.validate()?;
+/// `warmlane mcp`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    shared: SharedArgs,
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let config = args.shared.load()?;
     let host = Arc::new(Host::new(config)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

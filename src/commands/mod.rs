@@ -1,21 +1,22 @@
-//! One module per subcommand.
+//! One module per subcommand, each with its options.
 
 pub(crate) mod budget;
+pub(crate) mod compile;
+pub(crate) mod config;
 pub(crate) mod jobs;
 pub(crate) mod mcp;
 pub(crate) mod run;
 pub(crate) mod serve;
 pub(crate) mod tools;
 
-use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::Result;
-use warmlane_host::Config;
+use clap::CommandFactory;
 
-/// The configuration from `--config`, or the defaults.
-pub(crate) fn load_config(path: Option<&str>) -> Result<Config> {
-    match path {
-        Some(p) => Config::from_file(Path::new(p)),
-        None => Ok(Config::default()),
-    }
+/// `warmlane completions SHELL`: the completion script on stdout.
+pub(crate) fn completions(shell: clap_complete::Shell) -> Result<ExitCode> {
+    let mut command = crate::cli::Cli::command();
+    clap_complete::generate(shell, &mut command, "warmlane", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,68 +1,95 @@
 //! `warmlane run`: PDFs in, NDJSON chunks and page errors out.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 use warmlane_host::config::ChunkUnit;
 use warmlane_host::{Event, Host, Lane};
 
-use crate::args::Args;
+use crate::cli::ConfigArgs;
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(
-        raw,
-        &[
-            "config",
-            "password",
-            "batch-pages",
-            "workers",
-            "chunk-size",
-            "overlap",
-            "unit",
-        ],
-        &["quiet", "pages"],
-    )?;
-    if args.positional.is_empty() {
-        bail!("`run` needs at least one PDF file; run `warmlane help`");
-    }
-    let mut config = super::load_config(args.value("config"))?;
+/// `warmlane run`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The PDFs, processed one after the other.
+    #[arg(value_name = "FILE.pdf", required = true)]
+    files: Vec<PathBuf>,
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// Password for encrypted PDFs (the empty password is always tried).
+    #[arg(long)]
+    password: Option<String>,
+    /// Pages per batch handed to the parser (default 16).
+    #[arg(long, value_name = "N")]
+    batch_pages: Option<u32>,
+    /// Batches parsed at once across the lanes (default: one per core).
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+    /// Largest chunk (default 512).
+    #[arg(long, value_name = "N")]
+    chunk_size: Option<u32>,
+    /// How much each chunk repeats of the previous (default 64).
+    #[arg(long, value_name = "N")]
+    overlap: Option<u32>,
+    /// What sizes count (default tokens, cl100k).
+    #[arg(long, value_enum)]
+    unit: Option<Unit>,
+    /// Also write one record per page with its text (doc, page, text).
+    #[arg(long)]
+    pages: bool,
+    /// No progress bar and no summary line.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// What chunk sizes count.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Unit {
+    /// cl100k tokens.
+    Tokens,
+    /// Unicode characters.
+    Characters,
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let mut config = args.config.load()?;
     let p = &mut config.pipeline;
-    if let Some(n) = args.number("batch-pages")? {
+    if let Some(n) = args.batch_pages {
         p.batch_pages = n;
     }
-    if let Some(n) = args.number("workers")? {
+    if let Some(n) = args.workers {
         p.workers = n;
     }
-    if let Some(n) = args.number("chunk-size")? {
+    if let Some(n) = args.chunk_size {
         p.chunk_size = n;
     }
-    if let Some(n) = args.number("overlap")? {
+    if let Some(n) = args.overlap {
         p.chunk_overlap = n;
     }
-    match args.value("unit") {
+    match args.unit {
         None => {}
-        Some("tokens") => p.chunk_unit = ChunkUnit::Tokens,
-        Some("characters") => p.chunk_unit = ChunkUnit::Characters,
-        Some(other) => bail!("--unit takes `tokens` or `characters`, not `{other}`"),
+        Some(Unit::Tokens) => p.chunk_unit = ChunkUnit::Tokens,
+        Some(Unit::Characters) => p.chunk_unit = ChunkUnit::Characters,
     }
     config.validate()?;
     let host = Host::new(config)?;
-    let quiet = args.flag("quiet");
+    let quiet = args.quiet;
     let progress = !quiet && std::io::stderr().is_terminal();
     let mut options = host.document_options();
-    options.emit_pages = args.flag("pages");
-    let password = args.value("password");
+    options.emit_pages = args.pages;
+    let password = args.password.as_deref();
 
     let started = Instant::now();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut pages, mut chunks, mut errors, mut failed_files) = (0u64, 0u64, 0u64, 0usize);
-    for file in &args.positional {
-        let doc = match host.open_pdf(Path::new(file), password) {
+    for path in &args.files {
+        let file = &path.display().to_string();
+        let doc = match host.open_pdf(path, password) {
             Ok(doc) => doc,
             Err(e) => {
                 out.flush()?;
@@ -105,11 +132,6 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
             }
             return Err(e.into());
         }
-        if std::env::var_os("WL_PEAK").is_some() {
-            for (n, s) in host.pool_stats() {
-                eprintln!("PEAK {n} {}", s.memory_peak >> 20);
-            }
-        }
         pages += summary.pages as u64;
         chunks += summary.chunks as u64;
         errors += summary.page_errors as u64;
@@ -119,7 +141,7 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
     if !quiet {
         eprintln!(
             "warmlane: {} file(s), {pages} pages, {chunks} chunks, {errors} page errors, {} unreadable file(s), {seconds:.2} s, {:.0} pages/s",
-            args.positional.len(),
+            args.files.len(),
             failed_files,
             pages as f64 / seconds.max(1e-9)
         );

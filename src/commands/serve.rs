@@ -3,37 +3,54 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use warmlane_host::config::Role;
 use warmlane_host::{Host, Lane};
 
-use crate::args::Args;
+use crate::cli::{LaneArg, SharedArgs};
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(raw, &["config", "listen", "redis", "role", "lanes"], &[])?;
-    let mut config = super::load_config(args.value("config"))?;
-    if let Some(listen) = args.value("listen") {
-        config.server.listen = listen.to_string();
+/// `warmlane serve`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    shared: SharedArgs,
+    /// Address to listen on (overrides `server.listen`; default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// What this replica does (overrides `server.role`): everything, the API
+    /// only, or parsing only. `api` and `worker` need Redis.
+    #[arg(long, value_enum)]
+    role: Option<RoleArg>,
+    /// The lanes a worker takes batches from (overrides `server.lanes`).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LANE,...")]
+    lanes: Option<Vec<LaneArg>>,
+}
+
+/// `--role`'s values.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RoleArg {
+    All,
+    Api,
+    Worker,
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let mut config = args.shared.config.load()?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
     }
-    if let Some(url) = args.value("redis") {
-        config.redis.url = Some(url.to_string());
+    if let Some(url) = args.shared.redis {
+        config.redis.url = Some(url);
     }
-    match args.value("role") {
-        None => {}
-        Some("all") => config.server.role = Role::All,
-        Some("api") => config.server.role = Role::Api,
-        Some("worker") => config.server.role = Role::Worker,
-        Some(other) => bail!("--role takes `all`, `api` or `worker`, not `{other}`"),
+    if let Some(role) = args.role {
+        config.server.role = match role {
+            RoleArg::All => Role::All,
+            RoleArg::Api => Role::Api,
+            RoleArg::Worker => Role::Worker,
+        };
     }
-    if let Some(lanes) = args.value("lanes") {
-        config.server.lanes = lanes
-            .split(',')
-            .map(|l| match l.trim() {
-                "light" => Ok(Lane::Light),
-                "heavy" => Ok(Lane::Heavy),
-                other => bail!("--lanes takes `light`, `heavy` or `light,heavy`, not `{other}`"),
-            })
-            .collect::<Result<_>>()?;
+    if let Some(lanes) = args.lanes {
+        config.server.lanes = lanes.into_iter().map(Lane::from).collect();
     }
     config.validate()?;
     // A replica warms only the instances its role calls: an API replica

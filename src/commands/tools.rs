@@ -2,17 +2,41 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use serde_json::json;
 use warmlane_host::{Host, SessionId};
 
-use crate::args::Args;
+use crate::cli::ConfigArgs;
 
-pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
-    let args = Args::parse(raw, &["config", "session"], &[])?;
-    let config = super::load_config(args.value("config"))?;
-    match args.positional.first().map(String::as_str) {
-        Some("list") => {
+/// `warmlane tools`' options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// One JSON line per tool: name, description, input schema, component.
+    List,
+    /// Call a tool once; its output on stdout.
+    Call {
+        /// The tool's name.
+        name: String,
+        /// Its input, as JSON text.
+        input: String,
+        /// Continue this session (else the call gets a session of its own).
+        #[arg(long, value_name = "ID")]
+        session: Option<String>,
+    },
+}
+
+pub(crate) fn main(args: Args) -> Result<ExitCode> {
+    let config = args.config.load()?;
+    match args.command {
+        Command::List => {
             let host = Host::new(config)?;
             for tool in host.tools() {
                 println!(
@@ -22,22 +46,23 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Some("call") => {
-            let (Some(name), Some(input)) = (args.positional.get(1), args.positional.get(2)) else {
-                bail!("usage: warmlane tools call NAME JSON [--session ID]");
-            };
+        Command::Call {
+            name,
+            input,
+            session,
+        } => {
             // Without --session, the call gets a session of its own, which
             // lives as long as this process (or, with Redis, its time to live).
             let host = Host::new(config)?;
-            let session = match args.value("session") {
+            let session = match session {
                 Some(id) => {
-                    let id = SessionId::parse(id).map_err(anyhow::Error::msg)?;
+                    let id = SessionId::parse(&id).map_err(anyhow::Error::msg)?;
                     host.open_session(&id)?;
                     id
                 }
                 None => host.create_session()?,
             };
-            match host.call_tool(name, input, Some(&session)) {
+            match host.call_tool(&name, &input, Some(&session)) {
                 Ok(output) => {
                     println!("{output}");
                     Ok(ExitCode::SUCCESS)
@@ -48,6 +73,5 @@ pub(crate) fn main(raw: &[String]) -> Result<ExitCode> {
                 }
             }
         }
-        _ => bail!("usage: warmlane tools list | warmlane tools call NAME JSON"),
     }
 }

@@ -217,3 +217,67 @@ fn a_session_in_redis_is_continued_by_another_process() {
     assert_ne!(code, 0);
     assert!(stderr.contains("unavailable"), "{stderr}");
 }
+
+#[test]
+fn config_check_prints_the_configuration_in_effect() {
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/image/warmlane.toml");
+    let (code, stdout, stderr) = warmlane(&["config", "check", image]);
+    assert_eq!(code, 0, "{stderr}");
+    let effective: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(effective["server"]["listen"].as_str(), Some("0.0.0.0:8080"));
+    // Defaults the file does not name are printed too.
+    assert_eq!(effective["engine"]["tick_ms"].as_integer(), Some(5));
+    assert_eq!(effective["pipeline"]["parser"].as_str(), Some("pdf-pages"));
+
+    let dir = support::scratch("cli-config-check");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[redis]\nurl = \"redis://:secret@r:6379\"\ntimeout = 5\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = warmlane(&["config", "check", bad.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("timeout") && stderr.contains("bad.toml"),
+        "{stderr}"
+    );
+    let good = dir.join("good.toml");
+    std::fs::write(&good, "[redis]\nurl = \"redis://:secret@r:6379\"\n").unwrap();
+    let (code, stdout, _) = warmlane(&["config", "check", good.to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains("redis://:***@r:6379") && !stdout.contains("secret"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn every_command_answers_help() {
+    for command in [
+        &["--help"][..],
+        &["run", "--help"],
+        &["tools", "--help"],
+        &["tools", "call", "--help"],
+        &["serve", "--help"],
+        &["jobs", "show", "--help"],
+        &["mcp", "--help"],
+        &["budget", "draw", "--help"],
+        &["compile", "--help"],
+        &["config", "check", "--help"],
+        &["completions", "--help"],
+    ] {
+        let (code, stdout, stderr) = warmlane(command);
+        assert_eq!(code, 0, "{command:?}: {stderr}");
+        assert!(stdout.contains("Usage: warmlane"), "{command:?}: {stdout}");
+    }
+    let (code, _, stderr) = warmlane(&["serv"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("similar subcommand exists: 'serve'"),
+        "{stderr}"
+    );
+    let (code, stdout, _) = warmlane(&["completions", "bash"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("_warmlane()"));
+}
