@@ -8,32 +8,15 @@
 //! Run: `cargo bench --bench replicas` (needs `redis-server`, and the large
 //! PDF: `bash scripts/fetch-bench-pdf.sh`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
-
-/// A process of ours, killed when dropped.
-struct Proc {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{Proc, free_port, http};
 
 fn redis(dir: &Path) -> (Child, String) {
     let port = free_port();
@@ -87,26 +70,6 @@ fn serve(dir: &Path, name: &str, config: &str) -> Proc {
     p
 }
 
-fn http(addr: &str, method: &str, path: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )
-    .unwrap();
-    s.write_all(body).unwrap();
-    let mut raw = String::new();
-    let _ = s.read_to_string(&mut raw);
-    let status = raw
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
-    (status, body)
-}
-
 fn json_field(body: &str, key: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(body.trim())
         .or_else(|_| serde_json::from_str(body.lines().nth(1).unwrap_or("")))
@@ -141,10 +104,15 @@ fn best(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
 fn main() {
     let pdf_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/source3.pdf");
     let Ok(big) = std::fs::read(&pdf_path) else {
-        eprintln!("replicas: {} is missing; run: bash scripts/fetch-bench-pdf.sh", pdf_path.display());
+        eprintln!(
+            "replicas: {} is missing; run: bash scripts/fetch-bench-pdf.sh",
+            pdf_path.display()
+        );
         return;
     };
-    let small = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/en-lppl.pdf")).unwrap();
+    let small =
+        std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/en-lppl.pdf"))
+            .unwrap();
     let pages = 1611.0;
     let dir = std::env::temp_dir().join(format!("warmlane-bench-replicas-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -159,7 +127,11 @@ fn main() {
     let base = format!("[redis]\nurl = \"{url}\"\n");
     // One API replica and one worker replica, every core parsing.
     let api = serve(&dir, "api", &format!("{base}[server]\nrole = \"api\"\n"));
-    let worker = serve(&dir, "worker", &format!("{base}[server]\nrole = \"worker\"\n"));
+    let worker = serve(
+        &dir,
+        "worker",
+        &format!("{base}[server]\nrole = \"worker\"\n"),
+    );
     process(&api.addr, &big);
     let through_redis = best(3, || process(&api.addr, &big));
     // Light latency, idle and beside a heavy job.
@@ -175,7 +147,9 @@ fn main() {
     drop(worker);
 
     // One parse worker per replica: one replica, then two.
-    let single = format!("{base}[server]\nrole = \"worker\"\nlanes = [\"heavy\"]\n[pipeline]\nworkers = 1\n");
+    let single = format!(
+        "{base}[server]\nrole = \"worker\"\nlanes = [\"heavy\"]\n[pipeline]\nworkers = 1\n"
+    );
     let w1 = serve(&dir, "w1", &single);
     process(&api.addr, &big);
     let one_worker = best(2, || process(&api.addr, &big));

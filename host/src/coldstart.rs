@@ -84,8 +84,8 @@ impl<'h> ColdStart<'h> {
     pub fn new(host: &'h Host, name: &str) -> Result<Self> {
         let bytes = BUILTINS
             .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, b)| *b)
+            .find(|(n, _, _)| *n == name)
+            .map(|(_, b, _)| *b)
             .ok_or_else(|| anyhow!("no built-in `{name}`"))?;
         let fixture = Fixture {
             pdf: one_page_pdf()?,

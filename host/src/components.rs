@@ -1,13 +1,12 @@
-//! Loading components: the built-ins and a plugin directory. Each component
-//! is compiled once (through an on-disk cache), told apart by the
+//! Telling components apart and linking them: each is told apart by the
 //! `warmlane:worker` interface it exports, and checked against that world's
-//! imports and exports before anything runs.
+//! imports and exports before anything runs. (Getting their native code is
+//! `compile`'s.)
 
 use std::fmt;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, bail};
 use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store};
 
@@ -124,18 +123,16 @@ impl Loaded {
     }
 }
 
-/// Compiles (or loads from the cache) and links one component.
+/// Tells what `component` is and links it.
 pub(crate) fn load(
     engine: &Engine,
     linker: &Linker<HostState>,
-    cache: Option<&Path>,
     name: &str,
-    bytes: &[u8],
+    component: &Component,
 ) -> Result<Loaded> {
-    let component = compile(engine, cache, name, bytes)?;
-    let kind = classify(engine, &component)
+    let kind = classify(engine, component)
         .with_context(|| format!("component `{name}` implements no warmlane world"))?;
-    let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| {
+    let pre = linker.instantiate_pre(component).map_err(anyhow::Error::from).with_context(|| {
         format!("component `{name}` claims world `{kind}` but imports something the host does not provide")
     })?;
     Ok(Loaded {
@@ -171,58 +168,8 @@ fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
     }
 }
 
-/// Compiles `bytes`, reusing a compiled artifact from `cache` when the same
-/// bytes were compiled before by a compatible engine.
-fn compile(engine: &Engine, cache: Option<&Path>, name: &str, bytes: &[u8]) -> Result<Component> {
-    let compile = || {
-        Component::new(engine, bytes)
-            .map_err(anyhow::Error::from)
-            .with_context(|| format!("component `{name}` is not a valid WebAssembly component"))
-    };
-    let Some(dir) = cache else { return compile() };
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    bytes.hash(&mut hasher);
-    let path = dir.join(format!("{name}-{:016x}.cwasm", hasher.finish()));
-    if path.exists() {
-        // SAFETY: the file was written by `Component::serialize` from this
-        // very engine configuration (its compatibility hash is in the file
-        // name) into warmlane's own cache directory; wasmtime additionally
-        // checks the header. A file that fails to load is recompiled.
-        #[allow(unsafe_code)]
-        match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => return Ok(component),
-            Err(e) => {
-                tracing::warn!(component = name, error = %e, "ignoring a stale compile cache entry")
-            }
-        }
-    }
-    let component = compile()?;
-    if let Err(e) = store_cached(&component, dir, &path) {
-        tracing::debug!(component = name, error = %format!("{e:#}"), "cannot write the compile cache");
-    }
-    Ok(component)
-}
-
-fn store_cached(component: &Component, dir: &Path, path: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let bytes = component.serialize().map_err(|e| anyhow!("{e}"))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
-}
-
-/// The default compile cache: `$XDG_CACHE_HOME/warmlane` or `~/.cache/warmlane`.
-pub(crate) fn default_cache_dir() -> Option<PathBuf> {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .map(|d| d.join("warmlane"))
-}
-
-/// The `*.wasm` files of a plugin directory, in name order, as (name, bytes).
-pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+/// The `*.wasm` files of a plugin directory, in name order.
+pub(crate) fn plugin_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     let entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read plugin directory {}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries
@@ -230,16 +177,5 @@ pub(crate) fn plugin_files(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
         .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
         .collect();
     paths.sort();
-    paths
-        .into_iter()
-        .map(|p| {
-            let name = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let bytes =
-                std::fs::read(&p).with_context(|| format!("cannot read plugin {}", p.display()))?;
-            Ok((name, bytes))
-        })
-        .collect()
+    Ok(paths)
 }

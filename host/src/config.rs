@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Everything warmlane can be told. `Config::default()` is what runs when no
 /// file is given.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// The WebAssembly engine.
@@ -45,7 +45,7 @@ pub struct Config {
 
 /// Document jobs shared by replicas through Redis (with `redis.url`; see
 /// `server.role`). Without Redis, a job lives in the process that took it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsConfig {
     /// How long a worker's claim on a batch lasts without its heartbeat
@@ -80,7 +80,7 @@ impl JobsConfig {
 }
 
 /// What a `warmlane serve` process does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Role {
     /// Everything: the API, and a worker for every lane. Without Redis,
@@ -109,7 +109,7 @@ impl Role {
 /// cuts it into batches; each batch carries them to the page parser, which
 /// applies them too. A document whose structure passes one is refused,
 /// naming it; a page that reaches one is that page's error.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PdfConfig {
     /// Largest size one stream may inflate to, in MiB (at most an eighth of
@@ -181,7 +181,7 @@ impl PdfConfig {
 }
 
 /// `warmlane serve`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address to listen on. By default `127.0.0.1:8080`.
@@ -253,7 +253,7 @@ impl Default for ServerConfig {
 }
 
 /// The WebAssembly engine.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Use wasmtime's pooling allocator. When the address space it needs
@@ -267,13 +267,42 @@ pub struct EngineConfig {
     /// How often the deadline clock ticks, in milliseconds; deadlines are
     /// enforced to within one tick. By default 5.
     pub tick_ms: u64,
-    /// Keep compiled components in `$XDG_CACHE_HOME/warmlane` (or
-    /// `~/.cache/warmlane`), so later starts skip compilation. By default `true`.
+    /// Compile components at start when no code compiled ahead of time
+    /// fits (a plugin not precompiled with `warmlane compile`, or a machine
+    /// without the CPU features the binary's built-ins were compiled for).
+    /// Compiling a large plugin needs several times the memory the host
+    /// runs in: set `false` where memory is limited to what serving needs,
+    /// and such a component is refused at start, naming the fix. By
+    /// default `true`.
+    pub compile_at_start: bool,
+    /// Keep the native code of components compiled at start (plugins
+    /// without a precompiled file, or built-ins this machine could not use
+    /// as built) in a cache directory, so later starts skip compiling. By
+    /// default `true`.
     pub compile_cache: bool,
+    /// The compile cache's directory. By default `$XDG_CACHE_HOME/warmlane`
+    /// or `~/.cache/warmlane`.
+    pub compile_cache_dir: Option<PathBuf>,
+    /// The compile cache's largest size, in MiB: older builds of a plugin
+    /// leave when a newer one is stored, then the least recently used
+    /// entries. By default 256.
+    pub compile_cache_mib: u64,
     /// Linear memory kept resident (not returned to the OS) in each reused
     /// instance slot, in KiB: a taken instance then starts without page
     /// faults. Costs up to this much memory per slot in use. By default 4096.
     pub keep_resident_kib: u64,
+}
+
+impl EngineConfig {
+    /// Where the compile cache is, when there is one.
+    pub fn compile_cache_dir(&self) -> Option<PathBuf> {
+        if !self.compile_cache {
+            return None;
+        }
+        self.compile_cache_dir
+            .clone()
+            .or_else(crate::compile::Cache::default_dir)
+    }
 }
 
 impl Default for EngineConfig {
@@ -282,14 +311,17 @@ impl Default for EngineConfig {
             pooling: true,
             instance_slots: 0,
             tick_ms: 5,
+            compile_at_start: true,
             compile_cache: true,
+            compile_cache_dir: None,
+            compile_cache_mib: 256,
             keep_resident_kib: 4096,
         }
     }
 }
 
 /// What sizes chunks count.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ChunkUnit {
     /// cl100k tokens.
@@ -299,7 +331,7 @@ pub enum ChunkUnit {
 }
 
 /// How documents are split, parsed and chunked.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Pages per batch handed to the page parser. By default 16.
@@ -375,7 +407,7 @@ impl PipelineConfig {
 }
 
 /// Limits on each instance and the size of each warm pool.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct InstanceConfig {
     /// Instances kept instantiated and ready. By default 2.
@@ -423,7 +455,7 @@ impl InstanceConfig {
 }
 
 /// A per-component override: every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct InstanceOverride {
     /// See [`InstanceConfig::warm`].
@@ -445,7 +477,7 @@ pub struct InstanceOverride {
 }
 
 /// How a call's cost is counted, in its budget's tokens.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum CostRule {
     /// One token per call.
@@ -460,7 +492,7 @@ pub enum CostRule {
 }
 
 /// How jobs are sorted into lanes, and each lane's size.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LanesConfig {
     /// Documents of at least this many pages go to the heavy lane. By
@@ -485,7 +517,7 @@ impl Default for LanesConfig {
 }
 
 /// One lane's size; unset fields take the lane's defaults.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LaneConfig {
     /// Worker threads that serve this lane first. The light lane's are kept
@@ -499,7 +531,7 @@ pub struct LaneConfig {
 
 /// A token budget: `capacity` tokens per `period_secs`, at most `burst` at
 /// once, refilled continuously.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct BudgetConfig {
     /// Tokens per period. Required.
@@ -524,7 +556,7 @@ fn default_light_share() -> f64 {
 }
 
 /// What to do when Redis cannot be reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Unreachable {
     /// Stop drawing: jobs wait, tool calls fail, readiness reports it.
@@ -535,7 +567,7 @@ pub enum Unreachable {
 }
 
 /// Where shared state lives when several hosts share it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// A `redis://` URL. By default none: budgets and sessions live in this
@@ -565,7 +597,7 @@ impl Default for RedisConfig {
 }
 
 /// Components loaded from a directory.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginConfig {
     /// A directory of `*.wasm` components. Each must export one of the
@@ -575,7 +607,7 @@ pub struct PluginConfig {
 }
 
 /// Host-side session state.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     /// Largest total size of one session's values, in bytes. By default 1 MiB.

@@ -69,12 +69,7 @@ pub(crate) fn build(
 }
 
 fn base_config() -> Config {
-    let mut config = Config::new();
-    config.wasm_component_model(true);
-    config.epoch_interruption(true);
-    // Compile with all cores; every component is compiled once, at start.
-    config.parallel_compilation(true);
-    config
+    crate::compile::settings::config()
 }
 
 fn pooling(

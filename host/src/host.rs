@@ -2,7 +2,6 @@
 //! store, the budgets, the lanes, and the document pipeline, put together
 //! from a [`Config`].
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, mpsc};
@@ -15,6 +14,7 @@ use crate::bindings::{
 };
 use crate::bucket::{Budget, BudgetStats, Draw, WaitLimit};
 use crate::builtin;
+use crate::compile::{self, Cache, Origin, Source};
 use crate::components::{self, Loaded, WorldKind};
 use crate::config::{Config, CostRule};
 use crate::engine::{self, Allocation, EngineHandle};
@@ -33,12 +33,20 @@ use crate::tools::{Tool, ToolInfo, ToolStats};
 use warmlane_pdf::PdfDocument;
 use wasmtime::component::Linker;
 
-/// The built-in components, by name.
-pub(crate) const BUILTINS: [(&str, &[u8]); 4] = [
-    ("pdf-pages", builtin::PDF_PAGES),
-    ("chunker", builtin::CHUNKER),
-    ("text-stats", builtin::TEXT_STATS),
-    ("notes", builtin::NOTES),
+/// A built-in component: its name, its bytes, and its native code when the
+/// build compiled it.
+pub(crate) type Builtin = (&'static str, &'static [u8], Option<&'static [u8]>);
+
+/// The built-in components.
+pub(crate) const BUILTINS: [Builtin; 4] = [
+    ("pdf-pages", builtin::PDF_PAGES, builtin::PDF_PAGES_NATIVE),
+    ("chunker", builtin::CHUNKER, builtin::CHUNKER_NATIVE),
+    (
+        "text-stats",
+        builtin::TEXT_STATS,
+        builtin::TEXT_STATS_NATIVE,
+    ),
+    ("notes", builtin::NOTES, builtin::NOTES_NATIVE),
 ];
 
 /// A component the host has loaded.
@@ -50,6 +58,12 @@ pub struct ComponentInfo {
     pub world: WorldKind,
     /// Whether it is built in (else it came from the plugin directory).
     pub builtin: bool,
+    /// Where its native code came from at start.
+    pub origin: Origin,
+    /// How long getting its native code took.
+    pub load_time: Duration,
+    /// Why its code compiled ahead of time was not used, if it was not.
+    pub refused: Option<String>,
 }
 
 /// Whether a host can serve, and if not, why.
@@ -111,24 +125,26 @@ impl Host {
     pub fn with_sessions(config: Config, sessions: Arc<dyn SessionStore>) -> Result<Host> {
         config.validate()?;
         // Built-ins are borrowed from the binary; only plugins are read into memory.
-        let mut sources: Vec<(String, Cow<'static, [u8]>, bool)> = BUILTINS
+        let mut sources: Vec<(Source, bool)> = BUILTINS
             .iter()
-            .map(|(n, b)| (n.to_string(), Cow::Borrowed(*b), true))
+            .map(|(n, wasm, native)| (Source::builtin(n, wasm, *native), true))
             .collect();
         if let Some(dir) = &config.plugins.dir {
-            for (name, bytes) in components::plugin_files(dir)? {
-                if sources.iter().any(|(n, _, _)| *n == name) {
+            for path in components::plugin_paths(dir)? {
+                let source = Source::plugin(&path)?;
+                if sources.iter().any(|(s, _)| s.name == source.name) {
                     bail!(
-                        "plugin `{name}` in {} has the name of a component already loaded",
+                        "plugin `{}` in {} has the name of a component already loaded",
+                        source.name,
                         dir.display()
                     );
                 }
-                sources.push((name, Cow::Owned(bytes), false));
+                sources.push((source, false));
             }
         }
         for name in config.components.keys() {
-            if !sources.iter().any(|(n, _, _)| n == name) {
-                let known: Vec<&str> = sources.iter().map(|(n, _, _)| n.as_str()).collect();
+            if !sources.iter().any(|(s, _)| s.name == *name) {
+                let known: Vec<&str> = sources.iter().map(|(s, _)| s.name.as_str()).collect();
                 bail!(
                     "[components.{name}] names no component; the components are: {}",
                     known.join(", ")
@@ -141,26 +157,25 @@ impl Host {
         } else {
             sources
                 .iter()
-                .map(|(n, _, _)| config.limits_for(n).warm as u32 + 4 * cores)
+                .map(|(s, _)| config.limits_for(&s.name).warm as u32 + 4 * cores)
                 .sum::<u32>()
                 + 16
         };
         let max_memory = sources
             .iter()
-            .map(|(n, _, _)| config.limits_for(n).memory_bytes())
+            .map(|(s, _)| config.limits_for(&s.name).memory_bytes())
             .max()
             .unwrap_or(0);
         let warm_slots = sources
             .iter()
-            .map(|(n, _, _)| config.limits_for(n).warm as u32 + 1)
+            .map(|(s, _)| config.limits_for(&s.name).warm as u32 + 1)
             .sum::<u32>();
         let engine = engine::build(&config.engine, slots, warm_slots, max_memory)?;
         let linker = crate::state::linker(&engine.engine)?;
-        let cache = if config.engine.compile_cache {
-            components::default_cache_dir()
-        } else {
-            None
-        };
+        let cache = config
+            .engine
+            .compile_cache_dir()
+            .map(|dir| Cache::new(dir, config.engine.compile_cache_mib << 20));
 
         let budgets = config
             .budgets
@@ -184,22 +199,37 @@ impl Host {
             lanes,
             documents: Arc::default(),
         };
-        for (name, bytes, builtin) in sources {
-            let loaded = components::load(
+        for (source, builtin) in sources {
+            let name = source.name.as_str();
+            let compiled = compile::component(
                 &host.engine.engine,
-                &host.linker,
-                cache.as_deref(),
-                &name,
-                &bytes,
+                cache.as_ref(),
+                &source,
+                host.config.engine.compile_at_start,
             )?;
+            let linking = Instant::now();
+            let loaded =
+                components::load(&host.engine.engine, &host.linker, name, &compiled.component)?;
+            drop(compiled.component);
             host.components.push(ComponentInfo {
-                name: name.clone(),
+                name: name.to_string(),
                 world: loaded.kind,
                 builtin,
+                origin: compiled.origin,
+                load_time: compiled.took,
+                refused: compiled.refused,
             });
-            host.meter(&name, loaded.kind)?;
+            host.meter(name, loaded.kind)?;
             host.add(loaded)?;
+            tracing::info!(
+                component = name,
+                origin = compiled.origin.as_str(),
+                code_ms = compiled.took.as_secs_f64() * 1e3,
+                checked_ms = linking.elapsed().as_secs_f64() * 1e3,
+                "component loaded"
+            );
         }
+        host.report_refused();
         for (role, name, present) in [
             (
                 "parser",
@@ -217,6 +247,35 @@ impl Host {
             }
         }
         Ok(host)
+    }
+
+    /// Says, once, which code compiled ahead of time this machine could not
+    /// use (the built-ins together: they were built together).
+    fn report_refused(&self) {
+        let refused = |builtin: bool| {
+            self.components
+                .iter()
+                .filter(move |c| c.builtin == builtin)
+                .filter_map(|c| Some((c, c.refused.as_deref()?)))
+        };
+        if let Some((_, why)) = refused(true).next() {
+            let names: Vec<&str> = refused(true).map(|(c, _)| c.name.as_str()).collect();
+            let took: Duration = refused(true).map(|(c, _)| c.load_time).sum();
+            tracing::warn!(
+                components = %names.join(", "),
+                reason = why,
+                took_ms = took.as_millis() as u64,
+                "the built-in components' native code, compiled when warmlane was built, does not fit this machine or engine; compiled them at start instead (build warmlane with WARMLANE_PRECOMPILE_CPU=x86-64-v2 for machines of every x86-64 level)"
+            );
+        }
+        for (c, why) in refused(false) {
+            tracing::warn!(
+                component = %c.name,
+                reason = why,
+                took_ms = c.load_time.as_millis() as u64,
+                "the plugin's precompiled file does not fit this machine or engine; compiled it at start instead (run `warmlane compile` with this binary)"
+            );
+        }
     }
 
     /// Records what component `name`'s calls draw, checking that the cost

@@ -28,7 +28,9 @@ use crate::error::SubmitError;
 use crate::stats::{Histogram, Recorder};
 
 /// The lane a job runs in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Lane {
     /// Small jobs: they start at once, whatever heavy work is running.

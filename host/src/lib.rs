@@ -11,6 +11,7 @@
 
 mod bindings;
 mod bucket;
+mod compile;
 mod components;
 pub mod config;
 mod engine;
@@ -52,6 +53,7 @@ pub mod builtin {
 }
 
 pub use bucket::{Budget, BudgetStats, Cost, Grant, WaitLimit};
+pub use compile::{Origin, Precompiled, precompile};
 pub use components::WorldKind;
 pub use config::Config;
 pub use engine::Allocation;

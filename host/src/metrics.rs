@@ -63,12 +63,40 @@ impl Text {
 /// The host's metrics, in the Prometheus text exposition format (0.0.4).
 pub(crate) fn render(host: &Host) -> String {
     let mut t = Text(String::new());
+    components(&mut t, host);
     pools(&mut t, host);
     lanes(&mut t, host);
     budgets(&mut t, host);
     documents(&mut t, host);
     tools(&mut t, host);
     t.0
+}
+
+fn components(t: &mut Text, host: &Host) {
+    t.family(
+        "component_load_seconds",
+        "gauge",
+        "Time getting the component's native code took at start, by where it came from: embedded (compiled when warmlane was built), precompiled (`warmlane compile`), cached, or compiled at start.",
+    );
+    for c in host.components() {
+        t.sample(
+            "component_load_seconds",
+            &[("component", &c.name), ("origin", c.origin.as_str())],
+            c.load_time.as_secs_f64(),
+        );
+    }
+    t.family(
+        "component_precompiled_refused",
+        "gauge",
+        "1 when the component's code compiled ahead of time did not fit this machine or engine (so it was compiled at start).",
+    );
+    for c in host.components() {
+        t.sample(
+            "component_precompiled_refused",
+            &[("component", &c.name)],
+            u8::from(c.refused.is_some()),
+        );
+    }
 }
 
 fn pools(t: &mut Text, host: &Host) {

@@ -15,6 +15,7 @@ mod plugins;
 mod redis_server;
 mod replicas;
 mod serve;
+mod startup;
 mod support;
 mod tools;
 mod uploads;
