@@ -24,6 +24,12 @@ fn origin(host: &Host, name: &str) -> (Origin, Option<String>) {
     (c.origin, c.refused.clone())
 }
 
+/// The hostile test tool, loaded as plugin `my-tool`, answers.
+fn assert_echoes(host: &Host) {
+    let out = host.call_tool("hostile", r#"{"do":"echo"}"#, None);
+    assert_eq!(out.as_deref(), Ok(r#"{"do":"echo"}"#));
+}
+
 /// `warmlane compile ARGS...`: its JSON lines.
 fn compile(args: &[&str]) -> Vec<serde_json::Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
@@ -88,12 +94,7 @@ fn a_precompiled_plugin_is_used_only_for_the_bytes_it_was_compiled_from() {
 
     let started = host(Some(&plugins), &cache);
     assert_eq!(origin(&started, "my-tool"), (Origin::Precompiled, None));
-    assert_eq!(
-        started
-            .call_tool("hostile", r#"{"do":"echo"}"#, None)
-            .unwrap(),
-        r#"{"do":"echo"}"#
-    );
+    assert_echoes(&started);
     assert!(cwasm_files(&cache).is_empty(), "the cache was not needed");
     drop(started);
 
@@ -141,12 +142,7 @@ fn code_for_an_older_cpu_level_runs_here() {
             (Origin::Precompiled, None),
             "{level}"
         );
-        assert_eq!(
-            started
-                .call_tool("hostile", r#"{"do":"echo"}"#, None)
-                .unwrap(),
-            r#"{"do":"echo"}"#
-        );
+        assert_echoes(&started);
     }
     let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
         .args(["compile", "--cpu", "pentium", plugins.to_str().unwrap()])
@@ -184,12 +180,7 @@ fn precompiled_code_that_does_not_fit_is_refused_and_compiled_instead() {
             ),
         "{metrics}"
     );
-    assert_eq!(
-        started
-            .call_tool("hostile", r#"{"do":"echo"}"#, None)
-            .unwrap(),
-        r#"{"do":"echo"}"#
-    );
+    assert_echoes(&started);
 }
 
 #[test]
