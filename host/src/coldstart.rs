@@ -133,6 +133,21 @@ impl<'h> ColdStart<'h> {
         }
     }
 
+    /// A fresh store, as a per-request host would make one.
+    fn store(&self) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.host.engine.engine,
+            HostState::new(
+                self.name.as_str().into(),
+                256 << 20,
+                Duration::from_millis(5),
+            ),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(u64::MAX / 2);
+        store
+    }
+
     fn serve_on<W: Trivial>(&self, pool: &Pool<W>, way: Way) -> Result<(Duration, Duration)> {
         let engine = &self.host.engine.engine;
         let f = &self.fixture;
@@ -148,16 +163,7 @@ impl<'h> ColdStart<'h> {
             }
             Way::InstancePre => {
                 let start = Instant::now();
-                let mut store = Store::new(
-                    engine,
-                    HostState::new(
-                        self.name.as_str().into(),
-                        256 << 20,
-                        Duration::from_millis(5),
-                    ),
-                );
-                store.limiter(|s| &mut s.limiter);
-                store.set_epoch_deadline(u64::MAX / 2);
+                let mut store = self.store();
                 let world = W::instantiate(pool.pre(), &mut store).map_err(anyhow::Error::from)?;
                 world.trivial(&mut store, f).map_err(anyhow::Error::from)?;
                 drop(store);
@@ -172,16 +178,7 @@ impl<'h> ColdStart<'h> {
                     .instantiate_pre(&component)
                     .map_err(anyhow::Error::from)?;
                 let pre = W::pre(pre).map_err(anyhow::Error::from)?;
-                let mut store = Store::new(
-                    engine,
-                    HostState::new(
-                        self.name.as_str().into(),
-                        256 << 20,
-                        Duration::from_millis(5),
-                    ),
-                );
-                store.limiter(|s| &mut s.limiter);
-                store.set_epoch_deadline(u64::MAX / 2);
+                let mut store = self.store();
                 let world = W::instantiate(&pre, &mut store).map_err(anyhow::Error::from)?;
                 world.trivial(&mut store, f).map_err(anyhow::Error::from)?;
                 drop(store);
