@@ -3,7 +3,9 @@
 //! Redis) and for one `api` replica with one `worker` replica through a
 //! local `redis-server`; one worker replica with one parse worker against
 //! two such replicas (the work is shared by batch); and the time a 1-page
-//! job takes while a heavy job runs, through Redis, beside idle.
+//! job takes while a heavy job runs, through Redis, beside idle; and the
+//! peak memory of each role of the Kubernetes split under a burst, which
+//! sizes its pods in deploy/kubernetes.
 //!
 //! Run: `cargo bench --bench replicas` (needs `redis-server`, and the large
 //! PDF: `bash scripts/fetch-bench-pdf.sh`).
@@ -80,21 +82,32 @@ fn json_field(body: &str, key: &str) -> String {
     }
 }
 
-/// Uploads `pdf` and waits until its job is done; the time that took.
-fn process(api: &str, pdf: &[u8]) -> Duration {
-    let start = Instant::now();
+/// Uploads `pdf`; its job id.
+fn submit(api: &str, pdf: &[u8]) -> String {
     let (status, body) = http(api, "POST", "/v1/documents", pdf);
     assert_eq!(status, 202, "{body}");
-    let job = json_field(&body, "job");
+    json_field(&body, "job")
+}
+
+/// Waits until `job` is done.
+fn wait_done(api: &str, job: &str) {
     loop {
         let (_, state) = http(api, "GET", &format!("/v1/jobs/{job}"), b"");
         let s = json_field(&state, "state");
         if s != "running" && !s.is_empty() {
             assert_eq!(s, "done", "{state}");
-            return start.elapsed();
+            return;
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Uploads `pdf` and waits until its job is done; the time that took.
+fn process(api: &str, pdf: &[u8]) -> Duration {
+    let start = Instant::now();
+    let job = submit(api, pdf);
+    wait_done(api, &job);
+    start.elapsed()
 }
 
 fn best(n: usize, mut f: impl FnMut() -> Duration) -> Duration {
@@ -156,6 +169,26 @@ fn main() {
     let w2 = serve(&dir, "w2", &single);
     let two_workers = best(2, || process(&api.addr, &big));
     drop((w1, w2, api));
+
+    // The Kubernetes split with deploy/kubernetes's settings (two parse
+    // workers a worker pod) under a burst of 3 large and 24 small uploads
+    // at once: the peak memory of each role, which sizes its pods.
+    let pod = |name: &str, server: &str| {
+        let config = format!("{base}[server]\n{server}\n[pipeline]\nworkers = 2\n");
+        serve(&dir, name, &config)
+    };
+    let api = pod("api-pod", "role = \"api\"");
+    let light = pod("light-pod", "role = \"worker\"\nlanes = [\"light\"]");
+    let heavy = pod("heavy-pod", "role = \"worker\"\nlanes = [\"heavy\"]");
+    let burst: Vec<String> = (0..27)
+        .map(|i| submit(&api.addr, if i % 9 == 0 { &big } else { &small }))
+        .collect();
+    for job in &burst {
+        wait_done(&api.addr, job);
+    }
+    let peak = |p: &Proc| support::status_mib(p.child.id(), "VmHWM");
+    let peaks = [peak(&api), peak(&light), peak(&heavy)];
+    drop((api, light, heavy));
     let _ = redis_proc.kill();
     let _ = redis_proc.wait();
     let _ = std::fs::remove_dir_all(&dir);
@@ -187,5 +220,11 @@ fn main() {
         idle.as_secs_f64() * 1e3,
         beside.as_secs_f64() * 1e3,
         beside.as_secs_f64() / idle.as_secs_f64()
+    );
+    println!(
+        "  peak RSS, 3 x 1,611 + 24 x 8 pages at once: api {:.0} MB, light worker {:.0} MB, heavy worker {:.0} MB",
+        peaks[0] * 1.048576,
+        peaks[1] * 1.048576,
+        peaks[2] * 1.048576
     );
 }

@@ -8,8 +8,14 @@ use clap::{Args, Parser, Subcommand};
 use warmlane_host::{Config, Lane};
 
 use crate::commands;
+use crate::layers::Layers;
 
 const AFTER_HELP: &str = "\
+Configuration: the defaults, then --config FILE, then WARMLANE_ environment
+variables naming keys by their path (WARMLANE_REDIS__URL=redis://r:6379,
+WARMLANE_LANES__HEAVY_FROM_PAGES=50), then flags; `warmlane config show`
+prints what is in effect and where each value came from.
+
 Logs go to stderr; set WARMLANE_LOG=debug|info|warn|error (default warn), and
 WARMLANE_LOG_FORMAT=json for one JSON object per line.";
 
@@ -40,7 +46,8 @@ pub(crate) enum Command {
     /// Compile plugins to native code ahead of time, for a host that then
     /// starts without compiling them.
     Compile(commands::compile::Args),
-    /// Check a configuration file and print the configuration in effect.
+    /// Check a configuration file, or show the configuration in effect and
+    /// where each value came from.
     Config(commands::config::Args),
     /// Print a shell completion script.
     Completions {
@@ -58,13 +65,33 @@ pub(crate) struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The configuration from `--config`, or the defaults.
+    /// The defaults, `--config` over them, and the `WARMLANE_` environment
+    /// variables over both.
+    pub(crate) fn layers(&self) -> Result<Layers> {
+        Layers::new(self.config.as_deref())?.env(environment()?)
+    }
+
+    /// The configuration those layers make, checked.
     pub(crate) fn load(&self) -> Result<Config> {
-        match &self.config {
-            Some(p) => Config::from_file(p),
-            None => Ok(Config::default()),
+        self.layers()?.config()
+    }
+}
+
+/// The process's environment variables, refusing a `WARMLANE_` one that is
+/// not UTF-8 (others are none of ours).
+fn environment() -> Result<Vec<(String, String)>> {
+    let mut vars = Vec::new();
+    for (k, v) in std::env::vars_os() {
+        let Some(k) = k.to_str() else { continue };
+        match v.into_string() {
+            Ok(v) => vars.push((k.to_string(), v)),
+            Err(_) if k.starts_with("WARMLANE_") => {
+                anyhow::bail!("environment variable {k}: not UTF-8")
+            }
+            Err(_) => {}
         }
     }
+    Ok(vars)
 }
 
 /// `--config` and `--redis`.
@@ -78,14 +105,18 @@ pub(crate) struct SharedArgs {
 }
 
 impl SharedArgs {
-    /// The configuration, with `--redis` applied and checked.
+    /// The configuration's layers, `--redis` on top.
+    pub(crate) fn layers(&self) -> Result<Layers> {
+        let layers = self.config.layers()?;
+        Ok(match &self.redis {
+            Some(url) => layers.flag("--redis", "redis.url", url.clone().into()),
+            None => layers,
+        })
+    }
+
+    /// The configuration those layers make, checked.
     pub(crate) fn load(&self) -> Result<Config> {
-        let mut config = self.config.load()?;
-        if let Some(url) = &self.redis {
-            config.redis.url = Some(url.clone());
-        }
-        config.validate()?;
-        Ok(config)
+        self.layers()?.config()
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod cli;
 mod commands;
+mod layers;
 
 use std::process::ExitCode;
 

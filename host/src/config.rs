@@ -614,6 +614,9 @@ pub struct SessionConfig {
     pub max_bytes: u64,
     /// Idle time after which a session is forgotten, in seconds. By default 3600.
     pub ttl_secs: u64,
+    /// Tool calls a session's call log keeps, the last ones (`GET
+    /// /v1/sessions/ID/calls`); 0 keeps none. By default 100.
+    pub call_log: usize,
 }
 
 impl Default for SessionConfig {
@@ -621,6 +624,7 @@ impl Default for SessionConfig {
         SessionConfig {
             max_bytes: 1024 * 1024,
             ttl_secs: 3600,
+            call_log: 100,
         }
     }
 }

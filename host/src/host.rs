@@ -25,8 +25,8 @@ use crate::pipeline::parsing::{Parsing, ParsingParts};
 use crate::pipeline::{DocCounters, DocumentOptions, Event, Job, Summary};
 use crate::pool::{Pool, PoolStats};
 use crate::session::{
-    MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore, StoreError,
-    Usage,
+    CallRecord, MemorySessionStore, RedisSessionStore, SessionBinding, SessionId, SessionStore,
+    StoreError, Usage,
 };
 use crate::state::HostState;
 use crate::tools::{Tool, ToolInfo, ToolStats};
@@ -101,18 +101,20 @@ impl Host {
     /// Starts a host whose sessions live in Redis when `redis.url` is set,
     /// else in memory. Pools fill in the background; see [`Host::wait_warm`].
     pub fn new(config: Config) -> Result<Host> {
-        let (max, ttl) = (
+        let (max, ttl, log) = (
             config.sessions.max_bytes,
             Duration::from_secs(config.sessions.ttl_secs),
+            config.sessions.call_log,
         );
         let sessions: Arc<dyn SessionStore> = match &config.redis.url {
-            None => Arc::new(MemorySessionStore::new(max, ttl)),
+            None => Arc::new(MemorySessionStore::new(max, ttl, log)),
             Some(url) => Arc::new(
                 RedisSessionStore::new(
                     url,
                     &config.redis.key_prefix,
                     max,
                     ttl,
+                    log,
                     Duration::from_millis(config.redis.timeout_ms),
                 )
                 .map_err(|e| anyhow::anyhow!("redis.url is not a Redis URL: {e}"))?,
@@ -499,6 +501,9 @@ impl Host {
             return Err(ToolError::Session(StoreError::NoSession));
         }
         let started = Instant::now();
+        let at_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         let cpu = cpu_time::ThreadTime::try_now().ok();
         let (result, tokens) = self.pay_and_call(tool, input, binding);
         // The instance ran on this thread: its CPU time is this thread's.
@@ -507,19 +512,34 @@ impl Host {
             .map_or(0, |(a, b)| {
                 b.as_duration().saturating_sub(a.as_duration()).as_nanos() as u64
             });
-        let usage = Usage {
-            calls: 1,
+        let call = CallRecord {
+            tool: name.to_string(),
+            at_ms,
             micros: started.elapsed().as_micros() as u64,
-            tokens,
             cpu_nanos,
+            tokens,
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| CallRecord::error_text(&e.to_string())),
         };
-        tool.record(result.is_ok(), &usage);
+        tool.record(result.is_ok(), &call.usage());
         if let Some(id) = session
-            && let Err(e) = self.sessions.record(id, usage)
+            && let Err(e) = self.sessions.record(id, &call)
         {
-            tracing::warn!(session = %id, "the call's usage was not recorded: {e}");
+            tracing::warn!(session = %id, "the call was not recorded in its session: {e}");
         }
         result
+    }
+
+    /// Session `id`'s last `limit` tool calls, oldest first (as many as
+    /// `sessions.call_log` keeps).
+    pub fn session_calls(
+        &self,
+        id: &SessionId,
+        limit: usize,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.sessions.calls(id, limit)
     }
 
     /// Draws the call's cost from the tool's budget, if it has one, and

@@ -64,7 +64,7 @@ pub use lanes::{Lane, LaneStats};
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
 pub use pool::PoolStats;
 pub use session::{
-    MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
+    CallRecord, MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
 };
 pub use stats::{BUCKETS, Histogram};
 pub use tools::{ToolInfo, ToolStats};

@@ -1,11 +1,15 @@
 //! `warmlane config`: check a configuration file, and print the
-//! configuration in effect with every default filled in.
+//! configuration in effect with every default filled in — and where each
+//! value came from.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use warmlane_host::Config;
+
+use crate::cli::SharedArgs;
+use crate::layers;
 
 /// `warmlane config`'s options.
 #[derive(Debug, clap::Args)]
@@ -22,6 +26,13 @@ enum Command {
         /// The TOML configuration file.
         file: PathBuf,
     },
+    /// Print the configuration in effect — the defaults, `--config`, the
+    /// WARMLANE_ environment variables and `--redis`, in that order — each
+    /// value followed by where it came from.
+    Show {
+        #[command(flatten)]
+        shared: SharedArgs,
+    },
 }
 
 pub(crate) fn main(args: Args) -> Result<ExitCode> {
@@ -32,16 +43,27 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
             eprintln!("warmlane: {} is a valid configuration", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Show { shared } => {
+            let layers = shared.layers()?;
+            let config = hidden(&layers.config()?);
+            print!("{}", layers::show(&config, &layers)?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 /// The configuration as TOML, with any password in the Redis URL hidden.
 fn effective(config: &Config) -> Result<String> {
+    toml::to_string(&hidden(config)).context("cannot write the configuration as TOML")
+}
+
+/// `config` with any password in the Redis URL hidden.
+fn hidden(config: &Config) -> Config {
     let mut config = config.clone();
     if let Some(url) = &mut config.redis.url {
         *url = hide_password(url);
     }
-    toml::to_string(&config).context("cannot write the configuration as TOML")
+    config
 }
 
 /// `redis://user:secret@host` → `redis://user:***@host`.

@@ -35,24 +35,26 @@ enum RoleArg {
 }
 
 pub(crate) fn main(args: Args) -> Result<ExitCode> {
-    let mut config = args.shared.config.load()?;
+    let mut layers = args.shared.layers()?;
     if let Some(listen) = args.listen {
-        config.server.listen = listen;
-    }
-    if let Some(url) = args.shared.redis {
-        config.redis.url = Some(url);
+        layers = layers.flag("--listen", "server.listen", listen.into());
     }
     if let Some(role) = args.role {
-        config.server.role = match role {
-            RoleArg::All => Role::All,
-            RoleArg::Api => Role::Api,
-            RoleArg::Worker => Role::Worker,
+        let role = match role {
+            RoleArg::All => "all",
+            RoleArg::Api => "api",
+            RoleArg::Worker => "worker",
         };
+        layers = layers.flag("--role", "server.role", role.into());
     }
     if let Some(lanes) = args.lanes {
-        config.server.lanes = lanes.into_iter().map(Lane::from).collect();
+        let lanes: Vec<toml::Value> = lanes
+            .into_iter()
+            .map(|l| Lane::from(l).to_string().into())
+            .collect();
+        layers = layers.flag("--lanes", "server.lanes", lanes.into());
     }
-    config.validate()?;
+    let mut config = layers.config()?;
     // A replica warms only the instances its role calls: an API replica
     // parses nothing, a worker calls no tools.
     let pipeline = [

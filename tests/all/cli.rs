@@ -4,7 +4,8 @@ use std::process::Command;
 
 use crate::support;
 
-fn warmlane(args: &[&str]) -> (i32, String, String) {
+/// Runs the binary with `args`: its exit code, stdout and stderr.
+pub(crate) fn warmlane(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
         .args(args)
         .output()
@@ -265,6 +266,7 @@ fn every_command_answers_help() {
         &["budget", "draw", "--help"],
         &["compile", "--help"],
         &["config", "check", "--help"],
+        &["config", "show", "--help"],
         &["completions", "--help"],
     ] {
         let (code, stdout, stderr) = warmlane(command);
@@ -280,4 +282,108 @@ fn every_command_answers_help() {
     let (code, stdout, _) = warmlane(&["completions", "bash"]);
     assert_eq!(code, 0);
     assert!(stdout.contains("_warmlane()"));
+}
+
+/// Runs the binary with `args` and the environment variables `env` added.
+fn warmlane_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run warmlane");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn environment_variables_configure_every_command_and_config_show_says_from_where() {
+    let dir = support::scratch("cli-config-show");
+    let file = dir.join("w.toml");
+    std::fs::write(
+        &file,
+        "[lanes]\nheavy_from_pages = 7\n[redis]\nkey_prefix = \"file\"\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let (code, stdout, stderr) = warmlane_env(
+        &[
+            "config",
+            "show",
+            "--config",
+            file,
+            "--redis",
+            "redis://:pw@flag:6379",
+        ],
+        &[
+            ("WARMLANE_REDIS__KEY_PREFIX", "env"),
+            ("WARMLANE_COMPONENTS__PDF_PAGES__WARM", "3"),
+            ("WARMLANE_SERVER__LANES", "heavy"),
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        &format!("heavy_from_pages = 7 # {file}"),
+        "key_prefix = \"env\" # $WARMLANE_REDIS__KEY_PREFIX",
+        "url = \"redis://:***@flag:6379\" # --redis",
+        "lanes = [\"heavy\"] # $WARMLANE_SERVER__LANES",
+        "warm = 3 # $WARMLANE_COMPONENTS__PDF_PAGES__WARM",
+        "listen = \"127.0.0.1:8080\" # default",
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "no `{line}` in:\n{stdout}"
+        );
+    }
+    assert!(!stdout.contains("pw@"), "{stdout}");
+    let shown: toml::Value = toml::from_str(&stdout).unwrap();
+    assert_eq!(
+        shown["components"]["pdf-pages"]["warm"].as_integer(),
+        Some(3)
+    );
+
+    // The environment reaches the commands themselves: `run` on a config
+    // whose chunks are tiny only through a variable.
+    let pdf = support::data("en-lppl.pdf");
+    let pdf = pdf.to_str().unwrap();
+    let (code, plain, _) = warmlane_env(&["run", "--quiet", pdf], &[]);
+    assert_eq!(code, 0);
+    let (code, small, stderr) = warmlane_env(
+        &["run", "--quiet", pdf],
+        &[("WARMLANE_PIPELINE__CHUNK_SIZE", "128")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        small.lines().count() > plain.lines().count(),
+        "{} chunks of 128 tokens against {} of 512",
+        small.lines().count(),
+        plain.lines().count()
+    );
+
+    // A variable that names no key, or holds the wrong type, is refused by
+    // name; so is a wrong key in the file, by the file's name.
+    let (code, _, stderr) = warmlane_env(&["run", pdf], &[("WARMLANE_REDIS_URL", "redis://r")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("WARMLANE_REDIS_URL")
+            && stderr.contains("did you mean WARMLANE_REDIS__URL?"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = warmlane_env(
+        &["config", "show"],
+        &[("WARMLANE_PIPELINE__CHUNK_SIZE", "big")],
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("WARMLANE_PIPELINE__CHUNK_SIZE"), "{stderr}");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[lanes]\nheavy_from = 7\n").unwrap();
+    let (code, _, stderr) =
+        warmlane_env(&["config", "show", "--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("bad.toml") && stderr.contains("heavy_from"),
+        "{stderr}"
+    );
 }

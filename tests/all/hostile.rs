@@ -12,8 +12,8 @@
 //! checks every result is clear and bounded.
 //!
 //! `cargo test --test all hostile -- --nocapture` prints the figures;
-//! `WARMLANE_HOSTILE=NAME` runs only the cases whose name contains NAME,
-//! `WARMLANE_HOSTILE_CONFIG=FILE` runs them with `--config FILE`; the files
+//! `HOSTILE_CASES=NAME` runs only the cases whose name contains NAME,
+//! `HOSTILE_CONFIG=FILE` runs them with `--config FILE`; the files
 //! stay in `target/tmp/hostile-PID/` (the test prints where) to try by hand.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -1801,10 +1801,10 @@ fn run_case(case: &Case, dir: &Path) -> Run {
     }
 }
 
-/// `--config FILE` when `WARMLANE_HOSTILE_CONFIG` names one (to run the
+/// `--config FILE` when `HOSTILE_CONFIG` names one (to run the
 /// cases under other limits), else nothing.
 fn config_args() -> Vec<std::ffi::OsString> {
-    match std::env::var_os("WARMLANE_HOSTILE_CONFIG") {
+    match std::env::var_os("HOSTILE_CONFIG") {
         Some(file) => vec!["--config".into(), file],
         None => Vec::new(),
     }
@@ -1828,7 +1828,7 @@ fn check_time_is_installed() {
 }
 
 fn selected() -> Vec<Case> {
-    let filter = std::env::var("WARMLANE_HOSTILE").unwrap_or_default();
+    let filter = std::env::var("HOSTILE_CASES").unwrap_or_default();
     cases()
         .into_iter()
         .filter(|c| c.name.contains(filter.as_str()))

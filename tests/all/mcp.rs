@@ -18,47 +18,23 @@ use crate::support;
 /// The Python client version the tests are written against.
 const MCP_REQUIREMENT: &str = "mcp>=2.3,<3";
 
-/// `python3`, and a `PYTHONPATH` under which `import mcp` gives a 2.3+
-/// client: the machine's own if it has one, else one pip installs under
-/// `target/` once.
-fn python() -> &'static (String, Option<PathBuf>) {
-    static PYTHON: OnceLock<(String, Option<PathBuf>)> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let has_client = |path: Option<&PathBuf>| {
-            let mut c = Command::new("python3");
-            c.args(["-c", "import mcp.client.client, mcp.types; mcp.client.client.Client"]);
-            if let Some(p) = path {
-                c.env("PYTHONPATH", p);
-            }
-            c.stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        if has_client(None) {
-            return ("python3".into(), None);
-        }
-        let target = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/py-mcp");
-        if !has_client(Some(&target)) {
-            let installed = Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target"])
-                .arg(&target)
-                .arg(MCP_REQUIREMENT)
-                .status();
-            assert!(
-                installed.is_ok_and(|s| s.success()) && has_client(Some(&target)),
-                "the MCP tests need Python 3 with the `mcp` client: run `python3 -m pip install '{MCP_REQUIREMENT}'`"
-            );
-        }
-        ("python3".into(), Some(target))
+/// A `PYTHONPATH` under which `import mcp` gives a 2.3+ client.
+fn python() -> &'static Option<PathBuf> {
+    static PATH: OnceLock<Option<PathBuf>> = OnceLock::new();
+    PATH.get_or_init(|| {
+        support::python_path(
+            "mcp",
+            "import mcp.client.client, mcp.types; mcp.client.client.Client",
+            MCP_REQUIREMENT,
+        )
     })
 }
 
 /// Runs `steps` through the Python client; its report.
 fn client(transport: &[&str], steps: Value) -> Value {
-    let (python, path) = python();
+    let path = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/all/mcp_client.py");
-    let mut cmd = Command::new(python);
+    let mut cmd = Command::new("python3");
     cmd.arg(script).args(transport);
     if let Some(p) = path {
         cmd.env("PYTHONPATH", p);
@@ -114,6 +90,11 @@ fn stateless_steps() -> Value {
         {"call": "session-usage", "args": {}},
         {"call": "no-such-tool", "args": {}},
         {"call": "text-stats", "args": {"text": "still serving"}},
+        {"call": "session-start", "save": "c"},
+        {"call": "notes", "args": {"action": "add", "text": "x", "session": "$c"}},
+        {"call": "notes", "args": {"action": "nope", "session": "$c"}},
+        {"call": "session-calls", "args": {"session": "$c", "limit": 5}},
+        {"call": "session-calls", "args": {"session": "$c", "limit": 0}},
     ])
 }
 
@@ -130,6 +111,7 @@ fn check_stateless(report: &Value) {
         "session-start",
         "session-end",
         "session-usage",
+        "session-calls",
     ] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -201,6 +183,24 @@ fn check_stateless(report: &Value) {
             .contains("no-such-tool")
     );
     assert_eq!(s[14]["structured"]["words"], 2, "{}", s[14]);
+    // A session's call log: each call, in order, the failed one with why.
+    let calls = s[18]["structured"]["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2, "{}", s[18]);
+    assert_eq!(
+        (&calls[0]["tool"], &calls[0]["ok"]),
+        (&json!("notes"), &json!(true))
+    );
+    assert_eq!(
+        (&calls[1]["tool"], &calls[1]["ok"]),
+        (&json!("notes"), &json!(false))
+    );
+    assert!(
+        calls[1]["error"].as_str().unwrap().contains("action"),
+        "{}",
+        s[18]
+    );
+    assert!(calls[0]["at_ms"].as_u64() <= calls[1]["at_ms"].as_u64());
+    assert_eq!(error_code(&s[19]), "invalid-input", "{}", s[19]);
 }
 
 /// The handshake revision, where the connection has a session of its own
@@ -273,7 +273,7 @@ fn a_python_mcp_client_uses_the_tools_over_http_in_both_revisions() {
             .trim()
             .to_string()
     };
-    assert_eq!((count("ok").as_str(), count("error").as_str()), ("6", "1"));
+    assert_eq!((count("ok").as_str(), count("error").as_str()), ("7", "2"));
 }
 
 #[test]

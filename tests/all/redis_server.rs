@@ -2,6 +2,7 @@
 //! directory of its own, so tests can stop, restart and flush it without
 //! touching the machine's own Redis. Shared by the host's unit tests.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -32,21 +33,27 @@ impl RedisServer {
     }
 
     fn start_with(persistent: bool) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("warmlane-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a directory for the test Redis");
-        let mut server = RedisServer {
-            port,
-            dir,
-            child: None,
-            persistent,
-        };
-        server.restart();
-        server
+        // A port free a moment ago may be taken by another test's process
+        // before redis-server binds it: then try another.
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let dir =
+                std::env::temp_dir().join(format!("warmlane-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a directory for the test Redis");
+            let mut server = RedisServer {
+                port,
+                dir,
+                child: None,
+                persistent,
+            };
+            if server.launch() {
+                return server;
+            }
+        }
+        panic!("redis-server could not get a free loopback port in 10 tries")
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -65,9 +72,19 @@ impl RedisServer {
     /// Starts it again on the same port (empty, unless it is persistent);
     /// waits until it answers.
     pub(crate) fn restart(&mut self) {
+        assert!(
+            self.launch(),
+            "redis-server did not start again on port {}",
+            self.port
+        );
+    }
+
+    /// Starts redis-server on this port; whether it is the one answering
+    /// there (it exits at once if the port is taken).
+    fn launch(&mut self) -> bool {
         self.stop();
         let aof = if self.persistent { "yes" } else { "no" };
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", aof, "--appendfsync", "always"])
             .arg("--dir")
@@ -78,14 +95,28 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it: apt-get install redis-server")
             });
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not start on port {}",
-                self.port
-            );
+        loop {
+            if !matches!(child.try_wait(), Ok(None)) {
+                return false;
+            }
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                let mut pong = [0u8; 7];
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                if s.write_all(b"PING\r\n").is_ok()
+                    && s.read_exact(&mut pong).is_ok()
+                    && &pong == b"+PONG\r\n"
+                    && matches!(child.try_wait(), Ok(None))
+                {
+                    self.child = Some(child);
+                    return true;
+                }
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
     }

@@ -18,13 +18,13 @@ use crate::serve::{Serve, request};
 use crate::support;
 
 /// One cluster test at a time.
-fn one_at_a_time() -> MutexGuard<'static, ()> {
+pub(crate) fn one_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `en-debian-faq.pdf` (73 pages) `times` over, as one document.
-fn big(times: usize) -> Vec<u8> {
+pub(crate) fn big(times: usize) -> Vec<u8> {
     let load = || {
         Document::load_with_options(support::data("en-debian-faq.pdf"), LoadOptions::default())
             .expect("load en-debian-faq.pdf")
@@ -80,7 +80,7 @@ fn config(redis: &RedisServer, extra: &str) -> String {
 
 /// A page budget for the parser, shared through Redis: a job of `pages`
 /// pages then takes about `pages / rate` seconds whatever the replicas.
-fn throttle(rate: u32) -> String {
+pub(crate) fn throttle(rate: u32) -> String {
     format!(
         "[budgets.pages]\ncapacity = {rate}\nburst = 16\nperiod_secs = 1\nlight_share = 0.2\n[components.pdf-pages]\nbudget = \"pages\"\n"
     )
@@ -109,7 +109,7 @@ fn start_with(redis: &RedisServer, role: &str, workers: usize, extra: &str) -> S
 
 /// `warmlane run` on `pdf` with `extra` configuration: its records, without
 /// the `doc` field.
-fn expected(pdf: &[u8], extra: &str) -> Vec<Value> {
+pub(crate) fn expected(pdf: &[u8], extra: &str) -> Vec<Value> {
     let dir = support::scratch("replicas-expected");
     let file = dir.join("doc.pdf");
     std::fs::write(&file, pdf).unwrap();

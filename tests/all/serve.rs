@@ -47,7 +47,19 @@ pub(crate) fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Reply {
-    let mut s = TcpStream::connect(addr).expect("connect to warmlane serve");
+    try_request(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// One request on a connection of its own; an error says what went wrong
+/// with the connection (refused, reset, an answer cut short).
+pub(crate) fn try_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, String> {
+    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect to {addr}: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -57,7 +69,8 @@ pub(crate) fn request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(head.as_bytes())
+        .map_err(|e| format!("send {method} {path}: {e}"))?;
     // A server may answer (413) before reading all of a large body.
     let _ = s.write_all(body);
     let mut raw = Vec::new();
@@ -65,17 +78,14 @@ pub(crate) fn request(
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .expect("a complete answer");
+        .ok_or_else(|| format!("{method} {path}: no complete answer ({} bytes)", raw.len()))?;
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let mut lines = head.lines();
     let status = lines
         .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("{method} {path}: not an HTTP answer: {head}"))?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
@@ -85,26 +95,26 @@ pub(crate) fn request(
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v == "chunked")
     {
-        body = unchunk(&body);
+        body = unchunk(&body).ok_or_else(|| format!("{method} {path}: the body was cut short"))?;
     }
-    Reply {
+    Ok(Reply {
         status,
         headers,
         body,
-    }
+    })
 }
 
-fn unchunk(mut raw: &[u8]) -> Vec<u8> {
+/// A chunked body's bytes, or `None` if it ends before its last chunk.
+fn unchunk(mut raw: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let at = raw.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&raw[..at]).unwrap().trim(), 16).unwrap();
+        let at = raw.windows(2).position(|w| w == b"\r\n")?;
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..at]).ok()?.trim(), 16).ok()?;
         if size == 0 {
-            return out;
+            return Some(out);
         }
-        out.extend_from_slice(&raw[at + 2..at + 2 + size]);
-        raw = &raw[at + 4 + size..];
+        out.extend_from_slice(raw.get(at + 2..at + 2 + size)?);
+        raw = raw.get(at + 4 + size..)?;
     }
 }
 
@@ -116,6 +126,11 @@ pub(crate) struct Serve {
 
 impl Serve {
     pub(crate) fn start(config: &str) -> Serve {
+        Self::start_with_args(config, &[])
+    }
+
+    /// `warmlane serve` with `config` and the further arguments `args`.
+    pub(crate) fn start_with_args(config: &str, args: &[&str]) -> Serve {
         // A directory per server: tests run in parallel.
         let dir = support::scratch(&format!("serve-{}", next_server()));
         let path = dir.join("warmlane.toml");
@@ -123,6 +138,7 @@ impl Serve {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&path)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -362,6 +378,33 @@ fn a_stateful_tool_keeps_its_session_and_accounts_for_it() {
     assert_eq!(r.json()["notes"], json!(["one", "two", "three"]));
     let state = server.get(&format!("/v1/sessions/{session}")).json();
     assert_eq!(state["usage"]["calls"], 4);
+    // Its call log: what the agent did, in order, a failed call with why.
+    let bad = server.post(
+        &format!("/v1/tools/notes?session={session}"),
+        "application/json",
+        br#"{"action":"shout"}"#,
+    );
+    assert_eq!(bad.status, 400, "{}", String::from_utf8_lossy(&bad.body));
+    let log = server.get(&format!("/v1/sessions/{session}/calls")).json();
+    let calls = log["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 5, "{log}");
+    assert!(calls.iter().all(|c| c["tool"] == "notes"), "{log}");
+    assert!(
+        calls[..4]
+            .iter()
+            .all(|c| c["ok"] == true && c["micros"].as_u64() > Some(0))
+    );
+    assert_eq!(calls[4]["ok"], false);
+    assert!(
+        calls[4]["error"].as_str().unwrap().contains("action"),
+        "{log}"
+    );
+    let last = server
+        .get(&format!("/v1/sessions/{session}/calls?limit=2"))
+        .json();
+    assert_eq!(last["calls"].as_array().unwrap()[..], calls[3..]);
+    let wrong = server.get(&format!("/v1/sessions/{session}/calls?limit=0"));
+    assert_eq!((wrong.status, wrong.code()), (400, "bad-limit".to_string()));
     let gone = request(
         &server.addr,
         "DELETE",
@@ -371,6 +414,10 @@ fn a_stateful_tool_keeps_its_session_and_accounts_for_it() {
     );
     assert_eq!(gone.status, 204);
     assert_eq!(server.get(&format!("/v1/sessions/{session}")).status, 404);
+    assert_eq!(
+        server.get(&format!("/v1/sessions/{session}/calls")).status,
+        404
+    );
 }
 
 #[test]

@@ -88,3 +88,37 @@ pub(crate) fn open(name: &str, password: Option<&str>) -> Arc<PdfDocument> {
     let bytes = std::fs::read(data(name)).expect("read test PDF");
     Arc::new(PdfDocument::open(bytes, password).expect("open test PDF"))
 }
+
+/// A `PYTHONPATH` under which `python3 -c CHECK` succeeds: none if the
+/// machine's Python passes as it is, else `target/py-NAME`, where pip
+/// installs `requirement` once. Panics with the one-line fix otherwise.
+pub(crate) fn python_path(name: &str, check: &str, requirement: &str) -> Option<PathBuf> {
+    use std::process::{Command, Stdio};
+    let passes = |path: Option<&PathBuf>| {
+        let mut c = Command::new("python3");
+        c.args(["-c", check]);
+        if let Some(p) = path {
+            c.env("PYTHONPATH", p);
+        }
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if passes(None) {
+        return None;
+    }
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/py-{name}"));
+    if !passes(Some(&target)) {
+        let installed = Command::new("python3")
+            .args(["-m", "pip", "install", "--quiet", "--upgrade", "--target"])
+            .arg(&target)
+            .arg(requirement)
+            .status();
+        assert!(
+            installed.is_ok_and(|s| s.success()) && passes(Some(&target)),
+            "these tests need Python 3 with `{requirement}`: run `python3 -m pip install '{requirement}'`"
+        );
+    }
+    Some(target)
+}

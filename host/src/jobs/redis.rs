@@ -1017,9 +1017,16 @@ impl super::Board for RedisBoard {
             host: self.host.clone(),
             store: self.store.clone(),
         };
-        tokio::task::spawn_blocking(move || board.accept(&doc))
-            .await
-            .map_err(|e| super::BoardError::Unavailable(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            let accepted = board.accept(&doc);
+            // The document, read whole to be cut, is many times its file's
+            // size; once its batches are in Redis, that memory goes back.
+            drop(doc);
+            crate::memory::release_freed();
+            accepted
+        })
+        .await
+        .map_err(|e| super::BoardError::Unavailable(e.to_string()))?
     }
 
     async fn describe(&self, id: &str) -> Result<Option<serde_json::Value>, super::BoardError> {

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use super::ApiError;
 use crate::error::ToolError;
 use crate::host::Host;
-use crate::session::{SessionId, StoreError, Usage};
+use crate::session::{CallRecord, SessionId, StoreError, Usage};
 
 /// The argument that carries a session handle.
 const SESSION_ARG: &str = "session";
@@ -47,7 +47,8 @@ const SESSION_ARG: &str = "session";
 const SESSION_START: &str = "session-start";
 const SESSION_END: &str = "session-end";
 const SESSION_USAGE: &str = "session-usage";
-const RESERVED: [&str; 3] = [SESSION_START, SESSION_END, SESSION_USAGE];
+const SESSION_CALLS: &str = "session-calls";
+const RESERVED: [&str; 4] = [SESSION_START, SESSION_END, SESSION_USAGE, SESSION_CALLS];
 
 /// The largest JSON-RPC message `/mcp` reads.
 pub(super) const MAX_REQUEST_BYTES: usize = 4 << 20;
@@ -156,6 +157,22 @@ fn session_tools() -> Vec<Tool> {
             "What a session holds (its keys) and what its calls have cost so far: calls, \
              wall time, CPU time and budget tokens.",
             handle_only,
+        ),
+        Tool::new(
+            SESSION_CALLS,
+            "A session's last tool calls, oldest first: the tool, when it started, its wall \
+             and CPU time, the budget tokens it drew, and whether it failed and why.",
+            object(json!({
+                "type": "object",
+                "properties": {
+                    SESSION_ARG: session_property(true),
+                    "limit": {
+                        "type": "integer", "minimum": 1, "maximum": MAX_CALLS_SHOWN,
+                        "description": "How many of the last calls (default 20).",
+                    },
+                },
+                "additionalProperties": false,
+            })),
         ),
     ]
 }
@@ -274,6 +291,31 @@ impl McpTools {
                 })
                 .await?
             }
+            SESSION_CALLS => {
+                let limit = match arguments.get("limit") {
+                    None => DEFAULT_CALLS_SHOWN,
+                    Some(v) => match v.as_u64().filter(|n| (1..=MAX_CALLS_SHOWN).contains(n)) {
+                        Some(n) => n as usize,
+                        None => {
+                            return Ok(failure(ToolError::InvalidInput(format!(
+                                "/limit: must be an integer from 1 to {MAX_CALLS_SHOWN}"
+                            ))));
+                        }
+                    },
+                };
+                let Some(bound) = session else {
+                    return Ok(failure(ToolError::InvalidInput(
+                        "name the session: `session` is required on connections without an MCP \
+                         session (protocol 2026-07-28)"
+                            .into(),
+                    )));
+                };
+                self.blocking(move |host| {
+                    let calls = host.session_calls(&bound.id, limit)?;
+                    Ok(json!({ "session": bound.id.as_str(), "calls": calls_json(&calls) }))
+                })
+                .await?
+            }
             SESSION_END | SESSION_USAGE => {
                 let Some(bound) = session else {
                     return Ok(failure(ToolError::InvalidInput(
@@ -366,6 +408,28 @@ pub(super) fn usage_json(usage: &Usage) -> Value {
         "calls": usage.calls, "micros": usage.micros,
         "cpu_nanos": usage.cpu_nanos, "tokens": usage.tokens,
     })
+}
+
+/// The most calls one read of a session's log shows, and how many when the
+/// reader does not say.
+pub(super) const MAX_CALLS_SHOWN: u64 = 1000;
+pub(super) const DEFAULT_CALLS_SHOWN: usize = 20;
+
+/// A session's calls as the API shows them.
+pub(super) fn calls_json(calls: &[CallRecord]) -> Value {
+    calls
+        .iter()
+        .map(|c| {
+            let mut v = json!({
+                "tool": c.tool, "at_ms": c.at_ms, "micros": c.micros,
+                "cpu_nanos": c.cpu_nanos, "tokens": c.tokens, "ok": c.error.is_none(),
+            });
+            if let Some(e) = &c.error {
+                v["error"] = json!(e);
+            }
+            v
+        })
+        .collect()
 }
 
 /// A tool's JSON output as an MCP result: the text, and the value as

@@ -264,6 +264,7 @@ fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Resul
             "/v1/sessions/{id}",
             get(sessions::show).delete(sessions::delete),
         )
+        .route("/v1/sessions/{id}/calls", get(sessions::calls))
         .fallback(not_found)
         .layer(from_fn(error::json_errors));
     Ok(api

@@ -1,8 +1,9 @@
 //! The session routes: `POST /v1/sessions` (a new session),
-//! `GET /v1/sessions/ID` (its keys and usage), `DELETE /v1/sessions/ID`.
+//! `GET /v1/sessions/ID` (its keys and usage), `GET /v1/sessions/ID/calls`
+//! (its last calls), `DELETE /v1/sessions/ID`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -32,6 +33,39 @@ pub(super) async fn show(State(app): Shared, Path(id): Path<String>) -> Result<R
     })
     .await??;
     Ok(Json(json!({ "keys": keys, "usage": mcp::usage_json(&usage) })).into_response())
+}
+
+/// `?limit=N` on a session's calls.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CallsQuery {
+    limit: Option<u64>,
+}
+
+pub(super) async fn calls(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Query(query): Query<CallsQuery>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    let limit = match query.limit {
+        None => mcp::DEFAULT_CALLS_SHOWN,
+        Some(n) if (1..=mcp::MAX_CALLS_SHOWN).contains(&n) => n as usize,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad-limit",
+                format!("limit must be from 1 to {}", mcp::MAX_CALLS_SHOWN),
+            ));
+        }
+    };
+    let host = app.host.clone();
+    let shown = id.clone();
+    let calls = blocking(move || host.session_calls(&id, limit)).await??;
+    Ok(
+        Json(json!({ "session": shown.as_str(), "calls": mcp::calls_json(&calls) }))
+            .into_response(),
+    )
 }
 
 pub(super) async fn delete(

@@ -1,10 +1,10 @@
 //! Sessions in this process's memory: the embedded default.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{SessionId, SessionStore, StoreError, Usage};
+use super::{CallRecord, SessionId, SessionStore, StoreError, Usage};
 
 struct Entry {
     values: BTreeMap<String, Vec<u8>>,
@@ -12,6 +12,8 @@ struct Entry {
     bytes: u64,
     touched: Instant,
     usage: Usage,
+    /// The last calls, oldest first.
+    calls: VecDeque<CallRecord>,
 }
 
 struct Sessions {
@@ -25,15 +27,17 @@ pub struct MemorySessionStore {
     sessions: Mutex<Sessions>,
     max_bytes: u64,
     ttl: Duration,
+    call_log: usize,
 }
 
 /// Operations between sweeps of expired sessions.
 const SWEEP_EVERY: u32 = 1024;
 
 impl MemorySessionStore {
-    /// A store whose sessions hold at most `max_bytes` (keys and values) and
-    /// are forgotten after `ttl` without use.
-    pub fn new(max_bytes: u64, ttl: Duration) -> Self {
+    /// A store whose sessions hold at most `max_bytes` (keys and values),
+    /// keep their last `call_log` calls, and are forgotten after `ttl`
+    /// without use.
+    pub fn new(max_bytes: u64, ttl: Duration, call_log: usize) -> Self {
         MemorySessionStore {
             sessions: Mutex::new(Sessions {
                 map: HashMap::new(),
@@ -41,6 +45,7 @@ impl MemorySessionStore {
             }),
             max_bytes,
             ttl,
+            call_log,
         }
     }
 
@@ -91,6 +96,7 @@ impl SessionStore for MemorySessionStore {
                         bytes: 0,
                         touched: now,
                         usage: Usage::default(),
+                        calls: VecDeque::new(),
                     }
                 })
                 .touched = now;
@@ -143,17 +149,30 @@ impl SessionStore for MemorySessionStore {
         self.entry(session, |e| Ok(e.values.keys().cloned().collect()))
     }
 
-    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError> {
+    fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError> {
+        let keep = self.call_log;
         self.entry(session, |e| {
+            let usage = call.usage();
             e.usage.calls += usage.calls;
             e.usage.micros += usage.micros;
             e.usage.cpu_nanos += usage.cpu_nanos;
             e.usage.tokens += usage.tokens;
+            e.calls.push_back(call.clone());
+            while e.calls.len() > keep {
+                e.calls.pop_front();
+            }
             Ok(())
         })
     }
 
     fn usage(&self, session: &SessionId) -> Result<Usage, StoreError> {
         self.entry(session, |e| Ok(e.usage))
+    }
+
+    fn calls(&self, session: &SessionId, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        self.entry(session, |e| {
+            let skip = e.calls.len().saturating_sub(limit);
+            Ok(e.calls.iter().skip(skip).cloned().collect())
+        })
     }
 }

@@ -14,6 +14,8 @@ mod redis;
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 pub use memory::MemorySessionStore;
 pub use redis::RedisSessionStore;
 
@@ -111,9 +113,54 @@ pub struct Usage {
     pub tokens: u64,
 }
 
+/// One tool call made in a session, as the session's call log keeps it:
+/// what an agent did, without a tracing backend.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    /// The tool called.
+    pub tool: String,
+    /// When the call started, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Its wall-clock time, in microseconds.
+    pub micros: u64,
+    /// CPU time it used on the thread that ran it, in nanoseconds.
+    pub cpu_nanos: u64,
+    /// Budget tokens it drew.
+    pub tokens: u64,
+    /// The error it ended with (its first [`CallRecord::ERROR_BYTES`]
+    /// bytes); `None` if it succeeded.
+    pub error: Option<String>,
+}
+
+impl CallRecord {
+    /// The most of an error's text a record keeps.
+    pub const ERROR_BYTES: usize = 512;
+
+    /// What the call adds to its session's usage.
+    pub fn usage(&self) -> Usage {
+        Usage {
+            calls: 1,
+            micros: self.micros,
+            cpu_nanos: self.cpu_nanos,
+            tokens: self.tokens,
+        }
+    }
+
+    /// `error` cut to [`CallRecord::ERROR_BYTES`], on a character boundary.
+    pub fn error_text(error: &str) -> String {
+        let mut end = error.len().min(Self::ERROR_BYTES);
+        while !error.is_char_boundary(end) {
+            end -= 1;
+        }
+        error[..end].to_string()
+    }
+}
+
 /// Where sessions live. Implementations must be safe to share between
 /// threads, scope every key to its session, refuse to grow a session past
-/// its size limit, and forget a session left unused for its time to live.
+/// its size limit, keep the session's last calls (as many as the store was
+/// told to) beside its values and outside its size limit, and forget a
+/// session left unused for its time to live.
 pub trait SessionStore: Send + Sync + 'static {
     /// Creates session `id`; false if it already existed (it is then only
     /// touched).
@@ -130,10 +177,13 @@ pub trait SessionStore: Send + Sync + 'static {
     fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError>;
     /// The session's keys in lexicographic order.
     fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError>;
-    /// Adds one call's cost to the session's usage.
-    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError>;
+    /// Adds one call's cost to the session's usage and the call to its log.
+    fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError>;
     /// The session's usage so far.
     fn usage(&self, session: &SessionId) -> Result<Usage, StoreError>;
+    /// The session's last `limit` calls (at most as many as the log keeps),
+    /// oldest first.
+    fn calls(&self, session: &SessionId, limit: usize) -> Result<Vec<CallRecord>, StoreError>;
 }
 
 /// Keys that start with this belong to the host, not to the tools (an MCP

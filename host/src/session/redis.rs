@@ -1,12 +1,13 @@
-//! Sessions in Redis: one hash per session under its own hash tag, with a
-//! time to live renewed on every use, changed only by `session.lua` so the
-//! size limit holds under concurrent writers.
+//! Sessions in Redis: one hash per session under its own hash tag (values,
+//! usage and the call log), with a time to live renewed on every use,
+//! changed only by `session.lua` so the size limit holds under concurrent
+//! writers.
 
 use std::time::Duration;
 
 use redis::{Script, Value};
 
-use super::{SessionId, SessionStore, StoreError, Usage};
+use super::{CallRecord, SessionId, SessionStore, StoreError, Usage};
 use crate::redis_conn::Connections;
 
 /// Sessions kept in Redis, shared by every host that points at it.
@@ -16,17 +17,20 @@ pub struct RedisSessionStore {
     script: Script,
     max_bytes: u64,
     ttl: Duration,
+    call_log: usize,
 }
 
 impl RedisSessionStore {
     /// A store at `url` with keys under `prefix`, whose sessions hold at
-    /// most `max_bytes` (keys and values) and are forgotten after `ttl`
-    /// without use. Does not connect yet.
+    /// most `max_bytes` (keys and values), keep their last `call_log`
+    /// calls, and are forgotten after `ttl` without use. Does not connect
+    /// yet.
     pub fn new(
         url: &str,
         prefix: &str,
         max_bytes: u64,
         ttl: Duration,
+        call_log: usize,
         timeout: Duration,
     ) -> Result<Self, String> {
         Ok(RedisSessionStore {
@@ -35,6 +39,7 @@ impl RedisSessionStore {
             script: Script::new(include_str!("session.lua")),
             max_bytes,
             ttl,
+            call_log,
         })
     }
 
@@ -128,9 +133,17 @@ impl SessionStore for RedisSessionStore {
             .collect())
     }
 
-    fn record(&self, session: &SessionId, usage: Usage) -> Result<(), StoreError> {
-        let [calls, micros, tokens, cpu] =
-            [usage.calls, usage.micros, usage.tokens, usage.cpu_nanos].map(|n| n.to_string());
+    fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError> {
+        let usage = call.usage();
+        let [calls, micros, tokens, cpu, keep] = [
+            usage.calls,
+            usage.micros,
+            usage.tokens,
+            usage.cpu_nanos,
+            self.call_log as u64,
+        ]
+        .map(|n| n.to_string());
+        let record = serde_json::to_vec(call).expect("a call record is plain data");
         self.run(
             session,
             "record",
@@ -139,6 +152,8 @@ impl SessionStore for RedisSessionStore {
                 micros.as_bytes(),
                 tokens.as_bytes(),
                 cpu.as_bytes(),
+                &record,
+                keep.as_bytes(),
             ],
         )
         .map(|_| ())
@@ -152,5 +167,26 @@ impl SessionStore for RedisSessionStore {
             tokens: int(reply.get(2))?,
             cpu_nanos: int(reply.get(3))?,
         })
+    }
+
+    fn calls(&self, session: &SessionId, limit: usize) -> Result<Vec<CallRecord>, StoreError> {
+        let limit = limit.to_string();
+        let reply = self.run(session, "calls", &[limit.as_bytes()])?;
+        let Some(Value::Array(records)) = reply.first() else {
+            return Err(StoreError::Unavailable(format!(
+                "unexpected reply from Redis: {reply:?}"
+            )));
+        };
+        records
+            .iter()
+            .map(|r| match r {
+                Value::BulkString(b) => serde_json::from_slice(b).map_err(|e| {
+                    StoreError::Unavailable(format!("a call record in Redis is not one: {e}"))
+                }),
+                other => Err(StoreError::Unavailable(format!(
+                    "unexpected reply from Redis: {other:?}"
+                ))),
+            })
+            .collect()
     }
 }

@@ -1,10 +1,12 @@
 -- warmlane sessions: one atomic operation on one session's hash.
 --
 -- KEYS[1]  the session's hash: v:KEY fields hold values, m:bytes the size
---          of keys and values, u:calls / u:micros / u:tokens the usage.
---          It expires after ttl_ms without use.
+--          of keys and values, u:calls / u:micros / u:tokens / u:cpu the
+--          usage, c:N the N-th call's record (the last KEEP kept) and
+--          c:next the number of calls logged. It expires after ttl_ms
+--          without use.
 -- ARGV     op, ttl_ms, max_bytes, then per op: get/delete KEY; set KEY VALUE;
---          record CALLS MICROS TOKENS CPU_MICROS.
+--          record CALLS MICROS TOKENS CPU_NANOS RECORD KEEP; calls LIMIT.
 -- Returns  { status, ... }: status 'ok', 'no-session' or 'too-large'.
 local k = KEYS[1]
 local op, ttl, max = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -59,7 +61,19 @@ elseif op == 'record' then
   redis.call('HINCRBY', k, 'u:micros', ARGV[5])
   redis.call('HINCRBY', k, 'u:tokens', ARGV[6])
   redis.call('HINCRBY', k, 'u:cpu', ARGV[7])
+  local keep = tonumber(ARGV[9])
+  local n = redis.call('HINCRBY', k, 'c:next', 1) - 1
+  redis.call('HSET', k, 'c:' .. n, ARGV[8])
+  if n - keep >= 0 then redis.call('HDEL', k, 'c:' .. (n - keep)) end
   return { 'ok' }
+elseif op == 'calls' then
+  local next = tonumber(redis.call('HGET', k, 'c:next')) or 0
+  local out = {}
+  for i = math.max(0, next - tonumber(ARGV[4])), next - 1 do
+    local r = redis.call('HGET', k, 'c:' .. i)
+    if r then out[#out + 1] = r end
+  end
+  return { 'ok', out }
 elseif op == 'usage' then
   local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens', 'u:cpu')
   return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0, tonumber(u[4]) or 0 }

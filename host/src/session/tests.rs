@@ -2,9 +2,14 @@
 
 use std::time::Duration;
 
-use super::{MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage};
+use super::{
+    CallRecord, MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
+};
 
 use crate::redis_server::RedisServer;
+
+/// Calls the stores under test keep in a session's log.
+const CALL_LOG: usize = 3;
 
 fn id(s: &str) -> SessionId {
     SessionId::parse(s).unwrap()
@@ -51,15 +56,18 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
     assert!(store.delete(&a, "big").unwrap());
     store.set(&a, "more", vec![7; 10]).unwrap();
 
-    // Usage adds up.
-    let one = Usage {
-        calls: 1,
+    // Usage adds up, and the last calls are kept in order.
+    let call = |n: u64| CallRecord {
+        tool: format!("tool-{n}"),
+        at_ms: 1_000 + n,
         micros: 250,
-        tokens: 7,
         cpu_nanos: 90,
+        tokens: 7,
+        error: (n % 2 == 1).then(|| format!("error {n}")),
     };
-    store.record(&a, one).unwrap();
-    store.record(&a, one).unwrap();
+    assert_eq!(store.calls(&a, 10).unwrap(), vec![]);
+    store.record(&a, &call(0)).unwrap();
+    store.record(&a, &call(1)).unwrap();
     assert_eq!(
         store.usage(&a).unwrap(),
         Usage {
@@ -70,6 +78,17 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
         }
     );
     assert_eq!(store.usage(&b).unwrap(), Usage::default());
+    assert_eq!(store.calls(&a, 10).unwrap(), vec![call(0), call(1)]);
+    assert_eq!(store.calls(&a, 1).unwrap(), vec![call(1)]);
+    for n in 2..6 {
+        store.record(&a, &call(n)).unwrap();
+    }
+    // The log keeps the last CALL_LOG, outside the size limit.
+    let kept: Vec<CallRecord> = (6 - CALL_LOG as u64..6).map(call).collect();
+    assert_eq!(store.calls(&a, 10).unwrap(), kept);
+    assert_eq!(store.usage(&a).unwrap().calls, 6);
+    assert_eq!(store.calls(&b, 10).unwrap(), vec![]);
+    assert_eq!(store.calls(&id("none"), 10), Err(StoreError::NoSession));
 
     // Removing takes everything.
     assert!(store.remove(&b).unwrap());
@@ -93,15 +112,22 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
 #[test]
 fn the_memory_store_passes_the_suite() {
     let ttl = Duration::from_millis(600);
-    suite(&MemorySessionStore::new(64, ttl), ttl);
+    suite(&MemorySessionStore::new(64, ttl, CALL_LOG), ttl);
 }
 
 #[test]
 fn the_redis_store_passes_the_suite_with_one_key_per_session() {
     let server = RedisServer::start();
     let ttl = Duration::from_millis(600);
-    let store =
-        RedisSessionStore::new(&server.url(), "t", 64, ttl, Duration::from_secs(1)).unwrap();
+    let store = RedisSessionStore::new(
+        &server.url(),
+        "t",
+        64,
+        ttl,
+        CALL_LOG,
+        Duration::from_secs(1),
+    )
+    .unwrap();
     suite(&store, ttl);
     let s = id("keys");
     store.create(&s).unwrap();
@@ -123,6 +149,7 @@ fn a_session_in_redis_is_shared_and_its_outage_is_reported() {
             "t",
             1024,
             Duration::from_secs(60),
+            CALL_LOG,
             Duration::from_millis(200),
         )
         .unwrap()
