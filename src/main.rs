@@ -5,6 +5,7 @@
 mod cli;
 mod commands;
 mod layers;
+mod progress;
 
 use std::process::ExitCode;
 

@@ -42,6 +42,12 @@ pub mod fuzz {
     pub use crate::schema::fuzz as schema;
 }
 
+/// What the benches measure on its own.
+#[doc(hidden)]
+pub mod bench {
+    pub use crate::schema::InputSchema;
+}
+
 /// A real `redis-server` for the unit tests, shared with the integration tests.
 #[cfg(test)]
 #[path = "../../tests/all/redis_server.rs"]

@@ -2,19 +2,53 @@
 //! any instance is taken, so a caller learns what is wrong with its input
 //! whether or not the tool checks it too.
 //!
-//! The keywords checked are the ones tool schemas use to say what a valid
-//! input is: `type`, `enum`, `const`, `properties`, `required`,
-//! `additionalProperties` (false or a schema), `items`, `minimum`,
-//! `maximum`, `minLength`, `maxLength`, `minItems`, `maxItems`, and
-//! `anyOf` / `oneOf` / `allOf`. Other keywords (`pattern`, `format`,
-//! `$ref`, …) are left to the tool.
+//! The schema is compiled once, when the tool is loaded, by the `jsonschema`
+//! crate: every keyword of the draft the schema names in `$schema` (4, 6,
+//! 7, 2019-09 or 2020-12; 2020-12 when it names none), `$ref` and `$defs`
+//! within the schema, `pattern`, and `format` checked as an assertion.
+//! References to other documents are not fetched: a schema that needs one,
+//! or that is not a valid schema, is refused when its tool loads.
 
+use jsonschema::Validator;
 use serde_json::Value;
 
-/// Whether `input` satisfies `schema`; if not, where and why (the first
-/// problem found, with its JSON Pointer).
-pub(crate) fn check(schema: &Value, input: &Value) -> Result<(), String> {
-    at(schema, input, "")
+/// Problems named in one refusal, at most.
+const MAX_PROBLEMS: usize = 8;
+
+/// A tool's input schema, compiled.
+pub struct InputSchema {
+    validator: Validator,
+}
+
+impl InputSchema {
+    /// Compiles `schema`; why it is not a usable schema otherwise.
+    pub fn compile(schema: &Value) -> Result<InputSchema, String> {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema)
+            .map(|validator| InputSchema { validator })
+            .map_err(|e| format!("{}: {e}", show(&e.instance_path().to_string())))
+    }
+
+    /// Whether `input` satisfies the schema; if not, for each problem (the
+    /// first [`MAX_PROBLEMS`]) where it is (its JSON Pointer), what is
+    /// wrong, and the rule it breaks.
+    pub fn check(&self, input: &Value) -> Result<(), String> {
+        if self.validator.is_valid(input) {
+            return Ok(());
+        }
+        let problems: Vec<String> = self
+            .validator
+            .iter_errors(input)
+            .take(MAX_PROBLEMS)
+            .map(|e| {
+                let rule = e.schema_path().to_string();
+                let rule = rule.rsplit('/').next().unwrap_or_default();
+                format!("{}: {e} ({rule})", show(&e.instance_path().to_string()))
+            })
+            .collect();
+        Err(problems.join("; "))
+    }
 }
 
 /// The entry point for the fuzz target (`fuzz/`) and the test suite's short
@@ -29,177 +63,9 @@ pub fn fuzz(data: &[u8]) {
     if let (Ok(schema), Ok(input)) = (
         serde_json::from_slice::<Value>(schema),
         serde_json::from_slice::<Value>(input),
-    ) {
-        let _ = check(&schema, &input);
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-fn is_type(v: &Value, t: &str) -> bool {
-    match t {
-        "null" => v.is_null(),
-        "boolean" => v.is_boolean(),
-        "integer" => v.as_f64().is_some_and(|f| f.fract() == 0.0),
-        "number" => v.is_number(),
-        "string" => v.is_string(),
-        "array" => v.is_array(),
-        "object" => v.is_object(),
-        // An unknown type name is the schema's problem, not the input's.
-        _ => true,
-    }
-}
-
-fn at(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
-    let Some(s) = schema.as_object() else {
-        // `true`, or anything that is not a schema object, accepts all;
-        // `false` accepts nothing.
-        return if schema == &Value::Bool(false) {
-            Err(format!("{}: no value is allowed here", show(path)))
-        } else {
-            Ok(())
-        };
-    };
-    let fail = |why: String| Err(format!("{}: {why}", show(path)));
-    match s.get("type") {
-        Some(Value::String(t)) if !is_type(v, t) => {
-            return fail(format!("expected {}, got {}", article(t), type_name(v)));
-        }
-        Some(Value::Array(ts)) if !ts.iter().any(|t| t.as_str().is_some_and(|t| is_type(v, t))) => {
-            let names: Vec<String> = ts.iter().filter_map(|t| t.as_str().map(article)).collect();
-            return fail(format!(
-                "expected {}, got {}",
-                names.join(" or "),
-                type_name(v)
-            ));
-        }
-        _ => {}
-    }
-    if let Some(Value::Array(allowed)) = s.get("enum")
-        && !allowed.contains(v)
+    ) && let Ok(compiled) = InputSchema::compile(&schema)
     {
-        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-        return fail(format!("{v} is not one of {}", list.join(", ")));
-    }
-    if let Some(c) = s.get("const")
-        && c != v
-    {
-        return fail(format!("must be {c}"));
-    }
-    if let Some(n) = v.as_f64() {
-        bounds(s, "minimum", "maximum", n, |b| format!("{n} is {b}"), path)?;
-    }
-    if let Some(text) = v.as_str() {
-        let len = text.chars().count() as f64;
-        bounds(
-            s,
-            "minLength",
-            "maxLength",
-            len,
-            |b| format!("{len} characters, {b}"),
-            path,
-        )?;
-    }
-    if let Some(items) = v.as_array() {
-        let len = items.len() as f64;
-        bounds(
-            s,
-            "minItems",
-            "maxItems",
-            len,
-            |b| format!("{len} items, {b}"),
-            path,
-        )?;
-        if let Some(item) = s.get("items") {
-            for (i, x) in items.iter().enumerate() {
-                at(item, x, &format!("{path}/{i}"))?;
-            }
-        }
-    }
-    if let Some(fields) = v.as_object() {
-        let properties = s.get("properties").and_then(Value::as_object);
-        if let Some(Value::Array(required)) = s.get("required") {
-            for name in required.iter().filter_map(Value::as_str) {
-                if !fields.contains_key(name) {
-                    return fail(format!("`{name}` is required"));
-                }
-            }
-        }
-        for (name, x) in fields {
-            let here = format!("{path}/{}", name.replace('~', "~0").replace('/', "~1"));
-            match properties.and_then(|p| p.get(name)) {
-                Some(sub) => at(sub, x, &here)?,
-                None => match s.get("additionalProperties") {
-                    Some(Value::Bool(false)) => {
-                        let known: Vec<&str> = properties
-                            .map(|p| p.keys().map(String::as_str).collect())
-                            .unwrap_or_default();
-                        return fail(format!(
-                            "`{name}` is not allowed (allowed: {})",
-                            known.join(", ")
-                        ));
-                    }
-                    Some(extra @ Value::Object(_)) => at(extra, x, &here)?,
-                    _ => {}
-                },
-            }
-        }
-    }
-    if let Some(Value::Array(all)) = s.get("allOf") {
-        for sub in all {
-            at(sub, v, path)?;
-        }
-    }
-    if let Some(Value::Array(any)) = s.get("anyOf")
-        && !any.iter().any(|sub| at(sub, v, path).is_ok())
-    {
-        return fail("matches none of the schemas in anyOf".into());
-    }
-    if let Some(Value::Array(one)) = s.get("oneOf") {
-        let n = one.iter().filter(|sub| at(sub, v, path).is_ok()).count();
-        if n != 1 {
-            return fail(format!(
-                "matches {n} of the schemas in oneOf, not exactly one"
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `value` against the schema's `min` and `max` keywords; `say` words the
-/// failure ("less than the minimum 1", "more than 5").
-fn bounds(
-    s: &serde_json::Map<String, Value>,
-    min: &str,
-    max: &str,
-    value: f64,
-    say: impl Fn(String) -> String,
-    path: &str,
-) -> Result<(), String> {
-    let limit = |key| s.get(key).and_then(Value::as_f64);
-    let why = match (limit(min), limit(max)) {
-        (Some(lo), _) if value < lo => say(format!("less than the minimum {lo}")),
-        (_, Some(hi)) if value > hi => say(format!("more than the maximum {hi}")),
-        _ => return Ok(()),
-    };
-    Err(format!("{}: {why}", show(path)))
-}
-
-fn article(t: &str) -> String {
-    match t {
-        "integer" | "array" | "object" => format!("an {t}"),
-        "null" => "null".into(),
-        _ => format!("a {t}"),
+        let _ = compiled.check(&input);
     }
 }
 
@@ -211,6 +77,10 @@ fn show(path: &str) -> &str {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn check(schema: &Value, input: &Value) -> Result<(), String> {
+        InputSchema::compile(schema).unwrap().check(input)
+    }
 
     fn notes() -> Value {
         json!({"type":"object","properties":{"action":{"type":"string","enum":["add","list","clear"]},"text":{"type":"string","maxLength":5}},"required":["action"],"additionalProperties":false})
@@ -224,23 +94,23 @@ mod tests {
     }
 
     #[test]
-    fn each_problem_is_named_with_where_it_is() {
+    fn each_problem_is_named_with_where_it_is_and_the_rule() {
         let cases = [
-            (json!([]), "the input: expected an object, got an array"),
-            (json!({"text":"x"}), "`action` is required"),
+            (json!([]), "the input: [] is not of type \"object\" (type)"),
+            (
+                json!({"text":"x"}),
+                "the input: \"action\" is a required property (required)",
+            ),
             (json!({"action":"fly"}), "/action: \"fly\" is not one of"),
             (
                 json!({"action":"add","text":7}),
-                "/text: expected a string, got an integer",
+                "/text: 7 is not of type \"string\" (type)",
             ),
             (
                 json!({"action":"add","text":"toolong"}),
-                "/text: 7 characters, more than the maximum 5",
+                "/text: \"toolong\" is longer than 5 characters (maxLength)",
             ),
-            (
-                json!({"action":"add","weight":1}),
-                "`weight` is not allowed (allowed: action, text)",
-            ),
+            (json!({"action":"add","weight":1}), "(additionalProperties)"),
         ];
         for (input, want) in cases {
             let err = check(&notes(), &input).unwrap_err();
@@ -255,30 +125,103 @@ mod tests {
             "xs":{"type":"array","items":{"type":"number"},"maxItems":2},
             "either":{"anyOf":[{"type":"string"},{"type":"null"}]}}});
         check(&s, &json!({"n":3,"xs":[1.5],"either":null})).unwrap();
+        let err = |input| check(&s, &input).unwrap_err();
+        assert!(err(json!({"n":0})).starts_with("/n: 0 is less than the minimum of 1 (minimum)"));
+        assert!(err(json!({"n":2.5})).contains("(type)"));
+        assert!(err(json!({"xs":[1,"a"]})).starts_with("/xs/1: \"a\" is not of type \"number\""));
+        assert!(err(json!({"xs":[1,2,3]})).contains("(maxItems)"));
+        assert!(err(json!({"either":1})).contains("(anyOf)"));
+    }
+
+    /// What generated schemas use: `$defs` and `$ref`, `pattern`,
+    /// `format`, `prefixItems`, `dependentRequired`.
+    #[test]
+    fn the_keywords_generated_schemas_use_are_checked() {
+        let s = json!({
+            "$defs": {"name": {"type": "string", "pattern": "^[a-z]+$"}},
+            "type": "object",
+            "properties": {
+                "who": {"$ref": "#/$defs/name"},
+                "when": {"type": "string", "format": "date"},
+                "mail": {"type": "string", "format": "email"},
+                "pair": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}]},
+                "card": {"type": "string"}, "cvc": {"type": "string"},
+            },
+            "dependentRequired": {"card": ["cvc"]},
+        });
+        check(
+            &s,
+            &json!({"who": "ada", "when": "2026-12-01", "pair": ["a", 1], "card": "4", "cvc": "1"}),
+        )
+        .unwrap();
+        let err = |input| check(&s, &input).unwrap_err();
         assert!(
-            check(&s, &json!({"n":0}))
-                .unwrap_err()
-                .contains("/n: 0 is less than the minimum 1")
+            err(json!({"who": "Ada"}))
+                .starts_with("/who: \"Ada\" does not match \"^[a-z]+$\" (pattern)")
         );
         assert!(
-            check(&s, &json!({"n":2.5}))
-                .unwrap_err()
-                .contains("expected an integer")
+            err(json!({"when": "2026-13-40"}))
+                .starts_with("/when: \"2026-13-40\" is not a \"date\" (format)")
+        );
+        assert!(err(json!({"mail": "nobody"})).contains("(format)"));
+        assert!(
+            err(json!({"pair": ["a", "b"]}))
+                .starts_with("/pair/1: \"b\" is not of type \"integer\"")
+        );
+        assert!(err(json!({"card": "4"})).contains("(dependentRequired)"));
+    }
+
+    /// A schema pydantic generated from a real model
+    /// (`tests/data/pydantic_model.py`).
+    #[test]
+    fn a_pydantic_schema_is_checked_through_its_refs() {
+        let s: Value =
+            serde_json::from_str(include_str!("../../tests/data/pydantic-schema.json")).unwrap();
+        let good = json!({
+            "query": "lanes", "limit": 5, "unit": "characters",
+            "pages": {"first_page": 1, "last_page": 3},
+            "filters": [{"kind": "include", "pattern": "wasm-host"}],
+            "since": "2026-01-31",
+        });
+        check(&s, &good).unwrap();
+        check(&s, &json!({"query": "x", "pages": null, "since": null})).unwrap();
+        let err = |patch: Value| {
+            let mut input = good.clone();
+            for (k, v) in patch.as_object().unwrap() {
+                input[k] = v.clone();
+            }
+            check(&s, &input).unwrap_err()
+        };
+        assert!(err(json!({"unit": "pages"})).starts_with("/unit: \"pages\" is not one of"));
+        assert!(err(json!({"pages": {"first_page": 0, "last_page": 1}})).starts_with("/pages"));
+        assert!(
+            err(json!({"filters": [{"kind": "include", "pattern": "Bad!"}]}))
+                .starts_with("/filters/0/pattern: \"Bad!\" does not match")
+        );
+        assert!(err(json!({"since": "yesterday"})).starts_with("/since"));
+        assert!(
+            err(json!({"limit": 500}))
+                .starts_with("/limit: 500 is greater than the maximum of 100")
         );
         assert!(
-            check(&s, &json!({"xs":[1,"a"]}))
+            check(&s, &json!({"limit": 5}))
                 .unwrap_err()
-                .contains("/xs/1: expected a number")
+                .contains("\"query\" is a required property")
         );
-        assert!(
-            check(&s, &json!({"xs":[1,2,3]}))
-                .unwrap_err()
-                .contains("3 items, more than the maximum 2")
-        );
-        assert!(
-            check(&s, &json!({"either":1}))
-                .unwrap_err()
-                .contains("anyOf")
-        );
+    }
+
+    #[test]
+    fn a_schema_that_is_not_one_is_refused_with_why() {
+        for bad in [
+            json!({"type": "strnig"}),
+            json!({"type": "object", "properties": {"x": {"minimum": "one"}}}),
+            json!({"$ref": "https://example.com/remote.json"}),
+            json!({"pattern": "(unclosed"}),
+        ] {
+            let why = InputSchema::compile(&bad)
+                .err()
+                .unwrap_or_else(|| panic!("{bad} compiled"));
+            assert!(!why.is_empty(), "{bad}");
+        }
     }
 }

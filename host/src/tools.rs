@@ -12,6 +12,7 @@ use crate::bindings::tool::ToolComponent;
 use crate::bindings::tool::exports::warmlane::worker::tool::ToolError as WitToolError;
 use crate::error::ToolError;
 use crate::pool::{Pool, PoolStats};
+use crate::schema::InputSchema;
 use crate::session::SessionBinding;
 use crate::stats::{Histogram, Recorder};
 
@@ -59,6 +60,8 @@ struct Counters {
 /// A loaded tool and its pool.
 pub(crate) struct Tool {
     pub(crate) info: ToolInfo,
+    /// `info.input_schema`, compiled when the tool loaded.
+    schema: InputSchema,
     pool: Pool<ToolComponent>,
     counters: Counters,
 }
@@ -95,7 +98,14 @@ impl Tool {
                 d.name
             );
         }
+        let schema = InputSchema::compile(&input_schema).map_err(|why| {
+            anyhow::anyhow!(
+                "tool `{}` has an input schema that is not a valid JSON Schema: {why}",
+                d.name
+            )
+        })?;
         Ok(Tool {
+            schema,
             info: ToolInfo {
                 name: d.name,
                 description: d.description,
@@ -112,7 +122,7 @@ impl Tool {
     pub(crate) fn check(&self, input: &str) -> Result<serde_json::Value, ToolError> {
         let value = serde_json::from_str::<serde_json::Value>(input)
             .map_err(|e| ToolError::InvalidInput(format!("input is not JSON: {e}")))?;
-        crate::schema::check(&self.info.input_schema, &value).map_err(|why| {
+        self.schema.check(&value).map_err(|why| {
             ToolError::InvalidInput(format!("the input does not match the tool's schema: {why}"))
         })?;
         Ok(value)

@@ -3,14 +3,15 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
 use warmlane_host::config::ChunkUnit;
-use warmlane_host::{Event, Host, Lane};
+use warmlane_host::{Event, Host};
 
 use crate::cli::ConfigArgs;
+use crate::progress::Progress;
 
 /// `warmlane run`'s options.
 #[derive(Debug, clap::Args)]
@@ -78,7 +79,7 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
     config.validate()?;
     let host = Host::new(config)?;
     let quiet = args.quiet;
-    let progress = !quiet && std::io::stderr().is_terminal();
+    let mut progress = Progress::new(args.files.len(), !quiet && std::io::stderr().is_terminal());
     let mut options = host.document_options();
     options.emit_pages = args.pages;
     let password = args.password.as_deref();
@@ -93,14 +94,14 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
             Ok(doc) => doc,
             Err(e) => {
                 out.flush()?;
-                eprintln!("warmlane: {file}: {e:#}");
+                progress.say(&format!("warmlane: {file}: {e:#}"));
+                progress.finish_document(0);
                 failed_files += 1;
                 continue;
             }
         };
         let mut write_error: Option<std::io::Error> = None;
-        let mut last_draw = Instant::now() - Duration::from_secs(1);
-        let lane = host.lane_for(&doc);
+        progress.start(file, host.lane_for(&doc), doc.page_count());
         let summary = host.process(doc, &options, file, &mut |event| {
             let line = match event {
                 Event::Chunk(c) => json!({
@@ -109,11 +110,8 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
                 }),
                 Event::PageError { page, error } => json!({ "doc": file, "page": page, "error": error }),
                 Event::Page { page, text } => json!({ "doc": file, "page": page, "text": text }),
-                Event::Progress { done, total } => {
-                    if progress && (last_draw.elapsed() > Duration::from_millis(100) || done == total) {
-                        last_draw = Instant::now();
-                        draw_progress(file, lane, done, total);
-                    }
+                Event::Progress { done, .. } => {
+                    progress.pages(done);
                     return;
                 }
             };
@@ -123,9 +121,7 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
                 write_error = Some(e);
             }
         })?;
-        if progress {
-            eprint!("\r\x1b[2K");
-        }
+        progress.finish_document(summary.pages);
         if let Some(e) = write_error {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(ExitCode::SUCCESS);
@@ -136,6 +132,7 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
         chunks += summary.chunks as u64;
         errors += summary.page_errors as u64;
     }
+    progress.finish();
     out.flush()?;
     let seconds = started.elapsed().as_secs_f64();
     if !quiet {
@@ -151,16 +148,4 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-fn draw_progress(file: &str, lane: Lane, done: u32, total: u32) {
-    const WIDTH: usize = 30;
-    let filled = (done as usize * WIDTH)
-        .checked_div(total as usize)
-        .unwrap_or(WIDTH);
-    eprint!(
-        "\r\x1b[2K{file} ({lane} lane) [{}{}] {done}/{total} pages",
-        "#".repeat(filled),
-        "-".repeat(WIDTH - filled)
-    );
 }

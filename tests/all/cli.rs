@@ -387,3 +387,38 @@ fn environment_variables_configure_every_command_and_config_show_says_from_where
         "{stderr}"
     );
 }
+
+#[test]
+fn run_shows_progress_only_on_a_terminal() {
+    let pdf = support::data("en-debian-faq.pdf");
+    let pdf = pdf.to_str().unwrap();
+    // Not a terminal: the summary line only, no bar, no escape sequence.
+    let (code, _, stderr) = warmlane(&["run", pdf]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.starts_with("warmlane: 1 file(s), 73 pages"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\u{1b}') && !stderr.contains("lane)"),
+        "{stderr}"
+    );
+    // A terminal (a pseudo-terminal from `script`): the document's bar and
+    // the run's, then the summary.
+    let Ok(out) = Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} run {pdf} > /dev/null",
+            env!("CARGO_BIN_EXE_warmlane")
+        ))
+        .arg("/dev/null")
+        .output()
+    else {
+        panic!("this test needs `script` (apt-get install bsdutils)");
+    };
+    let seen = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{seen}");
+    assert!(seen.contains("en-debian-faq.pdf (light lane)"), "{seen}");
+    assert!(seen.contains("pages/s") && seen.contains("files"), "{seen}");
+    assert!(seen.contains("warmlane: 1 file(s), 73 pages"), "{seen}");
+}
