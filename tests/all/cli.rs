@@ -6,15 +6,7 @@ use crate::support;
 
 /// Runs the binary with `args`: its exit code, stdout and stderr.
 pub(crate) fn warmlane(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_warmlane"))
-        .args(args)
-        .output()
-        .expect("run warmlane");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
+    warmlane_env(args, &[])
 }
 
 fn records(stdout: &str) -> Vec<serde_json::Value> {
