@@ -386,10 +386,16 @@ fn jobs_survive_a_redis_restart_with_persistence_and_a_stalled_worker_cannot_rep
         (Some("done"), Some(219)),
         "{state}"
     );
-    assert!(
-        records(&api, &id) == expected(&pdf, &slow),
-        "records differ from warmlane run"
-    );
+    let (got, want) = (records(&api, &id), expected(&pdf, &slow));
+    if let Some(i) = (0..got.len().max(want.len())).find(|&i| got.get(i) != want.get(i)) {
+        panic!(
+            "records differ from warmlane run ({} against {}); the first at {i}:\n{:?}\n{:?}",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i)
+        );
+    }
     let fenced = w1.metric("warmlane_worker_fenced_total", "");
     let reclaimed = w2.metric("warmlane_worker_reclaims_total", "");
     eprintln!(
