@@ -108,22 +108,11 @@ impl Layers {
     }
 
     fn set(&mut self, path: &[String], value: Value, source: Source) {
-        let (last, sections) = path.split_last().expect("a key path is never empty");
-        let mut table = &mut self.table;
-        for s in sections {
-            let entry = table
-                .entry(s.clone())
-                .or_insert_with(|| Value::Table(Table::new()));
-            if !entry.is_table() {
-                *entry = Value::Table(Table::new());
-            }
-            table = entry.as_table_mut().expect("made a table above");
-        }
         let dotted = path.join(".");
         // A table set whole replaces what was under it.
         self.sources
             .retain(|k, _| !k.starts_with(&format!("{dotted}.")));
-        table.insert(last.clone(), value);
+        insert_at(&mut self.table, path, value);
         self.sources.insert(dotted, source);
     }
 
@@ -185,16 +174,7 @@ fn env_value(path: &[String], raw: &str) -> Result<Value> {
     let mut first = None;
     for value in readings {
         let mut table = Table::new();
-        let mut at = &mut table;
-        let (last, sections) = path.split_last().expect("checked above");
-        for s in sections {
-            at = at
-                .entry(s.clone())
-                .or_insert_with(|| Value::Table(Table::new()))
-                .as_table_mut()
-                .expect("made a table above");
-        }
-        at.insert(last.clone(), value.clone());
+        insert_at(&mut table, path, value.clone());
         match check(&table) {
             Ok(()) => return Ok(value),
             Err(e) => {
@@ -217,18 +197,32 @@ fn suggestion(var: &str) -> Option<String> {
         .filter(|&i| name.as_bytes()[i] == b'_')
         .map(|i| format!("{}__{}", &name[..i], &name[i + 1..]))
         .find(|candidate| {
-            let path = env_path(candidate);
             let mut table = Table::new();
-            let mut inner = Table::new();
             // Any value: only whether the key exists matters here.
-            inner.insert(path[1].clone(), Value::Integer(0));
-            table.insert(path[0].clone(), Value::Table(inner));
+            insert_at(&mut table, &env_path(candidate), Value::Integer(0));
             match check(&table) {
                 Ok(()) => true,
                 Err(e) => !e.to_string().contains("unknown field"),
             }
         })
         .map(|candidate| format!("{PREFIX}{candidate}"))
+}
+
+/// Puts `value` at `path` in `table`, making (or replacing with) tables
+/// on the way.
+fn insert_at(table: &mut Table, path: &[String], value: Value) {
+    let (last, sections) = path.split_last().expect("a key path is never empty");
+    let mut at = table;
+    for s in sections {
+        let entry = at
+            .entry(s.clone())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if !entry.is_table() {
+            *entry = Value::Table(Table::new());
+        }
+        at = entry.as_table_mut().expect("made a table above");
+    }
+    at.insert(last.clone(), value);
 }
 
 /// The dotted paths of `table`'s values (an array is one value).
