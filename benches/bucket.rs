@@ -6,10 +6,13 @@
 //! Run: `cargo bench --bench bucket` (needs `redis-server`; it starts its
 //! own on a free loopback port).
 
+mod support;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use support::median;
 use warmlane_host::{Budget, Config, Cost, Lane, WaitLimit};
 
 // The bench uses only part of the test harness.
@@ -34,18 +37,6 @@ fn draw(b: &Budget) {
     let _ = black_box(grant);
 }
 
-fn median(mut f: impl FnMut()) -> Duration {
-    let mut times: Vec<Duration> = (0..2001)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn bucket(c: &mut Criterion) {
     let server = redis_server::RedisServer::start();
     let memory = budget(None);
@@ -63,9 +54,9 @@ fn bucket(c: &mut Criterion) {
     group.bench_function("redis_ping_loopback", |b| b.iter(&mut ping));
     group.finish();
 
-    let m = median(|| draw(&memory));
-    let r = median(|| draw(&redis));
-    let p = median(&mut ping);
+    let m = median(2001, || draw(&memory));
+    let r = median(2001, || draw(&redis));
+    let p = median(2001, &mut ping);
     println!("\none draw, medians of 2,001, same run");
     println!("in process:              {m:>10.2?}");
     println!(

@@ -6,10 +6,12 @@
 //!
 //! Run: `cargo bench --bench schema`.
 
+mod support;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use support::median;
 use warmlane_host::bench::InputSchema;
 
 /// The hand-written checker of the keywords tool schemas used most, before
@@ -200,22 +202,6 @@ mod baseline {
     }
 }
 
-/// Median time of one call of `f`, over 20,001 calls.
-fn median(mut f: impl FnMut()) -> Duration {
-    for _ in 0..1000 {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..20_001)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed()
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
 fn main() {
     let notes = json!({"type":"object","properties":{"action":{"type":"string","enum":["add","list","clear"]},"text":{"type":"string","maxLength":1000}},"required":["action"],"additionalProperties":false});
     let stats = json!({"type":"object","properties":{"text":{"type":"string"}},"required":["text"],"additionalProperties":false});
@@ -252,10 +238,10 @@ fn main() {
     );
     for (name, schema, input) in cases {
         let compiled = InputSchema::compile(schema).expect("a valid schema");
-        let old = median(|| {
+        let old = median(20_001, || {
             let _ = black_box(baseline::check(schema, &input));
         });
-        let new = median(|| {
+        let new = median(20_001, || {
             let _ = black_box(compiled.check(&input));
         });
         println!(

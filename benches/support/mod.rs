@@ -6,6 +6,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Child;
+use std::time::{Duration, Instant};
 
 /// A process of ours, killed when dropped.
 pub(crate) struct Proc {
@@ -65,4 +66,21 @@ pub(crate) fn status_mib(pid: u32, field: &str) -> f64 {
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// The median time of one call of `f` over `calls` calls, after a
+/// twentieth as many to warm up.
+pub(crate) fn median(calls: usize, mut f: impl FnMut()) -> Duration {
+    for _ in 0..calls / 20 {
+        f();
+    }
+    let mut times: Vec<Duration> = (0..calls)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
 }
