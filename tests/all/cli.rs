@@ -414,3 +414,29 @@ fn run_shows_progress_only_on_a_terminal() {
     assert!(seen.contains("pages/s") && seen.contains("files"), "{seen}");
     assert!(seen.contains("warmlane: 1 file(s), 73 pages"), "{seen}");
 }
+
+#[test]
+fn chunks_do_not_depend_on_how_pages_are_batched() {
+    // Replicas parse a batch page by page when they must (a stalled worker,
+    // a page that fails): its chunks must be those of the whole batch.
+    for name in ["en-debian-faq.pdf", "ja-maint-guide.pdf"] {
+        let pdf = support::data(name);
+        let pdf = pdf.to_str().unwrap();
+        let runs: Vec<String> = ["1", "3", "16", "64"]
+            .iter()
+            .map(|n| {
+                let (code, stdout, stderr) = warmlane(&["run", "--batch-pages", n, pdf]);
+                assert_eq!(code, 0, "{name}, {n} pages a batch: {stderr}");
+                stdout
+            })
+            .collect();
+        assert!(runs[0].lines().count() > 50, "{name}: {}", runs[0]);
+        for (run, n) in runs.iter().zip(["1", "3", "16", "64"]).skip(1) {
+            let first = runs[0].lines().zip(run.lines()).position(|(a, b)| a != b);
+            assert!(
+                run == &runs[0],
+                "{name}: {n} pages a batch differ from 1 at chunk {first:?}"
+            );
+        }
+    }
+}

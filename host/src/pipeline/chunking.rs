@@ -1,9 +1,9 @@
 //! Chunking a document's pages, in page order: reports each page (its
-//! text, or its error) and feeds the texts to the chunker, holding back the
-//! last chunk of each call (it may continue on the next pages). A page text
-//! longer than `input_max` is fed in pieces of at most that size, cut at
-//! white space where there is some; consecutive pieces of one page are
-//! joined as they are by the chunker. When a call fails, its pages are fed
+//! text, or its error) and feeds the texts to the chunker once 32 KiB of
+//! text wait, holding back the last chunk of each call (it may continue on
+//! the next pages). A page text longer than `input_max` is fed in pieces
+//! of at most that size, cut at white space where there is some;
+//! consecutive pieces of one page are joined as they are by the chunker. When a call fails, its pages are fed
 //! one by one, so that only the page that cannot be chunked becomes an
 //! error. Chunking is charged to the document's chunking budget: a call may
 //! use what is left, and one of an ordinary page's size at least
@@ -11,8 +11,8 @@
 //!
 //! What chunking has to remember between calls is a [`ChunkState`], which
 //! a job run in this process keeps in memory and a job shared by replicas
-//! keeps in Redis: either way the same pages fed in the same units give
-//! the same chunks, byte for byte.
+//! keeps in Redis: either way the same pages give the same chunks, byte for
+//! byte, however they were grouped as they were parsed.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -67,11 +67,13 @@ pub(crate) struct ChunkerCtx<'a> {
 }
 
 /// What chunking remembers between feeds: the text of the chunk held back,
-/// the next chunk's index, and the page whose chunking failed (the rest of
-/// its pieces are dropped).
+/// the text not yet chunked, the next chunk's index, and the page whose
+/// chunking failed (the rest of its pieces are dropped).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ChunkState {
     carry: Vec<PageText>,
+    #[serde(default)]
+    pending: Vec<PageText>,
     next_index: u32,
     failed: Option<u32>,
 }
@@ -122,11 +124,34 @@ impl ChunkState {
                 }
             }
         }
-        // Calls of at most `input_max` bytes each (beside the carry).
+        // The chunker is called once `FEED_BYTES` of text wait, piece by
+        // piece, so the calls do not depend on how the pages came.
+        let max = ctx.input_max.max(1);
+        let target = FEED_BYTES.min(max);
+        for piece in texts.into_iter().flat_map(|t| pieces(t, max)) {
+            self.pending.push(piece);
+            if self.pending.iter().map(|p| p.text.len()).sum::<usize>() >= target {
+                self.flush(ctx, false, summary, sink);
+            }
+        }
+        if last {
+            self.flush(ctx, true, summary, sink);
+        }
+    }
+
+    /// Chunks the pending text, in calls of at most `input_max` bytes each
+    /// (beside the carry); `last` when no text comes after it.
+    fn flush(
+        &mut self,
+        ctx: &ChunkerCtx<'_>,
+        last: bool,
+        summary: &mut Summary,
+        sink: &mut dyn FnMut(Event),
+    ) {
         let max = ctx.input_max.max(1);
         let mut calls: Vec<Vec<PageText>> = vec![Vec::new()];
         let mut size = 0;
-        for piece in texts.into_iter().flat_map(|t| pieces(t, max)) {
+        for piece in std::mem::take(&mut self.pending) {
             if size + piece.text.len() > max
                 && let Some(call) = calls.last()
                 && !call.is_empty()
@@ -276,6 +301,11 @@ fn split(ctx: &ChunkerCtx<'_>, input: &[PageText]) -> Result<Vec<wit::Chunk>, St
         Ok(chunks) => chunks,
     }
 }
+
+/// Text that waits for the chunker before it is called (or less, at the
+/// end of the document): the chunks of a document depend on its texts
+/// alone, not on how its pages were grouped into batches or reports.
+const FEED_BYTES: usize = 32 << 10;
 
 /// CPU time a call to the chunker for an ordinary page's worth of text may
 /// use even once its document's budget is spent: a page that was parsed is
