@@ -56,6 +56,22 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// Where the command reads its configuration, if it reads one (and
+    /// so may send traces).
+    pub(crate) fn config(&self) -> Option<&ConfigArgs> {
+        match self {
+            Command::Run(a) => Some(&a.config),
+            Command::Tools(a) => Some(&a.config),
+            Command::Serve(a) => Some(&a.shared.config),
+            Command::Jobs(a) => Some(&a.shared.config),
+            Command::Mcp(a) => Some(&a.shared.config),
+            Command::Budget(a) => Some(&a.shared.config),
+            Command::Compile(_) | Command::Config(_) | Command::Completions { .. } => None,
+        }
+    }
+}
+
 /// The options that say where the configuration is.
 #[derive(Debug, Clone, Args)]
 pub(crate) struct ConfigArgs {

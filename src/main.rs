@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod layers;
 mod progress;
+mod telemetry;
 
 use std::process::ExitCode;
 
@@ -27,7 +28,10 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    init_logging();
+    // The configuration is read again, and any error in it reported, by
+    // the command.
+    let config = cli.command.config().and_then(|c| c.load().ok());
+    let telemetry = telemetry::init(config.as_ref().map(|c| &c.telemetry));
     let result = match cli.command {
         Command::Run(args) => commands::run::main(args),
         Command::Tools(args) => commands::tools::main(args),
@@ -39,37 +43,12 @@ fn main() -> ExitCode {
         Command::Config(args) => commands::config::main(args),
         Command::Completions { shell } => commands::completions(shell),
     };
+    drop(telemetry);
     match result {
         Ok(code) => code,
         Err(e) => {
             eprintln!("warmlane: {e:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-fn init_logging() {
-    let level = match std::env::var("WARMLANE_LOG")
-        .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "trace" => tracing::Level::TRACE,
-        "debug" => tracing::Level::DEBUG,
-        "info" => tracing::Level::INFO,
-        "error" => tracing::Level::ERROR,
-        _ => tracing::Level::WARN,
-    };
-    let logs = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_target(false);
-    if std::env::var("WARMLANE_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(true)
-            .init();
-    } else {
-        logs.init();
     }
 }

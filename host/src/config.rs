@@ -41,6 +41,22 @@ pub struct Config {
     pub pdf: PdfConfig,
     /// Document jobs shared by replicas through Redis.
     pub jobs: JobsConfig,
+    /// Traces sent to an OpenTelemetry collector.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Traces sent to an OpenTelemetry collector over OTLP/HTTP (protobuf): a
+/// span per HTTP request, tool call, document job and batch, the job's
+/// context carried through Redis to the worker that parses each batch.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base address, such as
+    /// `http://otel-collector:4318` (spans go to `/v1/traces` under it).
+    /// Unset, the standard `OTEL_EXPORTER_OTLP_ENDPOINT` (or
+    /// `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, used as it is) applies;
+    /// with neither, no traces are sent.
+    pub otlp_endpoint: Option<String>,
 }
 
 /// Document jobs shared by replicas through Redis (with `redis.url`; see
@@ -646,6 +662,13 @@ impl Config {
 
     /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint
+            && !endpoint.starts_with("http://")
+        {
+            bail!(
+                "telemetry.otlp_endpoint must be an http:// address such as http://otel-collector:4318, not {endpoint:?} (https is not built in: send to a collector beside warmlane)"
+            );
+        }
         let p = &self.pipeline;
         if p.batch_pages == 0 {
             bail!("pipeline.batch_pages must be at least 1");

@@ -491,9 +491,19 @@ impl Host {
         });
         let span = tracing::info_span!(
             "tool",
+            otel.name = %format_args!("tool {name}"),
+            otel.status_code = tracing::field::Empty,
             tool = name,
-            session = session.map(SessionId::as_str).unwrap_or("")
+            component = %tool.info.component,
+            session = session.map(SessionId::as_str).unwrap_or(""),
+            outcome = tracing::field::Empty,
+            error = tracing::field::Empty,
+            duration_ms = tracing::field::Empty,
+            cpu_ms = tracing::field::Empty,
+            tokens = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
         );
+        crate::telemetry::mark(&span);
         let _enter = span.enter();
         if let Some(id) = session
             && !self.sessions.exists(id).map_err(ToolError::Session)?
@@ -523,6 +533,14 @@ impl Host {
                 .err()
                 .map(|e| CallRecord::error_text(&e.to_string())),
         };
+        span.record("outcome", if result.is_ok() { "ok" } else { "error" });
+        if let Some(error) = &call.error {
+            span.record("error", error.as_str());
+            span.record("otel.status_code", "ERROR");
+        }
+        span.record("duration_ms", call.micros as f64 / 1e3);
+        span.record("cpu_ms", cpu_nanos as f64 / 1e6);
+        span.record("tokens", tokens);
         tool.record(result.is_ok(), &call.usage());
         if let Some(id) = session
             && let Err(e) = self.sessions.record(id, &call)
@@ -612,6 +630,14 @@ impl Host {
         let id: Arc<str> = job.into();
         let cancel = Arc::new(AtomicBool::new(false));
         let (results_tx, results) = mpsc::channel();
+        let span = tracing::info_span!(
+            "job",
+            job,
+            lane = %lane,
+            pages,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::mark(&span);
         let parsing = Parsing::new(
             ParsingParts {
                 doc,
@@ -625,6 +651,7 @@ impl Host {
                 batch_cpu_per_page: Duration::from_millis(pipeline.cpu_ms_per_page) / 4,
                 counters: self.documents.clone(),
                 results: results_tx,
+                span: span.clone(),
             },
             ranges,
         );
@@ -644,6 +671,7 @@ impl Host {
             max_page_text: self.pdf_limits().page_text_bytes,
             chunk_input: usize::try_from(pipeline.chunk_input_kib << 10).unwrap_or(usize::MAX),
             counters: self.documents.clone(),
+            span,
         })
     }
 

@@ -30,6 +30,7 @@ pub mod server;
 mod session;
 mod state;
 mod stats;
+mod telemetry;
 mod tools;
 
 #[doc(hidden)]

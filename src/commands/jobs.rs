@@ -15,7 +15,7 @@ pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    shared: SharedArgs,
+    pub(crate) shared: SharedArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -13,7 +13,7 @@ use crate::cli::SharedArgs;
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    shared: SharedArgs,
+    pub(crate) shared: SharedArgs,
 }
 
 pub(crate) fn main(args: Args) -> Result<ExitCode> {

@@ -20,7 +20,7 @@ pub(crate) struct Args {
     #[arg(value_name = "FILE.pdf", required = true)]
     files: Vec<PathBuf>,
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
     /// Password for encrypted PDFs (the empty password is always tried).
     #[arg(long)]
     password: Option<String>,

@@ -13,7 +13,7 @@ use crate::cli::{LaneArg, SharedArgs};
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     #[command(flatten)]
-    shared: SharedArgs,
+    pub(crate) shared: SharedArgs,
     /// Address to listen on (overrides `server.listen`; default 127.0.0.1:8080).
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,

@@ -14,7 +14,7 @@ pub(crate) struct Args {
     #[command(subcommand)]
     command: Command,
     #[command(flatten)]
-    config: ConfigArgs,
+    pub(crate) config: ConfigArgs,
 }
 
 #[derive(Debug, clap::Subcommand)]

@@ -20,5 +20,6 @@ mod rollout;
 mod serve;
 mod startup;
 mod support;
+mod telemetry;
 mod tools;
 mod uploads;

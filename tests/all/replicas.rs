@@ -87,7 +87,7 @@ pub(crate) fn throttle(rate: u32) -> String {
 }
 
 /// A replica of `role` with one parse worker (and a light one, for a worker).
-fn start(redis: &RedisServer, role: &str, extra: &str) -> Serve {
+pub(crate) fn start(redis: &RedisServer, role: &str, extra: &str) -> Serve {
     start_with(redis, role, 1, extra)
 }
 
@@ -166,7 +166,7 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
-fn done(server: &Serve, job: &str, limit: Duration) -> Value {
+pub(crate) fn done(server: &Serve, job: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
         let state = server.get(&format!("/v1/jobs/{job}")).json();

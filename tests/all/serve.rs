@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -122,6 +123,8 @@ fn unchunk(mut raw: &[u8]) -> Option<Vec<u8>> {
 pub(crate) struct Serve {
     child: Child,
     pub(crate) addr: String,
+    /// What the server has written to stderr since it said it listens.
+    log: Arc<Mutex<String>>,
 }
 
 impl Serve {
@@ -131,6 +134,12 @@ impl Serve {
 
     /// `warmlane serve` with `config` and the further arguments `args`.
     pub(crate) fn start_with_args(config: &str, args: &[&str]) -> Serve {
+        Self::start_with_env(config, args, &[])
+    }
+
+    /// `warmlane serve` with `config`, the further arguments `args` and the
+    /// environment variables `env` added.
+    pub(crate) fn start_with_env(config: &str, args: &[&str], env: &[(&str, &str)]) -> Serve {
         // A directory per server: tests run in parallel.
         let dir = support::scratch(&format!("serve-{}", next_server()));
         let path = dir.join("warmlane.toml");
@@ -139,6 +148,7 @@ impl Serve {
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&path)
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -156,9 +166,18 @@ impl Serve {
             line.clear();
         }
         // Keep draining stderr so the server never blocks on it.
-        std::thread::spawn(move || for _ in stderr.lines() {});
+        let log = Arc::new(Mutex::new(String::new()));
+        let kept = log.clone();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let mut log = kept.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
         Serve {
             child,
+            log,
             addr: addr.unwrap_or_else(|| panic!("warmlane serve did not start: {said}")),
         }
     }
@@ -200,6 +219,11 @@ impl Serve {
         let r = self.post("/v1/documents", "application/pdf", &pdf);
         assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
         r.json()
+    }
+
+    /// What the server has logged since it started listening.
+    pub(crate) fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
     }
 
     /// The server's process id.

@@ -950,6 +950,9 @@ impl RedisBoard {
         let lane = host.lane_for(doc);
         let id = JobId::new(lane);
         let pages = doc.page_count();
+        let span = tracing::info_span!("job", job = %id, lane = %lane, pages, trace_id = tracing::field::Empty);
+        crate::telemetry::mark(&span);
+        let _enter = span.enter();
         let spec = super::worker::JobSpec::new(host, pages);
         let ranges = Parsing::ranges(pages, spec.batch_pages);
         // Kept while the job may still be running; its retention once done.
@@ -981,6 +984,11 @@ impl RedisBoard {
             ("batches", ranges.len().to_string()),
             ("spec", serde_json::to_string(&spec).unwrap_or_default()),
             ("state", String::new()),
+            // The job's trace context, for the spans of its batches.
+            (
+                "trace",
+                crate::telemetry::traceparent(&span).unwrap_or_default(),
+            ),
         ];
         match self.store.admit(
             &id,
@@ -1017,7 +1025,7 @@ impl super::Board for RedisBoard {
             host: self.host.clone(),
             store: self.store.clone(),
         };
-        tokio::task::spawn_blocking(move || {
+        crate::telemetry::spawn_blocking(move || {
             let accepted = board.accept(&doc);
             // The document, read whole to be cut, is many times its file's
             // size; once its batches are in Redis, that memory goes back.

@@ -416,7 +416,18 @@ impl Shared {
                 deliveries: entry.deliveries,
             },
         );
-        let span = tracing::debug_span!("batch", job = %entry.job, unit = %entry.unit, lane = %lane, deliveries = entry.deliveries);
+        let span = tracing::info_span!(
+            "batch",
+            job = %entry.job,
+            unit = %entry.unit,
+            lane = %lane,
+            deliveries = entry.deliveries,
+            replica = %self.consumer,
+            first_page = tracing::field::Empty,
+            pages = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::continue_from(&span, self.trace(&entry.job).as_deref());
         let _enter = span.enter();
         if let Err(e) = self.run(&entry) {
             // Redis failed on the way: the entry stays pending, and is taken
@@ -447,6 +458,9 @@ impl Shared {
         };
         let range = spec.range(entry.unit);
         let (first, count) = (range.start as u32, range.len() as u32);
+        let span = tracing::Span::current();
+        span.record("first_page", first + 1);
+        span.record("pages", count);
         if entry.deliveries > self.max_attempts {
             let why = format!(
                 "this page's batch lost its worker {} times (jobs.max_attempts is {}); it was given up",
@@ -584,6 +598,13 @@ impl Shared {
         Ok(())
     }
 
+    /// Job `id`'s trace context, if it has one (it has where traces are
+    /// recorded).
+    fn trace(&self, id: &JobId) -> Option<String> {
+        let fields = self.store.fields(id, &["trace"]).ok()?;
+        fields.into_iter().next().filter(|t| !t.is_empty())
+    }
+
     /// Chunks job `id` as far as its parsed pages go in order, unless
     /// another worker does (it will look again before it lets go).
     fn chunk(&self, id: &JobId, spec: &JobSpec) -> Result<(), JobsError> {
@@ -591,6 +612,14 @@ impl Shared {
         if !self.store.lock(id, &token, self.lease)? {
             return Ok(());
         }
+        let span = tracing::info_span!(
+            "chunk",
+            job = %id,
+            replica = %self.consumer,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::continue_from(&span, self.trace(id).as_deref());
+        let _enter = span.enter();
         self.locks().insert(id.clone(), token.clone());
         let result = self.chunk_locked(id, spec, &token);
         self.locks().remove(id);

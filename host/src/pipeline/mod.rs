@@ -162,6 +162,8 @@ pub struct Job {
     /// Most text one call to the chunker is given, in bytes.
     pub(crate) chunk_input: usize,
     pub(crate) counters: Arc<DocCounters>,
+    /// The job's span, from its submission to its last chunk.
+    pub(crate) span: tracing::Span,
 }
 
 impl std::fmt::Debug for Job {
@@ -206,8 +208,7 @@ impl Job {
     /// Collects the job's pages in order, chunks them, and sends events to
     /// `sink` as they are ready; returns when the document is done.
     pub fn run(self, sink: &mut dyn FnMut(Event)) -> Summary {
-        let span =
-            tracing::info_span!("job", job = %self.id, lane = %self.lane(), pages = self.pages);
+        let span = self.span.clone();
         let _enter = span.enter();
         let total = self.pages as usize;
         let mut summary = Summary {

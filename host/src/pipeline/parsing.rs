@@ -207,6 +207,8 @@ pub(crate) struct Parsing {
     pub(crate) batch_cpu_per_page: Duration,
     pub(crate) counters: Arc<DocCounters>,
     pub(crate) results: mpsc::Sender<(usize, Vec<PageResult>)>,
+    /// The job's span: its batches' spans are its children.
+    span: tracing::Span,
     ranges: Vec<Range<usize>>,
     work: Mutex<Work>,
     /// Pages not yet reported: what the CPU budget left is shared among.
@@ -226,6 +228,7 @@ pub(crate) struct ParsingParts {
     pub(crate) batch_cpu_per_page: Duration,
     pub(crate) counters: Arc<DocCounters>,
     pub(crate) results: mpsc::Sender<(usize, Vec<PageResult>)>,
+    pub(crate) span: tracing::Span,
 }
 
 impl Parsing {
@@ -244,6 +247,7 @@ impl Parsing {
             batch_cpu_per_page: p.batch_cpu_per_page,
             counters: p.counters,
             results: p.results,
+            span: p.span,
             unfinished: AtomicUsize::new(ranges.iter().map(|r| r.len()).sum()),
             work: Mutex::new(Work {
                 next: 0,
@@ -287,7 +291,8 @@ impl Batches for Parsing {
         let Some((range, retry)) = taken else {
             return Ran::default();
         };
-        let span = tracing::debug_span!(
+        let span = tracing::info_span!(
+            parent: &self.span,
             "batch",
             job = %self.job,
             lane = %self.lane,

@@ -264,7 +264,7 @@ impl McpTools {
         f: impl FnOnce(&Host) -> T + Send + 'static,
     ) -> Result<T, ErrorData> {
         let host = self.host.clone();
-        tokio::task::spawn_blocking(move || f(&host))
+        crate::telemetry::spawn_blocking(move || f(&host))
             .await
             .map_err(|e| ErrorData::internal_error(format!("the call's worker failed: {e}"), None))
     }
@@ -491,8 +491,29 @@ impl ServerHandler for McpTools {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        use tracing::Instrument;
         let arguments = request.arguments.unwrap_or_default();
-        self.call(request.name.into_owned(), arguments, context)
+        let name = request.name.into_owned();
+        let span = tracing::info_span!(
+            "mcp",
+            otel.name = %format_args!("tools/call {name}"),
+            rpc.system = "jsonrpc",
+            rpc.method = "tools/call",
+            tool = %name,
+            trace_id = tracing::field::Empty,
+        );
+        // Over HTTP, the call continues the request's trace: its span if
+        // it runs inside it, else the trace its `traceparent` names.
+        let traceparent = context
+            .extensions
+            .get::<Parts>()
+            .and_then(|p| p.headers.get("traceparent"))
+            .and_then(|v| v.to_str().ok())
+            .filter(|_| !crate::telemetry::in_trace())
+            .map(str::to_owned);
+        crate::telemetry::continue_from(&span, traceparent.as_deref());
+        self.call(name, arguments, context)
+            .instrument(span)
             .await
             .map(CallToolResponse::from)
     }

@@ -14,6 +14,7 @@ mod listen;
 mod mcp;
 mod sessions;
 mod tools;
+mod trace;
 
 pub use mcp::serve_stdio as serve_mcp_stdio;
 
@@ -273,6 +274,7 @@ fn router(app: Arc<App>, mcp_stop: tokio_util::sync::CancellationToken) -> Resul
                 .route_service("/mcp", mcp)
                 .layer(from_fn_with_state(app.clone(), mcp_edges)),
         )
+        .layer(from_fn(trace::request))
         .with_state(app))
 }
 
@@ -345,12 +347,11 @@ async fn mcp_edges(State(app): Shared, request: Request, next: Next) -> Response
     }
 }
 
-/// Runs blocking host work off the async threads.
-/// Runs blocking host work off the async threads.
+/// Runs blocking host work off the async threads, in the request's span.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
+    crate::telemetry::spawn_blocking(f).await.map_err(|e| {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
