@@ -386,7 +386,12 @@ impl Host {
 
     /// Everything above, in Prometheus' text format.
     pub fn metrics(&self) -> String {
-        crate::metrics::render(self)
+        self.metrics_as(crate::metrics::Format::Prometheus)
+    }
+
+    /// Everything above, in `format`.
+    pub fn metrics_as(&self, format: crate::metrics::Format) -> String {
+        crate::metrics::expose(vec![Box::new(crate::metrics::HostReport::of(self))], format)
     }
 
     /// Whether the host can serve: every pool has been warm, every budget

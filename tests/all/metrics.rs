@@ -6,6 +6,7 @@ use std::time::Duration;
 use warmlane_host::{Config, Host};
 
 use crate::redis_server::RedisServer;
+use crate::serve::{Serve, request};
 use crate::support;
 
 /// Checks `text` against the exposition format as Prometheus reads it, and
@@ -53,11 +54,19 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
                 assert!(name.ends_with("_total") && value >= 0.0, "{line}");
             }
             if name.ends_with("_bucket") {
-                let (labels, le) = series
-                    .rsplit_once(",le=\"")
-                    .or_else(|| series.rsplit_once("{le=\""))
-                    .unwrap();
-                let le = le.trim_end_matches("\"}");
+                // `le` may come anywhere among the labels.
+                let inner = series[name.len()..]
+                    .trim_start_matches('{')
+                    .trim_end_matches('}');
+                let (mut others, mut le) = (Vec::new(), None);
+                for label in inner.split(',') {
+                    match label.strip_prefix("le=") {
+                        Some(v) => le = Some(v.trim_matches('"').to_string()),
+                        None => others.push(label),
+                    }
+                }
+                let labels = format!("{name}{{{}}}", others.join(","));
+                let le = le.unwrap_or_else(|| panic!("a bucket without le: {line}"));
                 let le = if le == "+Inf" {
                     f64::INFINITY
                 } else {
@@ -167,4 +176,130 @@ fn readiness_follows_redis_under_fail_closed() {
     assert!(r.not_ready.iter().any(|w| w.contains("sessions")), "{r:?}");
     server.restart();
     assert!(host.readiness().is_ready(), "{:?}", host.readiness());
+}
+
+/// The families a scrape declares, by name, with their types; `text` in
+/// Prometheus' 0.0.4 format is checked by [`parse`] first.
+fn families(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect()
+}
+
+/// The series the README documents: name, type, and which servers serve it.
+fn documented() -> Vec<(String, String, String)> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    readme
+        .lines()
+        .filter(|l| l.starts_with("| `warmlane_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (
+                cells[1].trim_matches('`').to_string(),
+                cells[2].to_string(),
+                cells[4].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// `/metrics` in both formats: the 0.0.4 text's families, checked, and
+/// the OpenMetrics text's, with each counter named as in 0.0.4.
+fn scrape(server: &Serve) -> (BTreeMap<String, String>, BTreeMap<String, String>) {
+    let plain = server.get("/metrics");
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let plain = String::from_utf8(plain.body).unwrap();
+    parse(&plain);
+    let om = request(
+        &server.addr,
+        "GET",
+        "/metrics",
+        &[(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )],
+        b"",
+    );
+    assert_eq!(
+        om.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = String::from_utf8(om.body).unwrap();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let om_families = families(&om)
+        .into_iter()
+        .map(|(name, kind)| match kind.as_str() {
+            "counter" => (format!("{name}_total"), kind),
+            _ => (name, kind),
+        })
+        .collect();
+    (families(&plain), om_families)
+}
+
+#[test]
+fn metrics_serves_every_documented_series() {
+    let docs = documented();
+    assert!(docs.len() > 40, "{docs:?}");
+    // A server on its own, with a budget, before and after some work.
+    let alone = Serve::start(
+        "[budgets.calls]\ncapacity = 100\nburst = 100\n[components.text-stats]\nbudget = \"calls\"\n",
+    );
+    alone.wait_ready();
+    let before = scrape(&alone);
+    let r = alone.post(
+        "/v1/tools/text-stats",
+        "application/json",
+        br#"{"text":"a b"}"#,
+    );
+    assert_eq!(r.status, 200);
+    let pdf = std::fs::read(support::data("en-lppl.pdf")).unwrap();
+    let r = alone.post("/v1/documents", "application/pdf", &pdf);
+    assert_eq!(r.status, 202);
+    alone.wait_done(r.json()["job"].as_str().unwrap());
+    let after = scrape(&alone);
+    assert_eq!(before.0, after.0, "the same families before and after");
+    // One with Redis: the API and workers of every lane in one replica.
+    let redis = RedisServer::start();
+    let shared = Serve::start(&format!(
+        "[redis]\nurl = \"{}\"\n[budgets.calls]\ncapacity = 100\nburst = 100\n",
+        redis.url()
+    ));
+    shared.wait_ready();
+    let with_redis = scrape(&shared);
+    for (scraped, what) in [
+        (&after.0, "alone"),
+        (&after.1, "alone, OpenMetrics"),
+        (&with_redis.0, "with Redis"),
+        (&with_redis.1, "with Redis, OpenMetrics"),
+    ] {
+        let redis = what.starts_with("with Redis");
+        for (name, kind, served_by) in &docs {
+            let expected = match served_by.as_str() {
+                "every replica" => true,
+                "without Redis" => !redis,
+                _ => redis,
+            };
+            if expected {
+                assert_eq!(
+                    scraped.get(name),
+                    Some(kind),
+                    "{name} ({kind}, {served_by}) {what}"
+                );
+            }
+        }
+        for name in scraped.keys() {
+            assert!(
+                docs.iter().any(|(n, _, _)| n == name),
+                "{name} is served ({what}) but not in the README's table"
+            );
+        }
+    }
 }

@@ -72,3 +72,26 @@ fn unknown_component_overrides_are_refused() {
     let err = Host::new(config).err().unwrap();
     assert!(format!("{err:#}").contains("nonesuch"), "{err:#}");
 }
+
+#[test]
+fn a_plugin_tool_whose_schema_is_not_a_schema_is_refused_at_load() {
+    // The hostile tool, its schema's type made one JSON Schema has not
+    // (the same length, so the component stays whole).
+    let mut wasm = std::fs::read(support::guest("hostile")).unwrap();
+    let (from, to) = (
+        br#"{"type":"object","properties""#,
+        br#"{"type":"objekt","properties""#,
+    );
+    let at: Vec<usize> = (0..wasm.len().saturating_sub(from.len()))
+        .filter(|&i| wasm[i..].starts_with(from))
+        .collect();
+    assert_eq!(at.len(), 1, "the schema is in the component once");
+    wasm[at[0]..at[0] + to.len()].copy_from_slice(to);
+    let dir = support::scratch("plugin-bad-schema");
+    std::fs::write(dir.join("bad-schema.wasm"), &wasm).unwrap();
+    let text = format!("{:#}", host_with(dir).err().unwrap());
+    assert!(
+        text.contains("hostile") && text.contains("schema") && text.contains("objekt"),
+        "{text}"
+    );
+}

@@ -458,8 +458,8 @@ impl Board for MemoryBoard {
         self.jobs.running()
     }
 
-    async fn metrics(&self) -> String {
-        super::gauges(&[
+    async fn metrics(&self) -> Box<dyn crate::metrics::Report> {
+        Box::new(super::Gauges(vec![
             (
                 "job_results_bytes",
                 "Memory the results of the server's jobs hold (capped by server.max_results_mib).",
@@ -470,7 +470,7 @@ impl Board for MemoryBoard {
                 "Memory the uploads of accepted jobs not yet finished hold (capped by server.max_pending_mib).",
                 self.jobs.pending_bytes(),
             ),
-        ])
+        ]))
     }
 }
 

@@ -238,8 +238,8 @@ pub(crate) trait Board: Send + Sync {
     async fn sweep(&self) -> u64;
     /// Jobs this process is running itself.
     fn running_here(&self) -> usize;
-    /// Extra metric families, in Prometheus' text format.
-    async fn metrics(&self) -> String;
+    /// Its metric families, gathered now.
+    async fn metrics(&self) -> Box<dyn crate::metrics::Report>;
 }
 
 /// An event as a record of the job's output: whether it is a chunk, and
@@ -261,17 +261,16 @@ pub(crate) fn record(event: &Event) -> Option<(bool, String)> {
     }
 }
 
-/// Gauges in Prometheus' text format.
-pub(crate) fn gauges(families: &[(&str, &str, u64)]) -> String {
-    use std::fmt::Write;
-    let mut text = String::new();
-    for (name, help, value) in families {
-        let _ = write!(
-            text,
-            "# HELP warmlane_{name} {help}\n# TYPE warmlane_{name} gauge\nwarmlane_{name} {value}\n"
-        );
+/// Gauges without labels, gathered at a scrape: name, help, value.
+pub(crate) struct Gauges(pub(crate) Vec<(&'static str, &'static str, u64)>);
+
+impl crate::metrics::Report for Gauges {
+    fn report(&self, f: &mut crate::metrics::Families<'_, '_>) -> std::fmt::Result {
+        for (name, help, value) in &self.0 {
+            f.gauge(name, help, [(&[][..], *value)])?;
+        }
+        Ok(())
     }
-    text
 }
 
 /// The jobs kept in Redis, read and cancelled from outside a server (the

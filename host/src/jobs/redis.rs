@@ -1132,11 +1132,12 @@ impl super::Board for RedisBoard {
         0
     }
 
-    async fn metrics(&self) -> String {
+    async fn metrics(&self) -> Box<dyn crate::metrics::Report> {
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || lanes_metrics(&store))
-            .await
-            .unwrap_or_default()
+        match tokio::task::spawn_blocking(move || lanes_metrics(&store)).await {
+            Ok(report) => Box::new(report),
+            Err(_) => Box::new(super::Gauges(Vec::new())),
+        }
     }
 }
 
@@ -1150,10 +1151,14 @@ async fn blocking<T: Send + 'static>(
         .map_err(super::BoardError::from)
 }
 
-/// The lanes' streams, in Prometheus' text format: what an autoscaler
-/// reads.
-pub(crate) fn lanes_metrics(store: &RedisJobs) -> String {
-    use std::fmt::Write;
+/// The lanes' streams, gathered for a scrape: what an autoscaler reads.
+pub(crate) struct LanesReport {
+    stats: Vec<(Lane, LaneStream)>,
+    results_bytes: Option<u64>,
+}
+
+/// The lanes' streams and the results' memory, as they are now.
+pub(crate) fn lanes_metrics(store: &RedisJobs) -> LanesReport {
     let mut stats = Vec::new();
     for lane in Lane::ALL {
         match store.lane_stats(lane) {
@@ -1161,53 +1166,62 @@ pub(crate) fn lanes_metrics(store: &RedisJobs) -> String {
             Err(e) => tracing::debug!("lane stats: {e}"),
         }
     }
-    let mut text = String::new();
-    for (name, kind, help, get) in [
-        (
-            "lane_stream_length",
-            "gauge",
-            "Entries in the lane's stream: batches waiting or being parsed.",
-            (|s: &LaneStream| s.length as f64) as fn(&LaneStream) -> f64,
-        ),
-        (
-            "lane_stream_pending",
-            "gauge",
-            "Entries a worker has claimed and not finished.",
-            |s| s.pending as f64,
-        ),
-        (
-            "lane_stream_lag",
-            "gauge",
-            "Entries no worker has claimed yet (the consumer group's lag).",
-            |s| s.lag as f64,
-        ),
-        (
-            "lane_oldest_pending_seconds",
-            "gauge",
-            "Age of the oldest claimed, unfinished entry.",
-            |s| s.oldest_pending_secs,
-        ),
-        (
-            "lane_dead_letters",
-            "gauge",
-            "Dead letters kept: batches that lost their worker too often.",
-            |s| s.dead as f64,
-        ),
-    ] {
-        let _ = writeln!(
-            text,
-            "# HELP warmlane_{name} {help}\n# TYPE warmlane_{name} {kind}"
-        );
-        for (lane, s) in &stats {
-            let _ = writeln!(text, "warmlane_{name}{{lane=\"{lane}\"}} {}", get(s));
+    LanesReport {
+        stats,
+        results_bytes: store.results_bytes().ok(),
+    }
+}
+
+impl crate::metrics::Report for LanesReport {
+    fn report(&self, f: &mut crate::metrics::Families<'_, '_>) -> std::fmt::Result {
+        let labels: Vec<[(&str, &str); 1]> = self
+            .stats
+            .iter()
+            .map(|(lane, _)| [("lane", lane.as_str())])
+            .collect();
+        for (name, help, get) in [
+            (
+                "lane_stream_length",
+                "Entries in the lane's stream: batches waiting or being parsed.",
+                (|s: &LaneStream| s.length as f64) as fn(&LaneStream) -> f64,
+            ),
+            (
+                "lane_stream_pending",
+                "Entries a worker has claimed and not finished.",
+                |s| s.pending as f64,
+            ),
+            (
+                "lane_stream_lag",
+                "Entries no worker has claimed yet (the consumer group's lag).",
+                |s| s.lag as f64,
+            ),
+            (
+                "lane_oldest_pending_seconds",
+                "Age of the oldest claimed, unfinished entry.",
+                |s| s.oldest_pending_secs,
+            ),
+            (
+                "lane_dead_letters",
+                "Dead letters kept: batches that lost their worker too often.",
+                |s| s.dead as f64,
+            ),
+        ] {
+            f.gauge(
+                name,
+                help,
+                labels
+                    .iter()
+                    .zip(&self.stats)
+                    .map(|(l, (_, s))| (&l[..], get(s))),
+            )?;
         }
+        if let Some(bytes) = self.results_bytes {
+            f.gauge(
+                "job_results_bytes",
+                "Memory the results of the jobs in Redis hold (capped by server.max_results_mib).",
+                [(&[][..], bytes as f64)],
+            )?;
+        }
+        Ok(())
     }
-    if let Ok(bytes) = store.results_bytes() {
-        text.push_str(&super::gauges(&[(
-            "job_results_bytes",
-            "Memory the results of the jobs in Redis hold (capped by server.max_results_mib).",
-            bytes,
-        )]));
-    }
-    text
 }

@@ -265,61 +265,72 @@ impl Workers {
         }
     }
 
-    /// What the workers have done, in Prometheus' text format.
-    pub(crate) fn metrics(&self) -> String {
-        use std::fmt::Write;
+    /// What the workers have done, gathered for a scrape.
+    pub(crate) fn metrics(&self) -> WorkersReport {
         let c = &self.shared.counters;
-        let mut text = String::new();
-        for (name, help, values) in [
+        let lanes =
+            |values: &[AtomicU64; 2]| Lane::ALL.map(|l| values[l as usize].load(Ordering::Relaxed));
+        WorkersReport {
+            counters: [
+                lanes(&c.taken),
+                lanes(&c.finished),
+                lanes(&c.reclaimed),
+                lanes(&c.dead),
+                lanes(&c.fenced),
+                lanes(&c.handed_back),
+            ],
+            busy: self.busy(),
+        }
+    }
+}
+
+/// What a replica's workers have done, by lane, and how many are busy.
+pub(crate) struct WorkersReport {
+    counters: [[u64; 2]; 6],
+    busy: usize,
+}
+
+impl crate::metrics::Report for WorkersReport {
+    fn report(&self, f: &mut crate::metrics::Families<'_, '_>) -> std::fmt::Result {
+        let families = [
             (
                 "worker_batches_taken_total",
                 "Lane entries (batches and page retries) this replica took.",
-                &c.taken,
             ),
             (
                 "worker_batches_finished_total",
                 "Lane entries this replica finished and recorded.",
-                &c.finished,
             ),
             (
                 "worker_reclaims_total",
                 "Lane entries this replica took over from a worker that was gone.",
-                &c.reclaimed,
             ),
             (
                 "worker_dead_letters_total",
                 "Lane entries this replica gave up as dead letters.",
-                &c.dead,
             ),
             (
                 "worker_fenced_total",
                 "Results this replica did not record: another claim held the entry by then.",
-                &c.fenced,
             ),
             (
                 "worker_handed_back_total",
                 "Lane entries this replica handed back unstarted while draining.",
-                &c.handed_back,
             ),
-        ] {
-            let _ = writeln!(
-                text,
-                "# HELP warmlane_{name} {help}\n# TYPE warmlane_{name} counter"
-            );
-            for lane in Lane::ALL {
-                let _ = writeln!(
-                    text,
-                    "warmlane_{name}{{lane=\"{lane}\"}} {}",
-                    values[lane as usize].load(Ordering::Relaxed)
-                );
-            }
+        ];
+        let labels = Lane::ALL.map(|l| [("lane", l.as_str())]);
+        for ((name, help), values) in families.into_iter().zip(&self.counters) {
+            f.counter(
+                name,
+                help,
+                labels.iter().zip(values).map(|(l, n)| (&l[..], *n)),
+            )?;
         }
-        let _ = writeln!(
-            text,
-            "# HELP warmlane_worker_busy Worker threads working on a batch now.\n# TYPE warmlane_worker_busy gauge\nwarmlane_worker_busy {}",
-            self.busy()
-        );
-        text
+        f.gauge(
+            "worker_busy",
+            "Worker threads working on a batch now.",
+            [(&[][..], self.busy as u64)],
+        )
     }
 }
 

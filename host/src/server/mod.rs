@@ -360,25 +360,31 @@ async fn blocking<T: Send + 'static>(
     })
 }
 
-async fn metrics(State(app): Shared) -> Response {
-    let mut text = app.host.metrics();
+/// `/metrics`: the host's, the jobs' and the workers' families, in the
+/// format the scraper asks for (OpenMetrics by `Accept`, else 0.0.4).
+async fn metrics(State(app): Shared, headers: axum::http::HeaderMap) -> Response {
+    use crate::metrics::{Format, HostReport, Report, expose};
+    let format = Format::for_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    let mut reports: Vec<Box<dyn Report>> = vec![Box::new(HostReport::of(&app.host))];
     if let Some(board) = &app.board {
-        text.push_str(&board.metrics().await);
+        reports.push(board.metrics().await);
     }
     if let Some(workers) = &app.workers {
-        text.push_str(&workers.metrics());
+        reports.push(Box::new(workers.metrics()));
         if app.board.is_none() {
             // A worker replica reports its lanes' streams too.
             if let Some(store) = app.store.clone() {
                 let lanes =
                     tokio::task::spawn_blocking(move || crate::jobs::redis::lanes_metrics(&store))
-                        .await
-                        .unwrap_or_default();
-                text.push_str(&lanes);
+                        .await;
+                if let Ok(lanes) = lanes {
+                    reports.push(Box::new(lanes));
+                }
             }
         }
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+    let text = expose(reports, format);
+    ([(header::CONTENT_TYPE, format.content_type())], text).into_response()
 }
 
 async fn readyz(State(app): Shared) -> Result<Response, ApiError> {
