@@ -171,6 +171,21 @@ fn traceparent() -> String {
     format!("00-{TRACE}-{CALLER}-01")
 }
 
+/// Whether `span` is `ancestor`'s descendant.
+fn descends(spans: &[Span], span: &Span, ancestor: &str) -> bool {
+    let mut at = span;
+    for _ in 0..spans.len() {
+        if at.parent == ancestor {
+            return true;
+        }
+        match spans.iter().find(|s| s.id == at.parent) {
+            Some(parent) => at = parent,
+            None => return false,
+        }
+    }
+    false
+}
+
 /// The spans of the caller's trace.
 fn in_trace(spans: Vec<Span>) -> Vec<Span> {
     spans.into_iter().filter(|s| s.trace == TRACE).collect()
@@ -257,6 +272,36 @@ fn a_tool_call_and_an_upload_are_spans_of_the_callers_trace() {
         .map(|b| b.attr("pages").parse::<u64>().unwrap())
         .sum();
     assert_eq!(counted, pages);
+    // An MCP tool call (stateless, 2026-07-28): its span, then the tool's.
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"text-stats","arguments":{"text":"four five"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let r = request(
+        &server.addr,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "text-stats"),
+            ("traceparent", &tp),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let spans = in_trace(receiver.wait("the MCP call's spans", |spans| {
+        spans.iter().any(|s| s.name == "tools/call text-stats")
+            && spans.iter().filter(|s| s.name == "tool text-stats").count() >= 2
+    }));
+    let mcp = one(&spans, "MCP call", |s| s.name == "tools/call text-stats");
+    let post = one(&spans, "MCP request", |s| s.name == "POST /mcp");
+    assert_eq!(post.parent, CALLER);
+    // Under the request's span (rmcp's own `serve_inner` may come between).
+    assert!(descends(&spans, mcp, &post.id), "{spans:#?}");
+    assert_eq!(mcp.attr("rpc.method"), "tools/call");
+    one(&spans, "tool under MCP", |s| {
+        s.name == "tool text-stats" && s.parent == mcp.id
+    });
     // Logs carry the trace id.
     let log = server.log();
     let accepted = log
