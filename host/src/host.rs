@@ -386,12 +386,10 @@ impl Host {
 
     /// Everything above, in Prometheus' text format.
     pub fn metrics(&self) -> String {
-        self.metrics_as(crate::metrics::Format::Prometheus)
-    }
-
-    /// Everything above, in `format`.
-    pub fn metrics_as(&self, format: crate::metrics::Format) -> String {
-        crate::metrics::expose(vec![Box::new(crate::metrics::HostReport::of(self))], format)
+        crate::metrics::expose(
+            vec![Box::new(crate::metrics::HostReport::of(self))],
+            crate::metrics::Format::Prometheus,
+        )
     }
 
     /// Whether the host can serve: every pool has been warm, every budget

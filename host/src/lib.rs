@@ -68,7 +68,6 @@ pub use error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
 pub use host::{ComponentInfo, Host, Readiness};
 pub use jobs::SharedJobs;
 pub use lanes::{Lane, LaneStats};
-pub use metrics::Format as MetricsFormat;
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
 pub use pool::PoolStats;
 pub use session::{

@@ -41,17 +41,7 @@ impl Families<'_, '_> {
         help: &str,
         samples: impl IntoIterator<Item = (Labels<'l>, V)>,
     ) -> fmt::Result {
-        let mut family = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (labels, value) in samples {
-            if labels.is_empty() {
-                // The family's one sample.
-                return ConstGauge::new(value).encode(family);
-            }
-            ConstGauge::new(value).encode(family.encode_family(&labels)?)?;
-        }
-        Ok(())
+        self.constants(name, help, MetricType::Gauge, samples, ConstGauge::new)
     }
 
     /// A counter family; `name` ends in `_total`, as its samples are named.
@@ -62,15 +52,25 @@ impl Families<'_, '_> {
         samples: impl IntoIterator<Item = (Labels<'l>, V)>,
     ) -> fmt::Result {
         let name = name.strip_suffix("_total").unwrap_or(name);
-        let mut family = self
-            .encoder
-            .encode_descriptor(name, help, None, MetricType::Counter)?;
+        self.constants(name, help, MetricType::Counter, samples, ConstCounter::new)
+    }
+
+    /// A family of `kind` whose samples are `metric(value)`.
+    fn constants<'l, V, M: EncodeMetric>(
+        &mut self,
+        name: &str,
+        help: &str,
+        kind: MetricType,
+        samples: impl IntoIterator<Item = (Labels<'l>, V)>,
+        metric: fn(V) -> M,
+    ) -> fmt::Result {
+        let mut family = self.encoder.encode_descriptor(name, help, None, kind)?;
         for (labels, value) in samples {
             if labels.is_empty() {
                 // The family's one sample.
-                return ConstCounter::new(value).encode(family);
+                return metric(value).encode(family);
             }
-            ConstCounter::new(value).encode(family.encode_family(&labels)?)?;
+            metric(value).encode(family.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -111,7 +111,7 @@ impl Families<'_, '_> {
 
 /// The text format a scraper gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     /// Prometheus' text format 0.0.4: what a scraper gets unless it asks.
     Prometheus,
     /// OpenMetrics 1.0.0 text, for an `Accept` that names it.
@@ -120,7 +120,7 @@ pub enum Format {
 
 impl Format {
     /// The format an `Accept` header asks for.
-    pub fn for_accept(accept: Option<&str>) -> Format {
+    pub(crate) fn for_accept(accept: Option<&str>) -> Format {
         if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
             Format::OpenMetrics
         } else {
@@ -129,7 +129,7 @@ impl Format {
     }
 
     /// Its `Content-Type`.
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",

@@ -171,6 +171,46 @@ fn traceparent() -> String {
     format!("00-{TRACE}-{CALLER}-01")
 }
 
+/// Uploads en-lppl.pdf in the caller's trace: the job's id and pages.
+fn upload(server: &Serve) -> (String, u64) {
+    let pdf = std::fs::read(support::data("en-lppl.pdf")).unwrap();
+    let r = request(
+        &server.addr,
+        "POST",
+        "/v1/documents",
+        &[
+            ("Content-Type", "application/pdf"),
+            ("traceparent", &traceparent()),
+        ],
+        &pdf,
+    );
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let job = r.json()["job"].as_str().unwrap().to_string();
+    (job, r.json()["pages"].as_u64().unwrap())
+}
+
+/// Checks an upload's spans, batches of 2 pages: request ← caller, job ←
+/// request, every batch ← job, its pages counted once; the job's span.
+fn upload_tree<'a>(spans: &'a [Span], job: &str, pages: u64) -> &'a Span {
+    let upload = one(spans, "upload request", |s| s.name == "POST /v1/documents");
+    assert_eq!(upload.parent, CALLER);
+    let job_span = one(spans, "job", |s| s.name == "job");
+    assert_eq!(job_span.parent, upload.id);
+    assert_eq!(job_span.attr("job"), job);
+    let batch: Vec<&Span> = spans.iter().filter(|s| s.name == "batch").collect();
+    assert_eq!(batch.len(), pages.div_ceil(2) as usize, "{batch:#?}");
+    for b in &batch {
+        assert_eq!(b.parent, job_span.id, "{b:#?}");
+        assert_eq!((b.attr("job"), b.attr("lane")), (job, "light"), "{b:#?}");
+    }
+    let counted: u64 = batch
+        .iter()
+        .map(|b| b.attr("pages").parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(counted, pages);
+    job_span
+}
+
 /// Whether `span` is `ancestor`'s descendant.
 fn descends(spans: &[Span], span: &Span, ancestor: &str) -> bool {
     let mut at = span;
@@ -222,17 +262,7 @@ fn a_tool_call_and_an_upload_are_spans_of_the_callers_trace() {
         br#"{"text":"one two three"}"#,
     );
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let pdf = std::fs::read(support::data("en-lppl.pdf")).unwrap();
-    let r = request(
-        &server.addr,
-        "POST",
-        "/v1/documents",
-        &[("Content-Type", "application/pdf"), ("traceparent", &tp)],
-        &pdf,
-    );
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    let job = r.json()["job"].as_str().unwrap().to_string();
-    let pages = r.json()["pages"].as_u64().unwrap();
+    let (job, pages) = upload(&server);
     server.wait_done(&job);
     let batches = pages.div_ceil(2) as usize;
     let spans = receiver.wait("the tool call's and the job's spans", |spans| {
@@ -256,22 +286,8 @@ fn a_tool_call_and_an_upload_are_spans_of_the_callers_trace() {
     for key in ["duration_ms", "cpu_ms", "tokens", "component"] {
         assert!(!tool.attr(key).is_empty(), "{key}: {tool:#?}");
     }
-    // The upload: request ← caller, job ← request, batches ← job.
-    let upload = one(&spans, "upload request", |s| s.name == "POST /v1/documents");
-    assert_eq!(upload.parent, CALLER);
-    let job_span = one(&spans, "job", |s| s.name == "job");
-    assert_eq!(job_span.parent, upload.id);
-    assert_eq!(job_span.attr("job"), job);
-    assert_eq!(job_span.attr("lane"), "light");
+    let job_span = upload_tree(&spans, &job, pages);
     assert_eq!(job_span.attr("pages"), pages.to_string());
-    let batch: Vec<&Span> = spans.iter().filter(|s| s.name == "batch").collect();
-    assert_eq!(batch.len(), batches, "{batch:#?}");
-    assert!(batch.iter().all(|b| b.parent == job_span.id), "{batch:#?}");
-    let counted: u64 = batch
-        .iter()
-        .map(|b| b.attr("pages").parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(counted, pages);
     // An MCP tool call (stateless, 2026-07-28): its span, then the tool's.
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"text-stats","arguments":{"text":"four five"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
     let r = request(
@@ -347,18 +363,7 @@ fn an_upload_is_one_trace_across_the_api_and_worker_replicas() {
     let api = start(&redis, "api", &telemetry);
     let _w1 = start(&redis, "worker", &telemetry);
     let _w2 = start(&redis, "worker", &telemetry);
-    let pdf = std::fs::read(support::data("en-lppl.pdf")).unwrap();
-    let tp = traceparent();
-    let r = request(
-        &api.addr,
-        "POST",
-        "/v1/documents",
-        &[("Content-Type", "application/pdf"), ("traceparent", &tp)],
-        &pdf,
-    );
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    let job = r.json()["job"].as_str().unwrap().to_string();
-    let pages = r.json()["pages"].as_u64().unwrap();
+    let (job, pages) = upload(&api);
     let state = done(&api, &job, Duration::from_secs(60));
     assert_eq!(state["state"], "done", "{state}");
     let batches = pages.div_ceil(2) as usize;
@@ -367,25 +372,11 @@ fn an_upload_is_one_trace_across_the_api_and_worker_replicas() {
             && spans.iter().any(|s| s.name == "chunk")
     });
     let spans = in_trace(spans);
-    let upload = one(&spans, "upload request", |s| s.name == "POST /v1/documents");
-    assert_eq!(upload.parent, CALLER);
-    let job_span = one(&spans, "job", |s| s.name == "job");
-    assert_eq!(job_span.parent, upload.id);
-    assert_eq!(job_span.attr("job"), job);
-    // The batches were parsed by the workers, in the job's trace.
-    let batch: Vec<&Span> = spans.iter().filter(|s| s.name == "batch").collect();
-    assert_eq!(batch.len(), batches, "{batch:#?}");
-    for b in &batch {
-        assert_eq!(b.parent, job_span.id, "{b:#?}");
-        assert_eq!(b.attr("job"), job);
-        assert_eq!(b.attr("lane"), "light");
+    let job_span = upload_tree(&spans, &job, pages);
+    // The batches were parsed by the workers.
+    for b in spans.iter().filter(|s| s.name == "batch") {
         assert!(!b.attr("replica").is_empty(), "{b:#?}");
     }
-    let counted: u64 = batch
-        .iter()
-        .map(|b| b.attr("pages").parse::<u64>().unwrap())
-        .sum();
-    assert_eq!(counted, pages);
     let chunks: Vec<&Span> = spans.iter().filter(|s| s.name == "chunk").collect();
     assert!(
         chunks.iter().all(|c| c.parent == job_span.id),
