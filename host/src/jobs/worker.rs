@@ -438,7 +438,7 @@ impl Shared {
             pages = tracing::field::Empty,
             trace_id = tracing::field::Empty,
         );
-        crate::telemetry::continue_from(&span, self.trace(&entry.job).as_deref());
+        self.continue_job_trace(&span, &entry.job);
         let _enter = span.enter();
         if let Err(e) = self.run(&entry) {
             // Redis failed on the way: the entry stays pending, and is taken
@@ -609,11 +609,16 @@ impl Shared {
         Ok(())
     }
 
-    /// Job `id`'s trace context, if it has one (it has where traces are
-    /// recorded).
-    fn trace(&self, id: &JobId) -> Option<String> {
-        let fields = self.store.fields(id, &["trace"]).ok()?;
-        fields.into_iter().next().filter(|t| !t.is_empty())
+    /// Makes `span` (not yet entered) a child of job `id`'s span, when
+    /// traces are recorded and the job has a trace context (one Redis
+    /// read; none when the span is not recorded).
+    fn continue_job_trace(&self, span: &tracing::Span, id: &JobId) {
+        if span.is_disabled() {
+            return;
+        }
+        let trace = self.store.fields(id, &["trace"]).ok();
+        let trace = trace.and_then(|f| f.into_iter().next());
+        crate::telemetry::continue_from(span, trace.as_deref());
     }
 
     /// Chunks job `id` as far as its parsed pages go in order, unless
@@ -629,7 +634,7 @@ impl Shared {
             replica = %self.consumer,
             trace_id = tracing::field::Empty,
         );
-        crate::telemetry::continue_from(&span, self.trace(id).as_deref());
+        self.continue_job_trace(&span, id);
         let _enter = span.enter();
         self.locks().insert(id.clone(), token.clone());
         let result = self.chunk_locked(id, spec, &token);
