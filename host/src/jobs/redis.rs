@@ -1133,11 +1133,7 @@ impl super::Board for RedisBoard {
     }
 
     async fn metrics(&self) -> Box<dyn crate::metrics::Report> {
-        let store = self.store.clone();
-        match tokio::task::spawn_blocking(move || lanes_metrics(&store)).await {
-            Ok(report) => Box::new(report),
-            Err(_) => Box::new(super::Gauges(Vec::new())),
-        }
+        lanes_metrics(self.store.clone()).await
     }
 }
 
@@ -1157,18 +1153,28 @@ pub(crate) struct LanesReport {
     results_bytes: Option<u64>,
 }
 
-/// The lanes' streams and the results' memory, as they are now.
-pub(crate) fn lanes_metrics(store: &RedisJobs) -> LanesReport {
-    let mut stats = Vec::new();
-    for lane in Lane::ALL {
-        match store.lane_stats(lane) {
-            Ok(s) => stats.push((lane, s)),
-            Err(e) => tracing::debug!("lane stats: {e}"),
+/// The lanes' streams and the results' memory, as they are now (read off
+/// the async threads): what an API or a worker replica reports.
+pub(crate) async fn lanes_metrics(
+    store: std::sync::Arc<RedisJobs>,
+) -> Box<dyn crate::metrics::Report> {
+    let report = tokio::task::spawn_blocking(move || {
+        let mut stats = Vec::new();
+        for lane in Lane::ALL {
+            match store.lane_stats(lane) {
+                Ok(s) => stats.push((lane, s)),
+                Err(e) => tracing::debug!("lane stats: {e}"),
+            }
         }
-    }
-    LanesReport {
-        stats,
-        results_bytes: store.results_bytes().ok(),
+        LanesReport {
+            stats,
+            results_bytes: store.results_bytes().ok(),
+        }
+    })
+    .await;
+    match report {
+        Ok(report) => Box::new(report),
+        Err(_) => Box::new(super::Gauges(Vec::new())),
     }
 }
 

@@ -128,10 +128,13 @@ impl ChunkState {
         // piece, so the calls do not depend on how the pages came.
         let max = ctx.input_max.max(1);
         let target = FEED_BYTES.min(max);
+        let mut waiting: usize = self.pending.iter().map(|p| p.text.len()).sum();
         for piece in texts.into_iter().flat_map(|t| pieces(t, max)) {
+            waiting += piece.text.len();
             self.pending.push(piece);
-            if self.pending.iter().map(|p| p.text.len()).sum::<usize>() >= target {
+            if waiting >= target {
                 self.flush(ctx, false, summary, sink);
+                waiting = 0;
             }
         }
         if last {

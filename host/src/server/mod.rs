@@ -374,12 +374,7 @@ async fn metrics(State(app): Shared, headers: axum::http::HeaderMap) -> Response
         if app.board.is_none() {
             // A worker replica reports its lanes' streams too.
             if let Some(store) = app.store.clone() {
-                let lanes =
-                    tokio::task::spawn_blocking(move || crate::jobs::redis::lanes_metrics(&store))
-                        .await;
-                if let Ok(lanes) = lanes {
-                    reports.push(Box::new(lanes));
-                }
+                reports.push(crate::jobs::redis::lanes_metrics(store).await);
             }
         }
     }
