@@ -43,6 +43,9 @@ pub(crate) enum Command {
     Mcp(commands::mcp::Args),
     /// Look at the budgets, or draw from one by hand.
     Budget(commands::budget::Args),
+    /// Create a component project, check a component, or call one straight
+    /// from its file.
+    Component(commands::component::Args),
     /// Compile plugins to native code ahead of time, for a host that then
     /// starts without compiling them.
     Compile(commands::compile::Args),
@@ -67,6 +70,7 @@ impl Command {
             Command::Jobs(a) => Some(&a.shared.config),
             Command::Mcp(a) => Some(&a.shared.config),
             Command::Budget(a) => Some(&a.shared.config),
+            Command::Component(a) => Some(&a.config),
             Command::Compile(_) | Command::Config(_) | Command::Completions { .. } => None,
         }
     }

@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Jobs(args) => commands::jobs::main(args),
         Command::Mcp(args) => commands::mcp::main(args),
         Command::Budget(args) => commands::budget::main(args),
+        Command::Component(args) => commands::component::main(args),
         Command::Compile(args) => commands::compile::main(args),
         Command::Config(args) => commands::config::main(args),
         Command::Completions { shell } => commands::completions(shell),

@@ -30,13 +30,24 @@ pub enum WorldKind {
 impl WorldKind {
     const ALL: [WorldKind; 3] = [WorldKind::PageParser, WorldKind::Chunker, WorldKind::Tool];
 
-    /// The interface a component of this world exports.
+    /// The interface a component of this world exports, at the package
+    /// version the host implements.
     pub fn interface(self) -> &'static str {
         match self {
-            WorldKind::PageParser => "warmlane:worker/page-parser@0.1.0",
-            WorldKind::Chunker => "warmlane:worker/chunker@0.1.0",
-            WorldKind::Tool => "warmlane:worker/tool@0.1.0",
+            WorldKind::PageParser => "warmlane:worker/page-parser@0.1.1",
+            WorldKind::Chunker => "warmlane:worker/chunker@0.1.1",
+            WorldKind::Tool => "warmlane:worker/tool@0.1.1",
         }
+    }
+
+    /// Whether `export`, an export's name, is this world's interface at a
+    /// version the host serves: any `0.1.x`, as wasmtime matches names
+    /// (0.1.1 only added functions, so components built against 0.1.0 load).
+    pub(crate) fn exported_as(self, export: &str) -> bool {
+        let (name, _) = self.interface().split_once('@').expect("versioned");
+        export
+            .split_once('@')
+            .is_some_and(|(n, version)| n == name && version.starts_with("0.1."))
     }
 
     /// The world's name in the WIT package.
@@ -53,6 +64,55 @@ impl fmt::Display for WorldKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.world())
     }
+}
+
+/// The step of loading a component at which it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadStage {
+    /// Its file could not be read.
+    Read,
+    /// Its name, or its tool's, is another component's already.
+    Name,
+    /// It is not a WebAssembly component, or its code could not be made.
+    Compile,
+    /// It exports no warmlane interface (or several).
+    World,
+    /// It imports something the host does not provide.
+    Imports,
+    /// Its exports do not have the world's names and types.
+    Exports,
+    /// It is a tool whose `describe` failed or described it wrongly.
+    Describe,
+    /// Its `[components.NAME]` section does not fit what it is.
+    Config,
+}
+
+impl LoadStage {
+    /// The stage as a metric label and in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadStage::Read => "read",
+            LoadStage::Name => "name",
+            LoadStage::Compile => "compile",
+            LoadStage::World => "world",
+            LoadStage::Imports => "imports",
+            LoadStage::Exports => "exports",
+            LoadStage::Describe => "describe",
+            LoadStage::Config => "config",
+        }
+    }
+
+    /// Tags an error with this stage.
+    pub(crate) fn of(self) -> impl FnOnce(anyhow::Error) -> LoadError {
+        move |error| LoadError { stage: self, error }
+    }
+}
+
+/// Why a component could not be loaded: the step and what it said.
+#[derive(Debug)]
+pub(crate) struct LoadError {
+    pub(crate) stage: LoadStage,
+    pub(crate) error: anyhow::Error,
 }
 
 /// Every generated world binding is a pool [`World`] the same way.
@@ -99,10 +159,7 @@ impl Loaded {
     pub(crate) fn checked<W: World>(self, engine: &Engine) -> Result<W::Pre> {
         let (name, kind) = (self.name, self.kind);
         let context = || {
-            format!(
-                "component `{name}` exports {} but does not match world `{kind}`",
-                kind.interface()
-            )
+            format!("component `{name}` does not match world `{kind}` whose interface it exports")
         };
         let pre = W::pre(self.pre)
             .map_err(anyhow::Error::from)
@@ -129,12 +186,13 @@ pub(crate) fn load(
     linker: &Linker<HostState>,
     name: &str,
     component: &Component,
-) -> Result<Loaded> {
+) -> Result<Loaded, LoadError> {
     let kind = classify(engine, component)
-        .with_context(|| format!("component `{name}` implements no warmlane world"))?;
+        .with_context(|| format!("component `{name}` implements no warmlane world"))
+        .map_err(LoadStage::World.of())?;
     let pre = linker.instantiate_pre(component).map_err(anyhow::Error::from).with_context(|| {
         format!("component `{name}` claims world `{kind}` but imports something the host does not provide")
-    })?;
+    }).map_err(LoadStage::Imports.of())?;
     Ok(Loaded {
         name: name.to_string(),
         kind,
@@ -142,7 +200,7 @@ pub(crate) fn load(
     })
 }
 
-fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
+pub(crate) fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
     let exports: Vec<String> = component
         .component_type()
         .exports(engine)
@@ -150,7 +208,7 @@ fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
         .collect();
     let found: Vec<WorldKind> = WorldKind::ALL
         .into_iter()
-        .filter(|k| exports.iter().any(|e| e == k.interface()))
+        .filter(|k| exports.iter().any(|e| k.exported_as(e)))
         .collect();
     match found.as_slice() {
         [kind] => Ok(*kind),
@@ -166,6 +224,13 @@ fn classify(engine: &Engine, component: &Component) -> Result<WorldKind> {
             "it exports several warmlane interfaces ({many:?}); a component implements one world"
         ),
     }
+}
+
+/// A plugin's name: its file's, without `.wasm`.
+pub(crate) fn plugin_name(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// The `*.wasm` files of a plugin directory, in name order.

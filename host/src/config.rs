@@ -620,6 +620,27 @@ pub struct PluginConfig {
     /// `warmlane:worker` interfaces; its file name (without `.wasm`) becomes
     /// its name. By default none.
     pub dir: Option<PathBuf>,
+    /// Component files loaded besides those of `dir`, named the same way.
+    /// By default none.
+    pub files: Vec<PathBuf>,
+    /// What a plugin that cannot be loaded does to the host's start. By
+    /// default `refuse`.
+    pub on_error: PluginErrors,
+}
+
+/// What a plugin that cannot be loaded (not a component, no warmlane
+/// world, the wrong signatures, an import the host does not provide, a
+/// failing `describe`, a name already taken) does to the host's start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginErrors {
+    /// The host does not start; the error names every plugin that failed
+    /// and why.
+    #[default]
+    Refuse,
+    /// The host starts without them, says so in its log, and names them and
+    /// why in `/readyz` and `warmlane_plugin_skipped`.
+    Skip,
 }
 
 /// Host-side session state.

@@ -3,6 +3,8 @@
 //! from a [`Config`].
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -15,10 +17,11 @@ use crate::bindings::{
 use crate::bucket::{Budget, BudgetStats, Draw, WaitLimit};
 use crate::builtin;
 use crate::compile::{self, Cache, Origin, Source};
-use crate::components::{self, Loaded, WorldKind};
-use crate::config::{Config, CostRule};
+use crate::components::{self, LoadError, LoadStage, Loaded, WorldKind};
+use crate::config::{Config, CostRule, PluginErrors};
 use crate::engine::{self, Allocation, EngineHandle};
 use crate::error::{DocumentError, SubmitError, ToolError};
+use crate::inspect::{self, Check};
 use crate::lanes::{Lane, LaneStats, Lanes};
 use crate::pipeline::budget::{CpuBudget, Size};
 use crate::pipeline::parsing::{Parsing, ParsingParts};
@@ -66,11 +69,52 @@ pub struct ComponentInfo {
     pub refused: Option<String>,
 }
 
+/// A plugin the host started without (`plugins.on_error = "skip"`), or one
+/// it refused to start with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedPlugin {
+    /// Its name: its file's, without `.wasm`.
+    pub name: String,
+    /// Its file.
+    pub path: PathBuf,
+    /// The step of loading it that failed.
+    pub stage: LoadStage,
+    /// What went wrong, in full.
+    pub reason: String,
+}
+
+impl SkippedPlugin {
+    fn new(name: &str, path: &Path, e: LoadError) -> SkippedPlugin {
+        SkippedPlugin {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            stage: e.stage,
+            reason: format!("{:#}", e.error),
+        }
+    }
+}
+
+impl fmt::Display for SkippedPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "plugin `{}` ({}), at {}: {}",
+            self.name,
+            self.path.display(),
+            self.stage.as_str(),
+            self.reason
+        )
+    }
+}
+
 /// Whether a host can serve, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Readiness {
     /// What stands in the way, one line each; empty when ready.
     pub not_ready: Vec<String>,
+    /// The plugins the host serves without (`plugins.on_error = "skip"`);
+    /// they do not stand in the way.
+    pub skipped: Vec<SkippedPlugin>,
 }
 
 impl Readiness {
@@ -89,6 +133,8 @@ pub struct Host {
     pub(crate) chunkers: BTreeMap<String, Arc<Pool<ChunkerComponent>>>,
     pub(crate) tools: BTreeMap<String, Tool>,
     components: Vec<ComponentInfo>,
+    /// Plugins that could not be loaded, with `plugins.on_error = "skip"`.
+    skipped: Vec<SkippedPlugin>,
     sessions: Arc<dyn SessionStore>,
     budgets: BTreeMap<String, Arc<Budget>>,
     /// What each component's calls draw, by component name.
@@ -126,26 +172,41 @@ impl Host {
     /// Starts a host whose sessions live in `sessions`.
     pub fn with_sessions(config: Config, sessions: Arc<dyn SessionStore>) -> Result<Host> {
         config.validate()?;
-        // Built-ins are borrowed from the binary; only plugins are read into memory.
-        let mut sources: Vec<(Source, bool)> = BUILTINS
+        // Built-ins are borrowed from the binary; only plugins are read into
+        // memory. A plugin carries its path; a built-in none.
+        let mut sources: Vec<(Source, Option<PathBuf>)> = BUILTINS
             .iter()
-            .map(|(n, wasm, native)| (Source::builtin(n, wasm, *native), true))
+            .map(|(n, wasm, native)| (Source::builtin(n, wasm, *native), None))
             .collect();
-        if let Some(dir) = &config.plugins.dir {
-            for path in components::plugin_paths(dir)? {
-                let source = Source::plugin(&path)?;
-                if sources.iter().any(|(s, _)| s.name == source.name) {
-                    bail!(
-                        "plugin `{}` in {} has the name of a component already loaded",
-                        source.name,
-                        dir.display()
-                    );
+        let mut failed: Vec<SkippedPlugin> = Vec::new();
+        let mut plugins = match &config.plugins.dir {
+            Some(dir) => components::plugin_paths(dir)?,
+            None => Vec::new(),
+        };
+        plugins.extend(config.plugins.files.iter().cloned());
+        for path in plugins.iter().cloned() {
+            let skip = |name: &str, e: LoadError| SkippedPlugin::new(name, &path, e);
+            let name = components::plugin_name(&path);
+            let source = match Source::plugin(&path) {
+                Ok(source) => source,
+                Err(e) => {
+                    failed.push(skip(&name, LoadStage::Read.of()(e)));
+                    continue;
                 }
-                sources.push((source, false));
+            };
+            if sources.iter().any(|(s, _)| s.name == name) {
+                let e = anyhow::anyhow!(
+                    "plugin `{name}` ({}) has the name of a component already loaded",
+                    path.display()
+                );
+                failed.push(skip(&name, LoadStage::Name.of()(e)));
+                continue;
             }
+            sources.push((source, Some(path)));
         }
         for name in config.components.keys() {
-            if !sources.iter().any(|(s, _)| s.name == *name) {
+            let plugin = failed.iter().any(|f| f.name == *name);
+            if !plugin && !sources.iter().any(|(s, _)| s.name == *name) {
                 let known: Vec<&str> = sources.iter().map(|(s, _)| s.name.as_str()).collect();
                 bail!(
                     "[components.{name}] names no component; the components are: {}",
@@ -195,43 +256,50 @@ impl Host {
             chunkers: BTreeMap::new(),
             tools: BTreeMap::new(),
             components: Vec::new(),
+            skipped: Vec::new(),
             sessions,
             budgets,
             draws: BTreeMap::new(),
             lanes,
             documents: Arc::default(),
         };
-        for (source, builtin) in sources {
-            let name = source.name.as_str();
-            let compiled = compile::component(
-                &host.engine.engine,
-                cache.as_ref(),
-                &source,
-                host.config.engine.compile_at_start,
-            )?;
-            let linking = Instant::now();
-            let loaded =
-                components::load(&host.engine.engine, &host.linker, name, &compiled.component)?;
-            drop(compiled.component);
-            host.components.push(ComponentInfo {
-                name: name.to_string(),
-                world: loaded.kind,
-                builtin,
-                origin: compiled.origin,
-                load_time: compiled.took,
-                refused: compiled.refused,
-            });
-            host.meter(name, loaded.kind)?;
-            host.add(loaded)?;
-            tracing::info!(
-                component = name,
-                origin = compiled.origin.as_str(),
-                code_ms = compiled.took.as_secs_f64() * 1e3,
-                checked_ms = linking.elapsed().as_secs_f64() * 1e3,
-                "component loaded"
-            );
+        for (source, path) in sources {
+            match (host.load(&source, path.is_none(), cache.as_ref()), path) {
+                (Ok(()), _) => {}
+                (Err(e), None) => return Err(e.error),
+                (Err(e), Some(path)) => failed.push(SkippedPlugin::new(&source.name, &path, e)),
+            }
         }
         host.report_refused();
+        if !failed.is_empty() {
+            // In the order they were named, whatever step they failed at.
+            failed.sort_by_key(|f| plugins.iter().position(|p| *p == f.path));
+            match host.config.plugins.on_error {
+                PluginErrors::Refuse => {
+                    let list: Vec<String> = failed.iter().map(|f| format!("  {f}")).collect();
+                    bail!(
+                        "{} could not be loaded, so warmlane does not start (plugins.on_error = \"skip\" starts without them):\n{}",
+                        match failed.len() {
+                            1 => "a plugin".to_string(),
+                            n => format!("{n} plugins"),
+                        },
+                        list.join("\n")
+                    );
+                }
+                PluginErrors::Skip => {
+                    for f in &failed {
+                        tracing::error!(
+                            component = %f.name,
+                            path = %f.path.display(),
+                            stage = f.stage.as_str(),
+                            reason = %f.reason,
+                            "plugin skipped: it could not be loaded, and plugins.on_error is skip"
+                        );
+                    }
+                    host.skipped = failed;
+                }
+            }
+        }
         for (role, name, present) in [
             (
                 "parser",
@@ -249,6 +317,197 @@ impl Host {
             }
         }
         Ok(host)
+    }
+
+    /// Loads one component: its native code, its world, its checks against
+    /// the world and its configuration, its pool.
+    fn load(
+        &mut self,
+        source: &Source,
+        builtin: bool,
+        cache: Option<&Cache>,
+    ) -> std::result::Result<(), LoadError> {
+        let compiled = compile::component(
+            &self.engine.engine,
+            cache,
+            source,
+            self.config.engine.compile_at_start,
+        )
+        .map_err(LoadStage::Compile.of())?;
+        self.load_compiled(&source.name, compiled, builtin)
+    }
+
+    /// [`load`](Self::load), once the component's native code is there.
+    fn load_compiled(
+        &mut self,
+        name: &str,
+        compiled: compile::Compiled,
+        builtin: bool,
+    ) -> std::result::Result<(), LoadError> {
+        let linking = Instant::now();
+        let loaded =
+            components::load(&self.engine.engine, &self.linker, name, &compiled.component)?;
+        drop(compiled.component);
+        let kind = loaded.kind;
+        let draw = self.draw(name, kind).map_err(LoadStage::Config.of())?;
+        self.add(loaded)?;
+        if let Some(draw) = draw {
+            self.draws.insert(name.to_string(), draw);
+        }
+        self.components.push(ComponentInfo {
+            name: name.to_string(),
+            world: kind,
+            builtin,
+            origin: compiled.origin,
+            load_time: compiled.took,
+            refused: compiled.refused,
+        });
+        tracing::info!(
+            component = name,
+            origin = compiled.origin.as_str(),
+            code_ms = compiled.took.as_secs_f64() * 1e3,
+            checked_ms = linking.elapsed().as_secs_f64() * 1e3,
+            "component loaded"
+        );
+        Ok(())
+    }
+
+    /// Checks the component at `path` as this host would load it as a
+    /// plugin, and says what it is: its world and, where it does not fit,
+    /// how; its imports and the policy each meets; its size and compile
+    /// time. A component that fits is loaded into this host (so a check
+    /// also runs a tool's `describe`). Errs only when the file cannot be
+    /// read.
+    pub fn check_component(&mut self, path: &Path) -> Result<Check> {
+        let mut source = Source::plugin(path)?;
+        // Compiled afresh, so that the time is what compiling costs.
+        source.ahead = compile::Ahead::None;
+        let mut check = Check {
+            file: path.to_path_buf(),
+            size: source.wasm.len() as u64,
+            compile: None,
+            world: None,
+            version: None,
+            imports: Vec::new(),
+            exports: Vec::new(),
+            problems: Vec::new(),
+            tool: None,
+        };
+        if let Some(why) = inspect::not_a_component(&source.wasm) {
+            check.problems.push(why.to_string());
+            return Ok(check);
+        }
+        let compiled = match compile::component(&self.engine.engine, None, &source, true) {
+            Ok(compiled) => compiled,
+            Err(e) => {
+                check.problems.push(format!("{e:#}"));
+                return Ok(check);
+            }
+        };
+        check.compile = Some(compiled.took);
+        let engine = &self.engine.engine;
+        let ty = compiled.component.component_type();
+        check.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+        check.imports = ty
+            .imports(engine)
+            .map(|(name, _)| inspect::Import {
+                name: name.to_string(),
+                verdict: inspect::verdict(name),
+            })
+            .collect();
+        let name = source.name.clone();
+        match components::classify(engine, &compiled.component) {
+            Ok(kind) => {
+                check.world = Some(kind);
+                check.version = check
+                    .exports
+                    .iter()
+                    .find(|e| kind.exported_as(e))
+                    .and_then(|e| e.split_once('@'))
+                    .map(|(_, v)| v.to_string());
+                if let Some(reference) = self.reference(kind) {
+                    check.problems.extend(inspect::export_differences(
+                        engine,
+                        kind,
+                        &compiled.component,
+                        reference,
+                    ));
+                }
+            }
+            Err(e) => check
+                .problems
+                .push(format!("it implements no warmlane world: {e:#}")),
+        }
+        for import in &check.imports {
+            if let inspect::Verdict::Missing(what) = import.verdict {
+                check
+                    .problems
+                    .push(format!("it imports `{}`: {what}", import.name));
+            }
+        }
+        if self.components.iter().any(|c| c.name == name) {
+            check.problems.push(format!(
+                "its name `{name}` (the file's) is a built-in component's; rename the file"
+            ));
+        }
+        if check.problems.is_empty() {
+            match self.load_compiled(&name, compiled, false) {
+                Ok(()) => {
+                    check.tool = self
+                        .tools
+                        .values()
+                        .find(|t| t.info.component == name)
+                        .map(|t| t.info.clone());
+                }
+                Err(e) => check
+                    .problems
+                    .push(format!("{}: {:#}", e.stage.as_str(), e.error)),
+            }
+        }
+        Ok(check)
+    }
+
+    /// Why `component` does not fit world `kind`: what wasmtime's check
+    /// said, and each function that differs from the world's, with both
+    /// types.
+    fn exports_error(
+        &self,
+        kind: WorldKind,
+        component: &wasmtime::component::Component,
+        e: anyhow::Error,
+    ) -> LoadError {
+        let differences = self
+            .reference(kind)
+            .map(|r| inspect::export_differences(&self.engine.engine, kind, component, r))
+            .unwrap_or_default();
+        let error = match differences.as_slice() {
+            [] => e,
+            found => anyhow::anyhow!("{e}: {}", found.join("; ")),
+        };
+        LoadStage::Exports.of()(error)
+    }
+
+    /// A loaded built-in component of world `kind`, whose exports are the
+    /// world's by construction.
+    fn reference(&self, kind: WorldKind) -> Option<&wasmtime::component::Component> {
+        let builtin = |name: &str| self.components.iter().any(|c| c.builtin && c.name == name);
+        match kind {
+            WorldKind::PageParser => self
+                .parsers
+                .get("pdf-pages")
+                .filter(|_| builtin("pdf-pages"))
+                .map(|p| p.pre().instance_pre().component()),
+            WorldKind::Chunker => self
+                .chunkers
+                .get("chunker")
+                .filter(|_| builtin("chunker"))
+                .map(|p| p.pre().instance_pre().component()),
+            WorldKind::Tool => self
+                .tools
+                .values()
+                .find(|t| t.info.component == "text-stats")
+                .map(|t| t.pool().pre().instance_pre().component()),
+        }
     }
 
     /// Says, once, which code compiled ahead of time this machine could not
@@ -280,14 +539,14 @@ impl Host {
         }
     }
 
-    /// Records what component `name`'s calls draw, checking that the cost
-    /// rule fits what the component is.
-    fn meter(&mut self, name: &str, kind: WorldKind) -> Result<()> {
+    /// What component `name`'s calls draw, if anything, checking that the
+    /// cost rule fits what the component is.
+    fn draw(&self, name: &str, kind: WorldKind) -> Result<Option<Draw>> {
         let Some(o) = self.config.components.get(name) else {
-            return Ok(());
+            return Ok(None);
         };
         let Some(budget) = &o.budget else {
-            return Ok(());
+            return Ok(None);
         };
         let rule = match (&o.cost, kind) {
             (None, WorldKind::PageParser) => CostRule::Pages,
@@ -305,34 +564,42 @@ impl Host {
             (Some(rule), _) => rule.clone(),
         };
         let budget = self.budgets[budget].clone();
-        self.draws.insert(name.to_string(), Draw { budget, rule });
-        Ok(())
+        Ok(Some(Draw { budget, rule }))
     }
 
-    fn add(&mut self, loaded: Loaded) -> Result<()> {
+    fn add(&mut self, loaded: Loaded) -> std::result::Result<(), LoadError> {
         let name = loaded.name.clone();
         let limits = self.config.limits_for(&name);
         let (engine, tick) = (self.engine.engine.clone(), self.engine.tick);
         let key: Arc<str> = name.as_str().into();
+        let (kind, component) = (loaded.kind, loaded.pre.component().clone());
+        let exports = |e| self.exports_error(kind, &component, e);
         match loaded.kind {
             WorldKind::PageParser => {
-                let pre = loaded.checked::<PageParserComponent>(&self.engine.engine)?;
+                let pre = loaded
+                    .checked::<PageParserComponent>(&self.engine.engine)
+                    .map_err(exports)?;
                 self.parsers
                     .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
             }
             WorldKind::Chunker => {
-                let pre = loaded.checked::<ChunkerComponent>(&self.engine.engine)?;
+                let pre = loaded
+                    .checked::<ChunkerComponent>(&self.engine.engine)
+                    .map_err(exports)?;
                 self.chunkers
                     .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
             }
             WorldKind::Tool => {
-                let pre = loaded.checked::<ToolComponent>(&self.engine.engine)?;
-                let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, tick))?;
+                let pre = loaded
+                    .checked::<ToolComponent>(&self.engine.engine)
+                    .map_err(exports)?;
+                let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, tick))
+                    .map_err(LoadStage::Describe.of())?;
                 if self.tools.contains_key(&tool.info.name) {
-                    bail!(
+                    return Err(LoadStage::Name.of()(anyhow::anyhow!(
                         "component `{name}` describes a tool named `{}`, which another component already provides",
                         tool.info.name
-                    );
+                    )));
                 }
                 self.tools.insert(tool.info.name.clone(), tool);
             }
@@ -363,6 +630,11 @@ impl Host {
     /// The loaded components.
     pub fn components(&self) -> &[ComponentInfo] {
         &self.components
+    }
+
+    /// The plugins the host started without (`plugins.on_error = "skip"`).
+    pub fn skipped_plugins(&self) -> &[SkippedPlugin] {
+        &self.skipped
     }
 
     /// Every pool's statistics, by component name.
@@ -433,7 +705,10 @@ impl Host {
         if let Err(e) = self.sessions.exists(&probe) {
             not_ready.push(format!("sessions: {e}"));
         }
-        Readiness { not_ready }
+        Readiness {
+            not_ready,
+            skipped: self.skipped.clone(),
+        }
     }
 
     /// The tools, in name order.

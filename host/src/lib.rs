@@ -17,6 +17,7 @@ pub mod config;
 mod engine;
 mod error;
 mod host;
+mod inspect;
 mod jobs;
 mod lanes;
 mod memory;
@@ -61,17 +62,19 @@ pub mod builtin {
 
 pub use bucket::{Budget, BudgetStats, Cost, Grant, WaitLimit};
 pub use compile::{Origin, Precompiled, precompile};
-pub use components::WorldKind;
+pub use components::{LoadStage, WorldKind};
 pub use config::Config;
 pub use engine::Allocation;
 pub use error::{BudgetError, CallError, DocumentError, SubmitError, ToolError};
-pub use host::{ComponentInfo, Host, Readiness};
+pub use host::{ComponentInfo, Host, Readiness, SkippedPlugin};
+pub use inspect::{Check, Import, Verdict};
 pub use jobs::SharedJobs;
 pub use lanes::{Lane, LaneStats};
 pub use pipeline::{ChunkRecord, DocumentOptions, Event, Job, Summary};
 pub use pool::PoolStats;
 pub use session::{
-    CallRecord, MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
+    CallRecord, IncrementError, MemorySessionStore, RedisSessionStore, SessionId, SessionStore,
+    StoreError, Usage,
 };
 pub use stats::{BUCKETS, Histogram};
 pub use tools::{ToolInfo, ToolStats};

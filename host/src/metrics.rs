@@ -15,7 +15,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 
-use crate::host::{ComponentInfo, Host};
+use crate::host::{ComponentInfo, Host, SkippedPlugin};
 use crate::stats::{BUCKETS, Histogram};
 use crate::{BudgetStats, LaneStats, PoolStats, tools::ToolStats};
 
@@ -206,6 +206,7 @@ fn prometheus_text(openmetrics: &str) -> String {
 /// documents and tools, as gathered at a scrape.
 pub(crate) struct HostReport {
     components: Vec<ComponentInfo>,
+    skipped: Vec<SkippedPlugin>,
     pools: Vec<(String, PoolStats)>,
     lanes: [LaneStats; 2],
     budgets: Vec<BudgetStats>,
@@ -218,6 +219,7 @@ impl HostReport {
         let d = &host.documents;
         HostReport {
             components: host.components().to_vec(),
+            skipped: host.skipped_plugins().to_vec(),
             pools: host.pool_stats(),
             lanes: host.lane_stats(),
             budgets: host.budget_stats(),
@@ -276,6 +278,16 @@ impl HostReport {
                 .iter()
                 .zip(&self.components)
                 .map(|(l, c)| (&l[..], u64::from(c.refused.is_some()))),
+        )?;
+        let skipped: Vec<[(&str, &str); 2]> = self
+            .skipped
+            .iter()
+            .map(|p| [("component", p.name.as_str()), ("stage", p.stage.as_str())])
+            .collect();
+        f.gauge(
+            "plugin_skipped",
+            "1 for each plugin the host started without (plugins.on_error = \"skip\"), by the step of loading it that failed: read, name, compile, world, imports, exports, describe or config. /readyz says why in full.",
+            skipped.iter().map(|l| (&l[..], 1u64)),
         )
     }
 

@@ -400,6 +400,22 @@ impl<W: World> Lease<'_, W> {
 
     /// CPU time the last call used (the thread's, from the call's start to
     /// its end).
+    /// What the instance wrote to stderr (a panic's or an uncaught
+    /// exception's message, usually), trimmed.
+    pub(crate) fn stderr(&self) -> String {
+        self.warm
+            .as_ref()
+            .map(|w| w.store.data().stderr())
+            .unwrap_or_default()
+    }
+
+    /// Whether the last call asked for its session without having one.
+    pub(crate) fn wanted_session(&self) -> bool {
+        self.warm
+            .as_ref()
+            .is_some_and(|w| w.store.data().wanted_session)
+    }
+
     pub(crate) fn cpu_used(&self) -> Duration {
         self.cpu
     }

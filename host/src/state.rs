@@ -12,7 +12,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
 use crate::meter::Meter;
-use crate::session::{SessionBinding, StoreError, is_host_key};
+use crate::session::{IncrementError, SessionBinding, StoreError, is_host_key};
 
 /// How much of a guest's stderr is kept for error messages.
 const STDERR_CAPTURE: usize = 4096;
@@ -127,6 +127,13 @@ fn store_error(e: StoreError) -> wit_session::SessionError {
     }
 }
 
+/// What writing one of the host's own keys answers.
+fn reserved() -> wit_session::SessionError {
+    wit_session::SessionError::Unavailable(
+        "keys starting with U+0000 are reserved for the host".into(),
+    )
+}
+
 impl HostState {
     fn bound(&mut self) -> Result<&SessionBinding, wit_session::SessionError> {
         self.wanted_session |= self.session.is_none();
@@ -137,7 +144,8 @@ impl HostState {
 }
 
 /// The host's own keys are invisible to components: absent to `get` and
-/// `delete`, refused by `set`, left out of `list-keys`.
+/// `delete`, refused by `set`, `compare-and-swap` and `increment`, left out
+/// of `list-keys`.
 impl wit_session::Host for HostState {
     fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit_session::SessionError> {
         let s = self.bound()?;
@@ -150,9 +158,7 @@ impl wit_session::Host for HostState {
     fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), wit_session::SessionError> {
         let s = self.bound()?;
         if is_host_key(&key) {
-            return Err(wit_session::SessionError::Unavailable(
-                "keys starting with U+0000 are reserved for the host".into(),
-            ));
+            return Err(reserved());
         }
         s.store.set(&s.id, &key, value).map_err(store_error)
     }
@@ -163,6 +169,32 @@ impl wit_session::Host for HostState {
             return Ok(false);
         }
         s.store.delete(&s.id, &key).map_err(store_error)
+    }
+
+    fn compare_and_swap(
+        &mut self,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, wit_session::SessionError> {
+        let s = self.bound()?;
+        if is_host_key(&key) {
+            return Err(reserved());
+        }
+        s.store
+            .compare_and_swap(&s.id, &key, expected.as_deref(), new)
+            .map_err(store_error)
+    }
+
+    fn increment(&mut self, key: String, by: i64) -> Result<i64, wit_session::IncrementError> {
+        let s = self.bound().map_err(wit_session::IncrementError::Session)?;
+        if is_host_key(&key) {
+            return Err(wit_session::IncrementError::Session(reserved()));
+        }
+        s.store.increment(&s.id, &key, by).map_err(|e| match e {
+            IncrementError::Store(e) => wit_session::IncrementError::Session(store_error(e)),
+            IncrementError::NotACounter => wit_session::IncrementError::NotACounter,
+        })
     }
 
     fn list_keys(&mut self) -> Result<Vec<String>, wit_session::SessionError> {

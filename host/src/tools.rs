@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::bindings::tool::ToolComponent;
 use crate::bindings::tool::exports::warmlane::worker::tool::ToolError as WitToolError;
-use crate::error::ToolError;
+use crate::error::{CallError, ToolError};
 use crate::pool::{Pool, PoolStats};
 use crate::schema::InputSchema;
 use crate::session::SessionBinding;
@@ -137,15 +137,26 @@ impl Tool {
         job: Option<Arc<str>>,
     ) -> Result<String, ToolError> {
         let mut lease = self.pool.take(session, job)?;
-        let (output, wanted_session) = lease.call(|world, store| {
-            let output = world
-                .warmlane_worker_tool()
-                .call_invoke(&mut *store, input)?;
-            Ok((output, store.data().wanted_session))
-        })?;
+        let called =
+            lease.call(|world, store| world.warmlane_worker_tool().call_invoke(&mut *store, input));
+        // A panic or an uncaught exception is the tool failing with its
+        // message, whatever the language; other traps are what they are.
+        let output = match called {
+            Ok(output) => output,
+            Err(e @ CallError::Trap { .. }) => match exception(&lease.stderr()) {
+                Some(message) => {
+                    tracing::debug!(tool = %self.info.name, error = %e, "the tool's code raised");
+                    Err(WitToolError::Failed(message))
+                }
+                None => return Err(ToolError::Call(e)),
+            },
+            Err(e) => return Err(ToolError::Call(e)),
+        };
         let output = output.map_err(|e| match e {
             // It failed, and it had asked for a session it did not have.
-            WitToolError::InvalidInput(why) | WitToolError::Failed(why) if wanted_session => {
+            WitToolError::InvalidInput(why) | WitToolError::Failed(why)
+                if lease.wanted_session() =>
+            {
                 ToolError::NeedsSession(why)
             }
             WitToolError::InvalidInput(why) => ToolError::InvalidInput(why),
@@ -184,5 +195,67 @@ impl Tool {
             time: c.time.snapshot(),
             cpu_nanos: c.cpu_nanos.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// The message of the panic or uncaught exception a guest's last words
+/// (`stderr`) report, in the form its language gives it: Python's last
+/// traceback line (`ValueError: …`), what a JavaScript `invoke` threw
+/// (`Error: …`), Rust's panic (`panicked at src/lib.rs:9:5: …`). `None`
+/// when they report none: the trap was something else.
+fn exception(stderr: &str) -> Option<String> {
+    // Python (componentize-py): a traceback, then the runtime's own panic.
+    if let Some((_, traceback)) = stderr.rsplit_once("Traceback (most recent call last):") {
+        let raised = traceback
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty())
+            .filter(|l| !l.starts_with(' '))
+            .last();
+        if let Some(line) = raised {
+            return Some(line.trim().to_string());
+        }
+    }
+    // JavaScript (componentize-js): what was thrown is not a `tool-error`,
+    // so lowering it failed, naming it.
+    if let Some((before, _)) = stderr.rsplit_once("`) specified for `ToolError`")
+        && let Some((_, thrown)) = before.rsplit_once("(received `")
+    {
+        return Some(thrown.to_string());
+    }
+    // Rust: `panicked at FILE:LINE:COLUMN:` and the message on the lines
+    // after, up to the hint about backtraces.
+    let (_, panic) = stderr.rsplit_once("panicked at ")?;
+    let (place, message) = panic.split_once(":\n")?;
+    let message: Vec<&str> = message
+        .lines()
+        .take_while(|l| !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    Some(format!(
+        "panicked at {place}: {}",
+        message.join("\n").trim()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::exception;
+
+    #[test]
+    fn a_guest_exception_is_told_by_its_language() {
+        let python = "Traceback (most recent call last):\n  File \"/0/app.py\", line 14, in invoke\nValueError: boom from python\n\nthread '<unnamed>' (1) panicked at runtime/src/lib.rs:1293:29:\nPython function threw an unexpected exception\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(
+            exception(python).as_deref(),
+            Some("ValueError: boom from python")
+        );
+        let js = "invalid variant tag value `undefined` (received `Error: boom from js`) specified for `ToolError`\nStack:\n  export_tool_0_1_1$invoke@/tmp/x/sources/initializer.js:823:17\n\nRedirecting call to abort() to mozalloc_abort";
+        assert_eq!(exception(js).as_deref(), Some("Error: boom from js"));
+        let rust = "\nthread '<unnamed>' panicked at src/lib.rs:35:13:\nasked to trap\nnote: run with `RUST_BACKTRACE=1` environment variable to display a backtrace";
+        assert_eq!(
+            exception(rust).as_deref(),
+            Some("panicked at src/lib.rs:35:13: asked to trap")
+        );
+        assert_eq!(exception(""), None);
+        assert_eq!(exception("wasm trap: out of bounds memory access"), None);
     }
 }

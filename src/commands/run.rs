@@ -45,6 +45,14 @@ pub(crate) struct Args {
     /// No progress bar and no summary line.
     #[arg(long)]
     quiet: bool,
+    /// Parse with this page-parser component instead of the configured one
+    /// (`pipeline.parser`).
+    #[arg(long, value_name = "FILE.wasm")]
+    parser: Option<PathBuf>,
+    /// Chunk with this chunker component instead of the configured one
+    /// (`pipeline.chunker`).
+    #[arg(long, value_name = "FILE.wasm")]
+    chunker: Option<PathBuf>,
 }
 
 /// What chunk sizes count.
@@ -75,6 +83,16 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
         None => {}
         Some(Unit::Tokens) => p.chunk_unit = ChunkUnit::Tokens,
         Some(Unit::Characters) => p.chunk_unit = ChunkUnit::Characters,
+    }
+    // A component given by file is loaded as a plugin, under its file's name.
+    let stem = |file: &PathBuf| super::component_name(file);
+    if let Some(file) = &args.parser {
+        config.pipeline.parser = stem(file);
+        config.plugins.files.push(file.clone());
+    }
+    if let Some(file) = &args.chunker {
+        config.pipeline.chunker = stem(file);
+        config.plugins.files.push(file.clone());
     }
     config.validate()?;
     let host = Host::new(config)?;

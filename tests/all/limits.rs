@@ -60,12 +60,25 @@ fn unbounded_allocation_is_stopped_at_the_cap() {
 }
 
 #[test]
-fn a_trap_is_reported_with_what_the_guest_said() {
+fn a_trap_is_reported_as_one() {
     let e = hostile("trap").unwrap_err();
     let ToolError::Call(CallError::Trap { message, .. }) = &e else {
         panic!("{e}")
     };
-    assert!(message.contains("asked to trap"), "{message}");
+    assert!(message.contains("unreachable"), "{message}");
+    next_call_is_normal();
+}
+
+#[test]
+fn a_panic_is_the_tool_failing_with_its_message() {
+    let e = hostile("panic").unwrap_err();
+    let ToolError::Failed(message) = &e else {
+        panic!("{e}")
+    };
+    assert!(
+        message.starts_with("panicked at ") && message.ends_with(": asked to panic"),
+        "{message}"
+    );
     next_call_is_normal();
 }
 

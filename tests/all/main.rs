@@ -1,5 +1,6 @@
 //! warmlane's integration tests: real PDFs, real components, the real binary.
 
+mod authoring;
 mod budgets;
 mod cli;
 mod documents;

@@ -31,7 +31,7 @@ fn python() -> &'static Option<PathBuf> {
 }
 
 /// Runs `steps` through the Python client; its report.
-fn client(transport: &[&str], steps: Value) -> Value {
+pub(crate) fn client(transport: &[&str], steps: Value) -> Value {
     let path = python();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/all/mcp_client.py");
     let mut cmd = Command::new("python3");
@@ -67,7 +67,7 @@ fn client(transport: &[&str], steps: Value) -> Value {
 }
 
 /// The `code` of a failed call's structured error.
-fn error_code(step: &Value) -> &str {
+pub(crate) fn error_code(step: &Value) -> &str {
     assert_eq!(step["is_error"], true, "expected a failed call: {step}");
     step["structured"]["error"]["code"].as_str().unwrap_or("")
 }

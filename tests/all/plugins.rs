@@ -95,3 +95,129 @@ fn a_plugin_tool_whose_schema_is_not_a_schema_is_refused_at_load() {
         "{text}"
     );
 }
+
+/// A directory with two bad plugins (the wrong signatures; a core module,
+/// not a component) and a good one.
+fn mixed_plugins(name: &str) -> std::path::PathBuf {
+    let dir = support::plugin_dir(
+        name,
+        &[
+            ("mismatched", "bad-tool"),
+            ("legacy_counter", "legacy-counter"),
+        ],
+    );
+    std::fs::write(dir.join("junk.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    dir
+}
+
+#[test]
+fn every_bad_plugin_is_named_when_the_host_refuses_to_start() {
+    let text = format!(
+        "{:#}",
+        host_with(mixed_plugins("plugin-refuse")).err().unwrap()
+    );
+    assert!(text.contains("2 plugins could not be loaded"), "{text}");
+    assert!(text.contains("on_error = \"skip\""), "{text}");
+    // Each by name, at the step it failed, the bad signatures function by
+    // function with both types.
+    assert!(
+        text.contains("plugin `bad-tool`") && text.contains("at exports"),
+        "{text}"
+    );
+    assert!(
+        text.contains("function `invoke` is `func(input: u32) -> u32`; the world's is `func(input: string) -> result<string, variant { invalid-input(string), failed(string) }>`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("plugin `junk`") && text.contains("at compile"),
+        "{text}"
+    );
+    assert!(!text.contains("legacy-counter"), "{text}");
+}
+
+#[test]
+fn with_on_error_skip_the_host_starts_without_bad_plugins_and_says_why() {
+    let dir = mixed_plugins("plugin-skip");
+    let server = crate::serve::Serve::start(&format!(
+        "[plugins]\ndir = {:?}\non_error = \"skip\"\n[components.legacy-counter]\nwarm = 1\n",
+        dir.display().to_string()
+    ));
+    server.wait_ready();
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 200);
+    let skipped = ready.json()["skipped"].as_array().unwrap().clone();
+    let by_name = |name: &str| {
+        skipped
+            .iter()
+            .find(|s| s["plugin"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {skipped:?}"))
+            .clone()
+    };
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert_eq!(by_name("bad-tool")["stage"], "exports");
+    assert!(
+        by_name("bad-tool")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("function `describe` is `func() -> string`")
+    );
+    assert_eq!(by_name("junk")["stage"], "compile");
+    assert!(
+        by_name("junk")["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("junk.wasm")
+    );
+    assert_eq!(
+        server.metric(
+            "warmlane_plugin_skipped",
+            "component=\"bad-tool\",stage=\"exports\""
+        ),
+        1.0
+    );
+    assert_eq!(
+        server.metric("warmlane_plugin_skipped", "component=\"junk\""),
+        1.0
+    );
+    assert_eq!(
+        server.metric("warmlane_plugin_skipped", "legacy-counter"),
+        0.0
+    );
+    // The good plugin serves.
+    let session = server.post("/v1/sessions", "application/json", b"").json()["session"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = server.post(
+        &format!("/v1/tools/legacy-counter?session={session}"),
+        "application/json",
+        b"{}",
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+}
+
+#[test]
+fn a_component_built_against_0_1_0_keeps_loading() {
+    let host = host_with(support::plugin_dir(
+        "plugin-legacy",
+        &[("legacy_counter", "legacy-counter")],
+    ))
+    .unwrap();
+    let session = warmlane_host::SessionId::random();
+    host.open_session(&session).unwrap();
+    for n in 1..=3 {
+        assert_eq!(
+            host.call_tool("legacy-counter", "{}", Some(&session))
+                .unwrap(),
+            format!(r#"{{"n":{n}}}"#)
+        );
+    }
+}
+
+#[test]
+fn plugin_files_load_beside_the_directory() {
+    let mut config = Config::default();
+    config.plugins.files = vec![support::guest("legacy_counter")];
+    let host = Host::new(config).unwrap();
+    assert!(host.tools().iter().any(|t| t.name == "legacy-counter"));
+}

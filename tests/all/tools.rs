@@ -136,3 +136,40 @@ fn sessions_must_exist_and_account_for_their_calls() {
         Err(ToolError::Session(StoreError::NoSession))
     ));
 }
+
+/// A model's parallel tool calls in one session: every `add` gets its own
+/// number (the count is one atomic `increment`), in memory and in Redis.
+#[test]
+fn parallel_calls_in_one_session_lose_no_note() {
+    let server = crate::redis_server::RedisServer::start();
+    for redis in [None, Some(server.url())] {
+        let mut config = warmlane_host::Config::default();
+        config.redis.url = redis.clone();
+        let host = warmlane_host::Host::new(config).unwrap();
+        let session = SessionId::random();
+        host.open_session(&session).unwrap();
+        const CALLS: usize = 24;
+        std::thread::scope(|scope| {
+            for i in 0..CALLS {
+                let (host, session) = (&host, &session);
+                scope.spawn(move || {
+                    let input = format!(r#"{{"action":"add","text":"note {i}"}}"#);
+                    host.call_tool("notes", &input, Some(session)).unwrap();
+                });
+            }
+        });
+        let out = host
+            .call_tool("notes", r#"{"action":"list"}"#, Some(&session))
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut notes: Vec<String> = v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect();
+        notes.sort_by_key(|n| n[5..].parse::<usize>().unwrap());
+        let expected: Vec<String> = (0..CALLS).map(|i| format!("note {i}")).collect();
+        assert_eq!(notes, expected, "redis: {redis:?}");
+    }
+}

@@ -1,5 +1,5 @@
 //! A deliberately misbehaving tool, for the host's tests: it loops forever,
-//! allocates without bound, traps, or answers normally, as asked. It is
+//! allocates without bound, traps, panics, or answers normally, as asked. It is
 //! built with the other components but never embedded in the binary.
 
 wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
@@ -12,8 +12,8 @@ impl Guest for Hostile {
     fn describe() -> Description {
         Description {
             name: "hostile".into(),
-            description: "Misbehaves on request: loop, allocate, trap, or echo.".into(),
-            input_schema: r#"{"type":"object","properties":{"do":{"type":"string","enum":["loop","alloc","trap","echo"]}},"required":["do"]}"#.into(),
+            description: "Misbehaves on request: loop, allocate, trap, panic, or echo.".into(),
+            input_schema: r#"{"type":"object","properties":{"do":{"type":"string","enum":["loop","alloc","trap","panic","echo"]}},"required":["do"]}"#.into(),
         }
     }
 
@@ -32,7 +32,11 @@ impl Guest for Hostile {
             }
         }
         if input.contains("\"trap\"") {
-            panic!("asked to trap");
+            // A trap with no last words: not a panic.
+            core::arch::wasm32::unreachable();
+        }
+        if input.contains("\"panic\"") {
+            panic!("asked to panic");
         }
         Ok(input)
     }

@@ -7,7 +7,7 @@ wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 use serde_json::{Value, json};
 use warmlane::worker::log::{Level, write};
-use warmlane::worker::session::{self, SessionError};
+use warmlane::worker::session::{self, IncrementError, SessionError};
 
 struct Notes;
 
@@ -58,14 +58,17 @@ impl Guest for Notes {
                     .ok_or_else(|| {
                         ToolError::InvalidInput("`add` needs a non-empty `text`".into())
                     })?;
-                let next = session::get("count")
-                    .map_err(session_error)?
-                    .map_or(0u64, |v| String::from_utf8_lossy(&v).parse().unwrap_or(0))
-                    + 1;
+                // One atomic step, so parallel calls in a session never
+                // share a number (and overwrite each other's notes).
+                let next = session::increment("count", 1).map_err(|e| match e {
+                    IncrementError::Session(e) => session_error(e),
+                    IncrementError::NotACounter => {
+                        ToolError::Failed("the session's note count is not a number".into())
+                    }
+                })?;
                 // Zero-padded keys keep the notes in the order they were added.
                 session::set(&format!("{PREFIX}{next:010}"), text.as_bytes())
                     .map_err(session_error)?;
-                session::set("count", next.to_string().as_bytes()).map_err(session_error)?;
                 write(Level::Info, &format!("added note {next}"));
                 Ok(json!({ "added": next, "notes": list()?.len() }).to_string())
             }

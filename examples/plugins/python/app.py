@@ -17,10 +17,25 @@ SCHEMA = {
     "properties": {
         "counter": {"type": "string", "minLength": 1, "maxLength": 64},
         "by": {"type": "integer", "minimum": -1000000, "maximum": 1000000},
+        "expect": {"type": "integer", "description": "Add only if the counter is this now."},
     },
     "required": ["counter"],
     "additionalProperties": False,
 }
+
+
+def add_if(key: str, by: int, expect: int) -> int:
+    """Adds `by` to the counter under `key` only if it is `expect` now."""
+    stored = session.get(key)
+    now = int(stored) if stored is not None else 0
+    if now != expect:
+        # An exception is the tool failing, with its message.
+        raise ValueError(f"{key} is {now}, not {expect}")
+    value = now + by
+    # Stored only if nobody changed it since it was read.
+    if not session.compare_and_swap(key, stored, str(value).encode()):
+        raise ValueError(f"{key} changed while it was being updated")
+    return value
 
 
 class Tool(exports.Tool):
@@ -28,7 +43,7 @@ class Tool(exports.Tool):
         return tool.Description(
             name="counter-python",
             description="Adds `by` (default 1) to the session's counter named `counter` "
-            "and returns its new value.",
+            "(only if it is `expect`, when given) and returns its new value.",
             input_schema=json.dumps(SCHEMA),
         )
 
@@ -38,9 +53,12 @@ class Tool(exports.Tool):
         name, by = args["counter"], args.get("by", 1)
         key = "counter:" + name
         try:
-            stored = session.get(key)
-            value = (int(stored) if stored is not None else 0) + by
-            session.set(key, str(value).encode())
+            if "expect" in args:
+                value = add_if(key, by, args["expect"])
+            else:
+                # One atomic step: parallel calls in one session lose nothing
+                # (a get followed by a set would).
+                value = session.increment(key, by)
         except Err as e:
             raise Err(tool.ToolError_Failed(f"the session store refused: {e.value}"))
         log.write(log.Level.DEBUG, f"{name} = {value}")

@@ -70,10 +70,7 @@ impl Source {
     /// The plugin at `path`, with its precompiled file if one for exactly
     /// these bytes lies beside it.
     pub(crate) fn plugin(path: &Path) -> Result<Source> {
-        let name = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = crate::components::plugin_name(path);
         let wasm = std::fs::read(path)
             .with_context(|| format!("cannot read plugin {}", path.display()))?;
         let source = Source {

@@ -404,9 +404,21 @@ async fn readyz(State(app): Shared) -> Result<Response, ApiError> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let skipped: Vec<_> = r
+        .skipped
+        .iter()
+        .map(|p| {
+            json!({
+                "plugin": p.name,
+                "path": p.path,
+                "stage": p.stage.as_str(),
+                "reason": p.reason,
+            })
+        })
+        .collect();
     Ok((
         status,
-        Json(json!({ "ready": r.is_ready(), "not_ready": r.not_ready })),
+        Json(json!({ "ready": r.is_ready(), "not_ready": r.not_ready, "skipped": skipped })),
     )
         .into_response())
 }

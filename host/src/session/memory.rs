@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{CallRecord, SessionId, SessionStore, StoreError, Usage};
+use super::{CallRecord, IncrementError, SessionId, SessionStore, StoreError, Usage, counter};
 
 struct Entry {
     values: BTreeMap<String, Vec<u8>>,
@@ -14,6 +14,34 @@ struct Entry {
     usage: Usage,
     /// The last calls, oldest first.
     calls: VecDeque<CallRecord>,
+}
+
+impl Entry {
+    /// Stores `value` under `key` if the session stays within `limit` bytes.
+    fn put(&mut self, key: &str, value: Vec<u8>, limit: u64) -> Result<(), StoreError> {
+        let old = self
+            .values
+            .get(key)
+            .map_or(0, |v| (key.len() + v.len()) as u64);
+        let total = self.bytes - old + (key.len() + value.len()) as u64;
+        if total > limit {
+            return Err(StoreError::TooLarge(limit));
+        }
+        self.bytes = total;
+        self.values.insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Removes `key`; whether it was there.
+    fn remove(&mut self, key: &str) -> bool {
+        match self.values.remove(key) {
+            Some(v) => {
+                self.bytes -= (key.len() + v.len()) as u64;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 struct Sessions {
@@ -118,31 +146,46 @@ impl SessionStore for MemorySessionStore {
 
     fn set(&self, session: &SessionId, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         let limit = self.max_bytes;
-        self.entry(session, |e| {
-            let old = e
-                .values
-                .get(key)
-                .map_or(0, |v| (key.len() + v.len()) as u64);
-            let total = e.bytes - old + (key.len() + value.len()) as u64;
-            if total > limit {
-                return Err(StoreError::TooLarge(limit));
-            }
-            e.bytes = total;
-            e.values.insert(key.to_string(), value);
-            Ok(())
-        })
+        self.entry(session, |e| e.put(key, value, limit))
     }
 
     fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError> {
+        self.entry(session, |e| Ok(e.remove(key)))
+    }
+
+    fn compare_and_swap(
+        &self,
+        session: &SessionId,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let limit = self.max_bytes;
         self.entry(session, |e| {
-            Ok(match e.values.remove(key) {
-                Some(v) => {
-                    e.bytes -= (key.len() + v.len()) as u64;
-                    true
+            if e.values.get(key).map(Vec::as_slice) != expected {
+                return Ok(false);
+            }
+            match new {
+                Some(value) => e.put(key, value, limit)?,
+                None => {
+                    e.remove(key);
                 }
-                None => false,
-            })
+            }
+            Ok(true)
         })
+    }
+
+    fn increment(&self, session: &SessionId, key: &str, by: i64) -> Result<i64, IncrementError> {
+        let limit = self.max_bytes;
+        self.entry(session, |e| {
+            let now = e.values.get(key).map_or(Some(0), |v| counter(v));
+            let Some(n) = now.and_then(|n| n.checked_add(by)) else {
+                return Ok(None);
+            };
+            e.put(key, n.to_string().into_bytes(), limit)?;
+            Ok(Some(n))
+        })?
+        .ok_or(IncrementError::NotACounter)
     }
 
     fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError> {

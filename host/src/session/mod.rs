@@ -99,6 +99,30 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// Why [`SessionStore::increment`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IncrementError {
+    /// The store failed as in any other operation.
+    Store(StoreError),
+    /// The value under the key is not the decimal text of an `i64`, or the
+    /// sum would overflow one; the value is left as it was.
+    NotACounter,
+}
+
+impl From<StoreError> for IncrementError {
+    fn from(e: StoreError) -> Self {
+        IncrementError::Store(e)
+    }
+}
+
+/// The counter `value` holds: the canonical decimal text of an `i64` (no
+/// sign but `-`, no leading zeros, nothing around it), as Redis's
+/// `HINCRBY` reads it, so both stores agree on what a counter is.
+pub(crate) fn counter(value: &[u8]) -> Option<i64> {
+    let n: i64 = std::str::from_utf8(value).ok()?.parse().ok()?;
+    (n.to_string().as_bytes() == value).then_some(n)
+}
+
 /// What a session's calls have cost so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
@@ -177,6 +201,18 @@ pub trait SessionStore: Send + Sync + 'static {
     fn delete(&self, session: &SessionId, key: &str) -> Result<bool, StoreError>;
     /// The session's keys in lexicographic order.
     fn list_keys(&self, session: &SessionId) -> Result<Vec<String>, StoreError>;
+    /// In one atomic step: if `key` holds `expected` (`None`: absent),
+    /// stores `new` (`None`: removes the key); whether it did.
+    fn compare_and_swap(
+        &self,
+        session: &SessionId,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError>;
+    /// In one atomic step: adds `by` to the [counter](counter) under `key`
+    /// (absent counts as 0) and returns its new value.
+    fn increment(&self, session: &SessionId, key: &str, by: i64) -> Result<i64, IncrementError>;
     /// Adds one call's cost to the session's usage and the call to its log.
     fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError>;
     /// The session's usage so far.

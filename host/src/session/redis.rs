@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use redis::{Script, Value};
 
-use super::{CallRecord, SessionId, SessionStore, StoreError, Usage};
+use super::{CallRecord, IncrementError, SessionId, SessionStore, StoreError, Usage};
 use crate::redis_conn::Connections;
 
 /// Sessions kept in Redis, shared by every host that points at it.
@@ -48,8 +48,14 @@ impl RedisSessionStore {
         format!("{}:{{session:{id}}}", self.prefix)
     }
 
-    /// Runs `op` on session `id` with `args`; the reply after its status.
-    fn run(&self, id: &SessionId, op: &str, args: &[&[u8]]) -> Result<Vec<Value>, StoreError> {
+    /// Runs `op` on session `id` with `args`; the reply after its status,
+    /// or the status when it is not `ok`.
+    fn call(
+        &self,
+        id: &SessionId,
+        op: &str,
+        args: &[&[u8]],
+    ) -> Result<Result<Vec<Value>, Status>, StoreError> {
         let ttl_ms = self.ttl.as_millis().max(1) as u64;
         let reply: Vec<Value> = self
             .connections
@@ -64,17 +70,42 @@ impl RedisSessionStore {
             })
             .map_err(StoreError::Unavailable)?;
         let mut reply = reply.into_iter();
-        match reply.next() {
+        Ok(match reply.next() {
             Some(Value::BulkString(s)) if s == b"ok" => Ok(reply.collect()),
-            Some(Value::BulkString(s)) if s == b"no-session" => Err(StoreError::NoSession),
-            Some(Value::BulkString(s)) if s == b"too-large" => {
-                Err(StoreError::TooLarge(self.max_bytes))
+            Some(Value::BulkString(s)) if s == b"no-session" => Err(Status::NoSession),
+            Some(Value::BulkString(s)) if s == b"too-large" => Err(Status::TooLarge),
+            Some(Value::BulkString(s)) if s == b"not-a-counter" => Err(Status::NotACounter),
+            other => {
+                return Err(StoreError::Unavailable(format!(
+                    "unexpected reply from Redis: {other:?}"
+                )));
             }
-            other => Err(StoreError::Unavailable(format!(
-                "unexpected reply from Redis: {other:?}"
-            ))),
+        })
+    }
+
+    /// [`call`](Self::call) for the operations whose every refusal is a
+    /// [`StoreError`].
+    fn run(&self, id: &SessionId, op: &str, args: &[&[u8]]) -> Result<Vec<Value>, StoreError> {
+        self.call(id, op, args)?
+            .map_err(|status| self.refused(status, op))
+    }
+
+    fn refused(&self, status: Status, op: &str) -> StoreError {
+        match status {
+            Status::NoSession => StoreError::NoSession,
+            Status::TooLarge => StoreError::TooLarge(self.max_bytes),
+            Status::NotACounter => {
+                StoreError::Unavailable(format!("`{op}` answered not-a-counter"))
+            }
         }
     }
+}
+
+/// What `session.lua` answers instead of `ok`.
+enum Status {
+    NoSession,
+    TooLarge,
+    NotACounter,
 }
 
 fn int(v: Option<&Value>) -> Result<u64, StoreError> {
@@ -131,6 +162,44 @@ impl SessionStore for RedisSessionStore {
                 _ => None,
             })
             .collect())
+    }
+
+    fn compare_and_swap(
+        &self,
+        session: &SessionId,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let flag = |present: bool| if present { b"1" } else { b"0" };
+        let reply = self.run(
+            session,
+            "cas",
+            &[
+                key.as_bytes(),
+                flag(expected.is_some()),
+                expected.unwrap_or_default(),
+                flag(new.is_some()),
+                new.as_deref().unwrap_or_default(),
+            ],
+        )?;
+        Ok(int(reply.first())? == 1)
+    }
+
+    fn increment(&self, session: &SessionId, key: &str, by: i64) -> Result<i64, IncrementError> {
+        let by = by.to_string();
+        let reply = match self.call(session, "incr", &[key.as_bytes(), by.as_bytes()])? {
+            Ok(reply) => reply,
+            Err(Status::NotACounter) => return Err(IncrementError::NotACounter),
+            Err(status) => return Err(self.refused(status, "incr").into()),
+        };
+        match reply.first() {
+            Some(Value::BulkString(v)) => super::counter(v),
+            _ => None,
+        }
+        .ok_or_else(|| {
+            StoreError::Unavailable(format!("unexpected reply from Redis: {reply:?}")).into()
+        })
     }
 
     fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError> {

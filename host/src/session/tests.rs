@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use super::{
-    CallRecord, MemorySessionStore, RedisSessionStore, SessionId, SessionStore, StoreError, Usage,
+    CallRecord, IncrementError, MemorySessionStore, RedisSessionStore, SessionId, SessionStore,
+    StoreError, Usage,
 };
 
 use crate::redis_server::RedisServer;
@@ -54,7 +55,80 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
     );
     store.set(&a, "big", vec![7; 55]).unwrap(); // 4 + 58 = 62
     assert!(store.delete(&a, "big").unwrap());
-    store.set(&a, "more", vec![7; 10]).unwrap();
+    store.set(&a, "more", vec![7; 10]).unwrap(); // with "k": 18 of 64
+
+    // Compare-and-swap: from a value, from absence, to absence.
+    let cas = |key, expected: Option<&[u8]>, new: Option<&[u8]>| {
+        store.compare_and_swap(&a, key, expected, new.map(<[u8]>::to_vec))
+    };
+    assert_eq!(cas("c", None, Some(b"1")), Ok(true));
+    assert_eq!(cas("c", None, Some(b"2")), Ok(false), "the key is there");
+    assert_eq!(
+        cas("c", Some(b"2"), Some(b"3")),
+        Ok(false),
+        "the value differs"
+    );
+    assert_eq!(cas("c", Some(b"1"), Some(b"2")), Ok(true));
+    assert_eq!(store.get(&a, "c").unwrap(), Some(b"2".to_vec()));
+    assert_eq!(cas("c", Some(b"2"), None), Ok(true));
+    assert_eq!(store.get(&a, "c").unwrap(), None);
+    assert_eq!(cas("c", Some(b""), None), Ok(false), "empty is not absent");
+    assert_eq!(
+        cas("c", None, Some(&[7; 60])),
+        Err(StoreError::TooLarge(64))
+    );
+    assert_eq!(store.get(&a, "c").unwrap(), None);
+    assert_eq!(
+        store.compare_and_swap(&id("none"), "c", None, None),
+        Err(StoreError::NoSession)
+    );
+
+    // Counters: exact 64-bit sums of decimal text; anything else refused
+    // and left alone.
+    assert_eq!(store.increment(&a, "n", 5), Ok(5));
+    assert_eq!(store.increment(&a, "n", -7), Ok(-2));
+    assert_eq!(store.get(&a, "n").unwrap(), Some(b"-2".to_vec()));
+    store.set(&a, "n", b"40".to_vec()).unwrap();
+    assert_eq!(store.increment(&a, "n", 2), Ok(42));
+    for bad in [&b"007"[..], b"+1", b" 1", b"1.5", b"-0", b"", b"x"] {
+        store.set(&a, "n", bad.to_vec()).unwrap();
+        assert_eq!(
+            store.increment(&a, "n", 1),
+            Err(IncrementError::NotACounter),
+            "{bad:?}"
+        );
+        assert_eq!(store.get(&a, "n").unwrap(), Some(bad.to_vec()));
+    }
+    store
+        .set(&a, "n", i64::MAX.to_string().into_bytes())
+        .unwrap();
+    assert_eq!(
+        store.increment(&a, "n", 1),
+        Err(IncrementError::NotACounter)
+    );
+    assert_eq!(store.increment(&a, "n", -1), Ok(i64::MAX - 1));
+    assert_eq!(store.increment(&a, "n", i64::MIN), Ok(-2));
+    // A counter that would outgrow the session is refused and unchanged.
+    store.set(&a, "n", b"0".to_vec()).unwrap(); // 20
+    store.set(&a, "pad", vec![7; 41]).unwrap(); // 64: full
+    assert_eq!(store.increment(&a, "n", 9), Ok(9));
+    assert_eq!(
+        store.increment(&a, "n", 1),
+        Err(IncrementError::Store(StoreError::TooLarge(64)))
+    );
+    assert_eq!(store.get(&a, "n").unwrap(), Some(b"9".to_vec()));
+    assert!(store.delete(&a, "pad").unwrap());
+    assert!(store.delete(&a, "n").unwrap());
+    assert_eq!(
+        store.increment(&a, "fresh", 1),
+        Ok(1),
+        "a new key counts from 0"
+    );
+    assert!(store.delete(&a, "fresh").unwrap());
+    assert_eq!(
+        store.increment(&id("none"), "n", 1),
+        Err(IncrementError::Store(StoreError::NoSession))
+    );
 
     // Usage adds up, and the last calls are kept in order.
     let call = |n: u64| CallRecord {
@@ -109,10 +183,46 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
     assert_eq!(store.get(&a, "k"), Err(StoreError::NoSession));
 }
 
+/// Many threads updating one session at once, as a model's parallel tool
+/// calls do: every increment and every compare-and-swap counts.
+fn parallel_updates(store: &dyn SessionStore) {
+    const THREADS: usize = 8;
+    const EACH: i64 = 40;
+    let s = id("parallel");
+    store.create(&s).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..THREADS {
+            scope.spawn(|| {
+                for _ in 0..EACH {
+                    store.increment(&s, "hits", 1).unwrap();
+                    // A counter kept by read, compute, compare-and-swap.
+                    loop {
+                        let now = store.get(&s, "cas").unwrap();
+                        let n: i64 = now
+                            .as_deref()
+                            .map_or(0, |v| std::str::from_utf8(v).unwrap().parse().unwrap());
+                        let next = (n + 1).to_string().into_bytes();
+                        if store
+                            .compare_and_swap(&s, "cas", now.as_deref(), Some(next))
+                            .unwrap()
+                        {
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let total = (THREADS as i64 * EACH).to_string().into_bytes();
+    assert_eq!(store.get(&s, "hits").unwrap(), Some(total.clone()));
+    assert_eq!(store.get(&s, "cas").unwrap(), Some(total));
+}
+
 #[test]
 fn the_memory_store_passes_the_suite() {
     let ttl = Duration::from_millis(600);
     suite(&MemorySessionStore::new(64, ttl, CALL_LOG), ttl);
+    parallel_updates(&MemorySessionStore::new(1024, ttl * 100, CALL_LOG));
 }
 
 #[test]
@@ -129,6 +239,17 @@ fn the_redis_store_passes_the_suite_with_one_key_per_session() {
     )
     .unwrap();
     suite(&store, ttl);
+    parallel_updates(
+        &RedisSessionStore::new(
+            &server.url(),
+            "p",
+            1024,
+            ttl * 100,
+            CALL_LOG,
+            Duration::from_secs(1),
+        )
+        .unwrap(),
+    );
     let s = id("keys");
     store.create(&s).unwrap();
     store.set(&s, "one", b"1".to_vec()).unwrap();
