@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Proc, free_port, http, status_mib};
+use support::{Proc, example, free_port, http, status_mib};
 
 /// One start: time to the port opening, time to ready, peak and current RSS
 /// at ready, and where the components' code came from.
@@ -106,34 +106,6 @@ fn report(what: &str, (s, peak): &(Start, f64)) {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-/// Builds an example plugin with its own build script, unless it is built
-/// already and newer than its sources.
-fn example(dir: &Path, lang: &str, name: &str, out: &Path) -> PathBuf {
-    let wasm = out.join(format!("{name}.wasm"));
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("examples/plugins")
-        .join(lang);
-    let newest_source = std::fs::read_dir(&source)
-        .unwrap()
-        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
-        .max();
-    let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
-    if built.is_none() || built < newest_source {
-        let status = Command::new("sh")
-            .arg(source.join("build.sh"))
-            .arg(&wasm)
-            .status()
-            .expect("run sh");
-        assert!(
-            status.success(),
-            "building examples/plugins/{lang} failed (see above)"
-        );
-    }
-    let copy = dir.join(format!("{name}.wasm"));
-    std::fs::copy(&wasm, &copy).unwrap();
-    copy
 }
 
 fn compile(path: &Path) -> (Duration, f64) {

@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::Child;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// A process of ours, killed when dropped.
@@ -83,4 +84,82 @@ pub(crate) fn median(calls: usize, mut f: impl FnMut()) -> Duration {
         .collect();
     times.sort();
     times[times.len() / 2]
+}
+
+/// Builds an example plugin (`examples/plugins/LANG`) with its own build
+/// script into `out/NAME.wasm`, unless it is built already and newer than
+/// its sources, and copies it into `dir`.
+pub(crate) fn example(dir: &Path, lang: &str, name: &str, out: &Path) -> PathBuf {
+    let wasm = out.join(format!("{name}.wasm"));
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/plugins")
+        .join(lang);
+    let newest_source = std::fs::read_dir(&source)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok()?.modified().ok())
+        .max();
+    let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).ok();
+    if built.is_none() || built < newest_source {
+        let status = Command::new("sh")
+            .arg(source.join("build.sh"))
+            .arg(&wasm)
+            .status()
+            .expect("run sh");
+        assert!(
+            status.success(),
+            "building examples/plugins/{lang} failed (see above)"
+        );
+    }
+    let copy = dir.join(format!("{name}.wasm"));
+    std::fs::copy(&wasm, &copy).unwrap();
+    copy
+}
+
+/// One keep-alive HTTP/1.1 connection.
+pub(crate) struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    pub(crate) fn open(addr: &str) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// One request: the status and the body.
+    pub(crate) fn send(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let stream = self.reader.get_mut();
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body).unwrap();
+        let mut line = String::new();
+        self.reader.read_line(&mut line).unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.reader.read_exact(&mut body).unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
 }

@@ -115,9 +115,10 @@ pub(crate) struct LoadError {
     pub(crate) error: anyhow::Error,
 }
 
-/// Every generated world binding is a pool [`World`] the same way.
+/// Every generated world binding is a pool [`World`] the same way; a tool
+/// is primed by describing itself.
 macro_rules! pool_world {
-    ($world:ty, $pre:ty) => {
+    ($world:ty, $pre:ty $(, prime: $prime:expr)?) => {
         impl World for $world {
             type Pre = $pre;
             fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre> {
@@ -129,6 +130,11 @@ macro_rules! pool_world {
             ) -> wasmtime::Result<Self> {
                 pre.instantiate(store)
             }
+            $(
+                fn prime(&self, store: &mut Store<HostState>) -> wasmtime::Result<()> {
+                    $prime(self, store)
+                }
+            )?
         }
     };
 }
@@ -143,7 +149,11 @@ pool_world!(
 );
 pool_world!(
     ToolComponent,
-    crate::bindings::tool::ToolComponentPre<HostState>
+    crate::bindings::tool::ToolComponentPre<HostState>,
+    prime: |tool: &ToolComponent, store: &mut Store<HostState>| tool
+        .warmlane_worker_tool()
+        .call_describe(store)
+        .map(drop)
 );
 
 /// A compiled component whose imports the linker satisfies.

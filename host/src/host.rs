@@ -382,76 +382,17 @@ impl Host {
         let mut source = Source::plugin(path)?;
         // Compiled afresh, so that the time is what compiling costs.
         source.ahead = compile::Ahead::None;
-        let mut check = Check {
-            file: path.to_path_buf(),
-            size: source.wasm.len() as u64,
-            compile: None,
-            world: None,
-            version: None,
-            imports: Vec::new(),
-            exports: Vec::new(),
-            problems: Vec::new(),
-            tool: None,
-        };
-        if let Some(why) = inspect::not_a_component(&source.wasm) {
-            check.problems.push(why.to_string());
-            return Ok(check);
-        }
-        let compiled = match compile::component(&self.engine.engine, None, &source, true) {
-            Ok(compiled) => compiled,
-            Err(e) => {
-                check.problems.push(format!("{e:#}"));
-                return Ok(check);
-            }
-        };
-        check.compile = Some(compiled.took);
-        let engine = &self.engine.engine;
-        let ty = compiled.component.component_type();
-        check.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
-        check.imports = ty
-            .imports(engine)
-            .map(|(name, _)| inspect::Import {
-                name: name.to_string(),
-                verdict: inspect::verdict(name),
-            })
-            .collect();
-        let name = source.name.clone();
-        match components::classify(engine, &compiled.component) {
-            Ok(kind) => {
-                check.world = Some(kind);
-                check.version = check
-                    .exports
-                    .iter()
-                    .find(|e| kind.exported_as(e))
-                    .and_then(|e| e.split_once('@'))
-                    .map(|(_, v)| v.to_string());
-                if let Some(reference) = self.reference(kind) {
-                    check.problems.extend(inspect::export_differences(
-                        engine,
-                        kind,
-                        &compiled.component,
-                        reference,
-                    ));
-                }
-            }
-            Err(e) => check
-                .problems
-                .push(format!("it implements no warmlane world: {e:#}")),
-        }
-        for import in &check.imports {
-            if let inspect::Verdict::Missing(what) = import.verdict {
-                check
-                    .problems
-                    .push(format!("it imports `{}`: {what}", import.name));
-            }
-        }
+        let (mut check, compiled) = inspect::inspect(&self.engine.engine, path, &source, |kind| {
+            self.reference(kind)
+        });
+        let name = source.name.as_str();
         if self.components.iter().any(|c| c.name == name) {
             check.problems.push(format!(
                 "its name `{name}` (the file's) is a built-in component's; rename the file"
             ));
         }
-        if check.problems.is_empty() {
-            match self.load_compiled(&name, compiled, false) {
+        if let (true, Some(compiled)) = (check.problems.is_empty(), compiled) {
+            match self.load_compiled(name, compiled, false) {
                 Ok(()) => {
                     check.tool = self
                         .tools
@@ -571,6 +512,7 @@ impl Host {
         let name = loaded.name.clone();
         let limits = self.config.limits_for(&name);
         let (engine, tick) = (self.engine.engine.clone(), self.engine.tick);
+        let most_ready = limits.warm + self.engine.headroom;
         let key: Arc<str> = name.as_str().into();
         let (kind, component) = (loaded.kind, loaded.pre.component().clone());
         let exports = |e| self.exports_error(kind, &component, e);
@@ -579,21 +521,25 @@ impl Host {
                 let pre = loaded
                     .checked::<PageParserComponent>(&self.engine.engine)
                     .map_err(exports)?;
-                self.parsers
-                    .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
+                self.parsers.insert(
+                    name,
+                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick)),
+                );
             }
             WorldKind::Chunker => {
                 let pre = loaded
                     .checked::<ChunkerComponent>(&self.engine.engine)
                     .map_err(exports)?;
-                self.chunkers
-                    .insert(name, Arc::new(Pool::new(key, engine, pre, limits, tick)));
+                self.chunkers.insert(
+                    name,
+                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick)),
+                );
             }
             WorldKind::Tool => {
                 let pre = loaded
                     .checked::<ToolComponent>(&self.engine.engine)
                     .map_err(exports)?;
-                let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, tick))
+                let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, most_ready, tick))
                     .map_err(LoadStage::Describe.of())?;
                 if self.tools.contains_key(&tool.info.name) {
                     return Err(LoadStage::Name.of()(anyhow::anyhow!(

@@ -4,14 +4,15 @@
 //! of each import; its size and its compile time.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 
-use crate::components::WorldKind;
+use crate::compile::{self, Compiled, Source};
+use crate::components::{self, WorldKind};
 use crate::tools::ToolInfo;
 
 /// What the host makes of one import.
@@ -65,8 +66,83 @@ impl Check {
     }
 }
 
+/// Everything a check can tell without loading `source` (read from
+/// `path`): what its first bytes are, whether it compiles and how long that
+/// takes, its world and version, how its exports differ from those of
+/// `reference(world)` (a component the host knows fits), and its imports;
+/// with the compiled component, when it compiled.
+pub(crate) fn inspect<'r>(
+    engine: &Engine,
+    path: &Path,
+    source: &Source,
+    reference: impl FnOnce(WorldKind) -> Option<&'r Component>,
+) -> (Check, Option<Compiled>) {
+    let mut check = Check {
+        file: path.to_path_buf(),
+        size: source.wasm.len() as u64,
+        compile: None,
+        world: None,
+        version: None,
+        imports: Vec::new(),
+        exports: Vec::new(),
+        problems: Vec::new(),
+        tool: None,
+    };
+    if let Some(why) = not_a_component(&source.wasm) {
+        check.problems.push(why.to_string());
+        return (check, None);
+    }
+    let compiled = match compile::component(engine, None, source, true) {
+        Ok(compiled) => compiled,
+        Err(e) => {
+            check.problems.push(format!("{e:#}"));
+            return (check, None);
+        }
+    };
+    check.compile = Some(compiled.took);
+    let ty = compiled.component.component_type();
+    check.exports = ty.exports(engine).map(|(n, _)| n.to_string()).collect();
+    check.imports = ty
+        .imports(engine)
+        .map(|(name, _)| Import {
+            name: name.to_string(),
+            verdict: verdict(name),
+        })
+        .collect();
+    match components::classify(engine, &compiled.component) {
+        Ok(kind) => {
+            check.world = Some(kind);
+            check.version = check
+                .exports
+                .iter()
+                .find(|e| kind.exported_as(e))
+                .and_then(|e| e.split_once('@'))
+                .map(|(_, v)| v.to_string());
+            if let Some(reference) = reference(kind) {
+                check.problems.extend(export_differences(
+                    engine,
+                    kind,
+                    &compiled.component,
+                    reference,
+                ));
+            }
+        }
+        Err(e) => check
+            .problems
+            .push(format!("it implements no warmlane world: {e:#}")),
+    }
+    for import in &check.imports {
+        if let Verdict::Missing(what) = import.verdict {
+            check
+                .problems
+                .push(format!("it imports `{}`: {what}", import.name));
+        }
+    }
+    (check, Some(compiled))
+}
+
 /// What the file's first bytes say it is, when it is not a component.
-pub(crate) fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
+fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
     match bytes.get(..8) {
         Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => Some(
             "it is a core WebAssembly module, not a component: build it for wasm32-wasip2 (Rust), with componentize-py or jco (Python, JavaScript), or wrap it with `wasm-tools component new`",
@@ -79,7 +155,7 @@ pub(crate) fn not_a_component(bytes: &[u8]) -> Option<&'static str> {
 /// What the host makes of an import named `name` (the linker has the last
 /// word: a component whose import it cannot satisfy is refused with its
 /// reason, whatever this says).
-pub(crate) fn verdict(name: &str) -> Verdict {
+fn verdict(name: &str) -> Verdict {
     let (interface, version) = name.split_once('@').unwrap_or((name, ""));
     let wasi = version.starts_with("0.2.");
     match interface {

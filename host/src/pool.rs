@@ -1,15 +1,19 @@
 //! Warm pools: ready instances of one component, instantiated ahead of need.
 //!
-//! Each pool keeps `warm` instances instantiated from the component's
-//! `InstancePre`, each in its own `Store` with its limits set. Taking one
-//! costs a lock and a pop; when none is ready the caller instantiates on
-//! demand (a *miss*). A background thread refills the pool and drops used
-//! instances, so neither instantiation nor teardown sits on the hot path.
-//! A pool never decides what to call; it hands out instances and takes them
-//! back.
+//! Each pool keeps at least `warm` instances instantiated from the
+//! component's `InstancePre`, each in its own `Store` with its limits set,
+//! and primed (a tool has described itself, so the pages every call writes
+//! are written already). Taking one costs a lock and a pop; when none is
+//! ready the caller instantiates on demand (a *miss*). A background thread
+//! refills the pool and drops used instances, so neither instantiation nor
+//! teardown sits on the hot path. A miss raises the pool's target (up to
+//! what its share of instance slots allows), so that a burst or a run of
+//! calls faster than one refill is absorbed next time; a target that has
+//! not been needed for a while comes back down. A pool never decides what
+//! to call; it hands out instances and takes them back.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,13 @@ pub(crate) trait World: Sized + Send + 'static {
     fn pre(pre: InstancePre<HostState>) -> wasmtime::Result<Self::Pre>;
     /// Instantiates into `store`.
     fn instantiate(pre: &Self::Pre, store: &mut Store<HostState>) -> wasmtime::Result<Self>;
+    /// Readies a new instance for its call, before it is handed out, without
+    /// changing what the call will see (a tool's `describe`, which may not
+    /// depend on state): the pages a call always writes are then written in
+    /// the background, not on the caller's time. By default nothing.
+    fn prime(&self, _store: &mut Store<HostState>) -> wasmtime::Result<()> {
+        Ok(())
+    }
 }
 
 /// What a pool has done, for metrics and readiness.
@@ -76,6 +87,8 @@ struct Warm<W> {
     store: Store<HostState>,
     world: W,
     calls: u32,
+    /// Whether it has been primed (or has served a call already).
+    primed: bool,
 }
 
 struct Shared<W: World> {
@@ -93,8 +106,20 @@ struct Shared<W: World> {
     warmed: AtomicBool,
     /// Why the refill thread's last attempt failed, while it keeps failing.
     refill_error: Mutex<Option<String>>,
+    /// Instances to keep ready now: `limits.warm`, raised by misses up to
+    /// `most`.
+    target: AtomicUsize,
+    /// The highest target: the pool's share of the engine's instance slots.
+    most: usize,
+    /// When the target last rose or fell.
+    retargeted: Mutex<Instant>,
+    /// Leases out now.
+    in_flight: AtomicUsize,
     counters: Counters,
 }
+
+/// How long a raised target stays unneeded before it falls by one.
+const TARGET_DECAY: Duration = Duration::from_secs(30);
 
 /// A warm pool of one component's instances.
 pub(crate) struct Pool<W: World> {
@@ -103,18 +128,21 @@ pub(crate) struct Pool<W: World> {
 
 impl<W: World> Pool<W> {
     /// Starts a pool; it fills in the background (see [`Pool::wait_warm`]).
+    /// `most_ready` bounds how far misses raise the number of instances
+    /// kept ready (at least `limits.warm`).
     pub(crate) fn new(
         name: Arc<str>,
         engine: Engine,
         pre: W::Pre,
         limits: InstanceConfig,
+        most_ready: usize,
         tick: Duration,
     ) -> Self {
         let shared = Arc::new(Shared {
             name,
             engine,
             pre,
-            limits,
+            limits: limits.clone(),
             tick,
             ready: Mutex::new(VecDeque::new()),
             changed: Condvar::new(),
@@ -122,6 +150,10 @@ impl<W: World> Pool<W> {
             closed: AtomicBool::new(false),
             warmed: AtomicBool::new(false),
             refill_error: Mutex::new(None),
+            target: AtomicUsize::new(limits.warm),
+            most: most_ready.max(limits.warm),
+            retargeted: Mutex::new(Instant::now()),
+            in_flight: AtomicUsize::new(0),
             counters: Counters::default(),
         });
         let worker = shared.clone();
@@ -153,6 +185,14 @@ impl<W: World> Pool<W> {
     ) -> Result<Lease<'_, W>, CallError> {
         let start = Instant::now();
         let shared = &*self.shared;
+        let in_flight = shared.in_flight.fetch_add(1, Ordering::AcqRel) + 1;
+        // Counted out until dropped, whether or not an instance comes.
+        let mut lease = Lease {
+            pool: shared,
+            warm: None,
+            poisoned: false,
+            cpu: Duration::ZERO,
+        };
         // The refill thread is woken when the lease is dropped, after the
         // call, so that refilling never competes with the call it serves.
         let popped = shared.lock_ready().pop_front();
@@ -163,6 +203,7 @@ impl<W: World> Pool<W> {
             }
             None => {
                 shared.counters.misses.fetch_add(1, Ordering::Relaxed);
+                shared.raise_target(in_flight);
                 shared.instantiate_under_pressure()?
             }
         };
@@ -170,12 +211,8 @@ impl<W: World> Pool<W> {
         data.session = session;
         data.job = job;
         shared.counters.acquire.record(start.elapsed());
-        Ok(Lease {
-            pool: shared,
-            warm: Some(warm),
-            poisoned: false,
-            cpu: Duration::ZERO,
-        })
+        lease.warm = Some(warm);
+        Ok(lease)
     }
 
     /// Waits until the pool holds its target of ready instances, or `timeout`
@@ -219,7 +256,7 @@ impl<W: World> Pool<W> {
         let c = &self.shared.counters;
         PoolStats {
             ready: self.shared.lock_ready().len(),
-            target: self.shared.limits.warm,
+            target: self.shared.target.load(Ordering::Relaxed),
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
             timeouts: c.timeouts.load(Ordering::Relaxed),
@@ -244,6 +281,42 @@ impl<W: World> Shared<W> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// After a miss with `in_flight` leases out: keep one more ready, and
+    /// at least enough for that many calls at once beside `warm` more.
+    fn raise_target(&self, in_flight: usize) {
+        if self.limits.warm == 0 {
+            return;
+        }
+        let now = self.target.load(Ordering::Relaxed);
+        let want = (now + 1).max(in_flight + self.limits.warm).min(self.most);
+        if want > now {
+            self.target.fetch_max(want, Ordering::Relaxed);
+        }
+        *self.retargeted.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// Lowers a raised target by one once it has gone unneeded for
+    /// [`TARGET_DECAY`]; what it no longer keeps is thrown away.
+    fn lower_target(&self) {
+        let now = self.target.load(Ordering::Relaxed);
+        if now <= self.limits.warm {
+            return;
+        }
+        let mut since = self.retargeted.lock().unwrap_or_else(|p| p.into_inner());
+        if since.elapsed() < TARGET_DECAY {
+            return;
+        }
+        *since = Instant::now();
+        drop(since);
+        self.target.store(now - 1, Ordering::Relaxed);
+        let surplus: Vec<Warm<W>> = {
+            let mut ready = self.lock_ready();
+            let keep = ready.len().min(now - 1);
+            ready.drain(keep..).collect()
+        };
+        drop(surplus);
+    }
+
     fn instantiate(&self) -> Result<Warm<W>, CallError> {
         let mut store = Store::new(
             &self.engine,
@@ -261,6 +334,7 @@ impl<W: World> Shared<W> {
                 store,
                 world,
                 calls: 0,
+                primed: false,
             }),
             Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
                 Err(CallError::PoolExhausted {
@@ -294,13 +368,29 @@ impl<W: World> Shared<W> {
             if self.closed.load(Ordering::Acquire) {
                 return;
             }
+            self.lower_target();
             let short = {
-                let ready = self.lock_ready();
-                if ready.len() >= self.limits.warm && self.graveyard_empty() {
-                    let _ = self.changed.wait_timeout(ready, Duration::from_millis(250));
+                let mut ready = self.lock_ready();
+                let target = self.target.load(Ordering::Relaxed);
+                if ready.len() >= target && self.graveyard_empty() {
+                    // Nothing to make: prime what is ready but not primed
+                    // (under a steady load there is no time for it, and
+                    // instances go out as they are).
+                    match ready.iter().rposition(|w| !w.primed) {
+                        Some(at) => {
+                            let unprimed = ready.remove(at);
+                            drop(ready);
+                            if let Some(warm) = unprimed {
+                                self.prime(warm);
+                            }
+                        }
+                        None => {
+                            let _ = self.changed.wait_timeout(ready, Duration::from_millis(250));
+                        }
+                    }
                     continue;
                 }
-                ready.len() < self.limits.warm
+                ready.len() < target
             };
             if !short {
                 continue;
@@ -325,6 +415,10 @@ impl<W: World> Shared<W> {
                     self.changed.notify_all();
                 }
                 Err(e) => {
+                    if matches!(e, CallError::PoolExhausted { .. }) {
+                        // No slot for more: keep only what was asked for.
+                        self.target.store(self.limits.warm, Ordering::Relaxed);
+                    }
                     let why = e.to_string();
                     let mut last = self.refill_error.lock().unwrap_or_else(|p| p.into_inner());
                     if last.as_deref() != Some(why.as_str()) {
@@ -336,6 +430,22 @@ impl<W: World> Shared<W> {
                     let _ = self.changed.wait_timeout(self.lock_ready(), pause);
                     pause = (pause * 2).min(Duration::from_secs(5));
                 }
+            }
+        }
+    }
+
+    /// Primes a ready instance and puts it first in line; one that fails
+    /// to prime is thrown away (the refill makes another).
+    fn prime(&self, mut warm: Warm<W>) {
+        match warm.world.prime(&mut warm.store) {
+            Ok(()) => {
+                warm.primed = true;
+                self.lock_ready().push_front(warm);
+                self.changed.notify_all();
+            }
+            Err(e) => {
+                tracing::debug!(component = %self.name, error = %e, "an instance failed to prime");
+                self.dispose(warm.store);
             }
         }
     }
@@ -398,8 +508,6 @@ impl<W: World> Lease<'_, W> {
         self.call_within(None, f)
     }
 
-    /// CPU time the last call used (the thread's, from the call's start to
-    /// its end).
     /// What the instance wrote to stderr (a panic's or an uncaught
     /// exception's message, usually), trimmed.
     pub(crate) fn stderr(&self) -> String {
@@ -416,6 +524,8 @@ impl<W: World> Lease<'_, W> {
             .is_some_and(|w| w.store.data().wanted_session)
     }
 
+    /// CPU time the last call used (the thread's, from the call's start to
+    /// its end).
     pub(crate) fn cpu_used(&self) -> Duration {
         self.cpu
     }
@@ -501,10 +611,11 @@ impl<W: World> Lease<'_, W> {
 
 impl<W: World> Drop for Lease<'_, W> {
     fn drop(&mut self) {
+        let pool = self.pool;
+        pool.in_flight.fetch_sub(1, Ordering::AcqRel);
         let Some(mut warm) = self.warm.take() else {
             return;
         };
-        let pool = self.pool;
         let peak = warm.store.data().limiter.peak;
         pool.counters.memory_peak.fetch_max(peak, Ordering::Relaxed);
         if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
@@ -512,7 +623,7 @@ impl<W: World> Drop for Lease<'_, W> {
             data.session = None;
             data.job = None;
             let mut ready = pool.lock_ready();
-            if ready.len() < pool.limits.warm {
+            if ready.len() < pool.target.load(Ordering::Relaxed) {
                 ready.push_front(warm);
                 drop(ready);
                 pool.changed.notify_all();
