@@ -7,12 +7,14 @@
 //!
 //! Run: `cargo bench --bench serve`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+mod support;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use support::Conn;
 use warmlane_host::{Config, Host};
 
 const INPUT: &[u8] = br#"{"text":"Warm pools serve calls. Lanes keep light work moving."}"#;
@@ -26,71 +28,50 @@ enum Route {
     Mcp,
 }
 
-/// One keep-alive HTTP/1.1 connection.
+/// One keep-alive connection calling the tool one way.
 struct Client {
-    reader: BufReader<TcpStream>,
-    request: Vec<u8>,
+    conn: Conn,
+    path: &'static str,
+    headers: &'static [(&'static str, &'static str)],
+    body: Vec<u8>,
     route: Route,
 }
 
 impl Client {
     fn connect(addr: &str, route: Route) -> Client {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).unwrap();
         let input = std::str::from_utf8(INPUT).unwrap();
-        let (path, headers, body) = match route {
-            Route::Api => ("/v1/tools/text-stats", String::new(), input.to_string()),
+        let (path, headers, body): (_, &[(&str, &str)], _) = match route {
+            Route::Api => ("/v1/tools/text-stats", &[], input.to_string()),
             Route::Mcp => (
                 "/mcp",
-                "Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: text-stats\r\n".to_string(),
+                &[
+                    ("Accept", "application/json, text/event-stream"),
+                    ("MCP-Protocol-Version", "2026-07-28"),
+                    ("Mcp-Method", "tools/call"),
+                    ("Mcp-Name", "text-stats"),
+                ],
                 format!(
                     r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"text-stats","arguments":{input},"_meta":{{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{{}}}}}}}}"#
                 ),
             ),
         };
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{headers}Content-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .into_bytes();
         Client {
-            reader: BufReader::new(stream),
-            request,
+            conn: Conn::open(addr),
+            path,
+            headers,
+            body: body.into_bytes(),
             route,
         }
     }
 
     /// One call; whether it answered.
     fn call(&mut self) -> bool {
-        self.reader.get_mut().write_all(&self.request).unwrap();
-        let mut line = String::new();
-        self.reader.read_line(&mut line).unwrap();
-        let status = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut length = 0;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':')
-                && k.eq_ignore_ascii_case("content-length")
-            {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        self.reader.read_exact(&mut body).unwrap();
+        let (status, body) = self
+            .conn
+            .send_with("POST", self.path, self.headers, &self.body);
         match self.route {
             Route::Api => status == 200,
-            Route::Mcp => {
-                const OK: &[u8] = b"\"isError\":false";
-                status == 200 && body.windows(OK.len()).any(|w| w == OK)
-            }
+            Route::Mcp => status == 200 && body.contains("\"isError\":false"),
         }
     }
 }

@@ -118,6 +118,8 @@ pub(crate) fn example(dir: &Path, lang: &str, name: &str, out: &Path) -> PathBuf
 /// One keep-alive HTTP/1.1 connection.
 pub(crate) struct Conn {
     reader: BufReader<TcpStream>,
+    /// The `Host` header: the address (MCP refuses other names).
+    host: String,
 }
 
 impl Conn {
@@ -126,13 +128,30 @@ impl Conn {
         stream.set_nodelay(true).unwrap();
         Conn {
             reader: BufReader::new(stream),
+            host: addr.to_string(),
         }
     }
 
     /// One request: the status and the body.
     pub(crate) fn send(&mut self, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+        self.send_with(method, path, &[], body)
+    }
+
+    /// One request with further `headers`: the status and the body.
+    pub(crate) fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, String) {
+        let extra: String = headers
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}\r\n"))
+            .collect();
         let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
+            self.host,
             body.len()
         );
         let stream = self.reader.get_mut();
