@@ -2,11 +2,11 @@
 //!
 //! Each pool keeps at least `warm` instances instantiated from the
 //! component's `InstancePre`, each in its own `Store` with its limits set,
-//! and primed (a tool has described itself, so the pages every call writes
-//! are written already). Taking one costs a lock and a pop; when none is
-//! ready the caller instantiates on demand (a *miss*). A background thread
-//! refills the pool and drops used instances, so neither instantiation nor
-//! teardown sits on the hot path. A miss raises the pool's target (up to
+//! and, when the pool has time, primed (a tool has described itself, so the
+//! pages every call writes are written already). Taking one costs a lock
+//! and a pop; when none is ready the caller instantiates on demand (a
+//! *miss*). A background thread refills the pool and drops used instances,
+//! so neither instantiation nor teardown sits on the hot path. A miss raises the pool's target (up to
 //! what its share of instance slots allows), so that a burst or a run of
 //! calls faster than one refill is absorbed next time; a target that has
 //! not been needed for a while comes back down. A pool never decides what
@@ -115,6 +115,9 @@ struct Shared<W: World> {
     retargeted: Mutex<Instant>,
     /// Leases out now.
     in_flight: AtomicUsize,
+    /// Cleared when priming an instance fails: the pool then stops priming
+    /// rather than make and lose instances in a loop.
+    priming: AtomicBool,
     counters: Counters,
 }
 
@@ -154,6 +157,7 @@ impl<W: World> Pool<W> {
             most: most_ready.max(limits.warm),
             retargeted: Mutex::new(Instant::now()),
             in_flight: AtomicUsize::new(0),
+            priming: AtomicBool::new(true),
             counters: Counters::default(),
         });
         let worker = shared.clone();
@@ -376,7 +380,8 @@ impl<W: World> Shared<W> {
                     // Nothing to make: prime what is ready but not primed
                     // (under a steady load there is no time for it, and
                     // instances go out as they are).
-                    match ready.iter().rposition(|w| !w.primed) {
+                    let priming = self.priming.load(Ordering::Relaxed);
+                    match ready.iter().rposition(|w| priming && !w.primed) {
                         Some(at) => {
                             let unprimed = ready.remove(at);
                             drop(ready);
@@ -434,8 +439,9 @@ impl<W: World> Shared<W> {
         }
     }
 
-    /// Primes a ready instance and puts it first in line; one that fails
-    /// to prime is thrown away (the refill makes another).
+    /// Primes a ready instance and puts it first in line. One that fails to
+    /// prime is thrown away (the refill makes another), and the pool stops
+    /// priming.
     fn prime(&self, mut warm: Warm<W>) {
         match warm.world.prime(&mut warm.store) {
             Ok(()) => {
@@ -444,7 +450,8 @@ impl<W: World> Shared<W> {
                 self.changed.notify_all();
             }
             Err(e) => {
-                tracing::debug!(component = %self.name, error = %e, "an instance failed to prime");
+                self.priming.store(false, Ordering::Relaxed);
+                tracing::warn!(component = %self.name, error = %e, "an instance failed to prime (to describe itself); this pool no longer primes");
                 self.dispose(warm.store);
             }
         }
@@ -619,6 +626,7 @@ impl<W: World> Drop for Lease<'_, W> {
         let peak = warm.store.data().limiter.peak;
         pool.counters.memory_peak.fetch_max(peak, Ordering::Relaxed);
         if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
+            warm.primed = true;
             let data = warm.store.data_mut();
             data.session = None;
             data.job = None;

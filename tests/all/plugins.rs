@@ -221,3 +221,44 @@ fn plugin_files_load_beside_the_directory() {
     let host = Host::new(config).unwrap();
     assert!(host.tools().iter().any(|t| t.name == "legacy-counter"));
 }
+
+/// Calls that find no ready instance raise the pool's target, so the next
+/// as many calls at once find them ready; never past the pool's share of
+/// the slots the host sized (warm + 2 per core).
+#[test]
+fn misses_raise_the_pools_target_within_its_share() {
+    let mut config = Config::from_toml("[components.slow]\nwarm = 1\ndeadline_ms = 150\n").unwrap();
+    config.plugins.dir = Some(support::plugin_dir("plugin-target", &[("hostile", "slow")]));
+    let host = Host::new(config).unwrap();
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    let target = || {
+        host.pool_stats()
+            .into_iter()
+            .find(|(n, _)| n == "slow")
+            .unwrap()
+            .1
+    };
+    assert_eq!(target().target, 1);
+    // Four calls at once, each holding its instance until its deadline.
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                host.call_tool("hostile", r#"{"do":"loop"}"#, None)
+                    .unwrap_err()
+            });
+        }
+    });
+    let stats = target();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(stats.misses >= 3, "{stats:?}");
+    assert!(
+        stats.target >= 3 && stats.target <= 1 + 2 * cores,
+        "{stats:?}"
+    );
+    // The pool fills to its new target.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while target().ready < stats.target {
+        assert!(std::time::Instant::now() < deadline, "{:?}", target());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
