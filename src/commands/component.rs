@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use warmlane_host::{Host, SessionId, WorldKind};
+use warmlane_host::{Host, WorldKind};
 
 use crate::cli::ConfigArgs;
 
@@ -142,42 +142,34 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
             let host = Host::new(config)?;
             let component = super::component_name(&file);
             let Some(tool) = host.tools().into_iter().find(|t| t.component == component) else {
-                let world = host
+                let Some(world) = host
                     .components()
                     .iter()
                     .find(|c| c.name == component)
-                    .map(|c| c.world);
+                    .map(|c| c.world)
+                else {
+                    // Only with plugins.on_error = "skip" in --config.
+                    let why = host.skipped_plugins().iter().find(|p| p.name == component);
+                    bail!(
+                        "{} was not loaded: {}",
+                        file.display(),
+                        why.map_or("another component has its name".into(), |p| p
+                            .reason
+                            .clone())
+                    );
+                };
+                let flag = if world == WorldKind::Chunker {
+                    "chunker"
+                } else {
+                    "parser"
+                };
                 bail!(
-                    "{} implements world `{}`, not a tool: try it on a PDF with `warmlane run --{} {} FILE.pdf`",
+                    "{} implements world `{world}`, not a tool: try it on a PDF with `warmlane run --{flag} {} FILE.pdf`",
                     file.display(),
-                    world.map_or("?".to_string(), |w| w.to_string()),
-                    if world == Some(WorldKind::Chunker) {
-                        "chunker"
-                    } else {
-                        "parser"
-                    },
                     file.display()
                 );
             };
-            // Without --session, the call gets a session of its own.
-            let session = match session {
-                Some(id) => {
-                    let id = SessionId::parse(&id).map_err(anyhow::Error::msg)?;
-                    host.open_session(&id)?;
-                    id
-                }
-                None => host.create_session()?,
-            };
-            match host.call_tool(&tool.name, &input, Some(&session)) {
-                Ok(output) => {
-                    println!("{output}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("warmlane: tool `{}`: {e}", tool.name);
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+            super::tools::call(&host, &tool.name, &input, session.as_deref())
         }
     }
 }

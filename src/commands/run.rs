@@ -85,13 +85,12 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
         Some(Unit::Characters) => p.chunk_unit = ChunkUnit::Characters,
     }
     // A component given by file is loaded as a plugin, under its file's name.
-    let stem = |file: &PathBuf| super::component_name(file);
     if let Some(file) = &args.parser {
-        config.pipeline.parser = stem(file);
+        config.pipeline.parser = super::component_name(file);
         config.plugins.files.push(file.clone());
     }
     if let Some(file) = &args.chunker {
-        config.pipeline.chunker = stem(file);
+        config.pipeline.chunker = super::component_name(file);
         config.plugins.files.push(file.clone());
     }
     config.validate()?;

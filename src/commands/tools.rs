@@ -50,28 +50,36 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
             name,
             input,
             session,
-        } => {
-            // Without --session, the call gets a session of its own, which
-            // lives as long as this process (or, with Redis, its time to live).
-            let host = Host::new(config)?;
-            let session = match session {
-                Some(id) => {
-                    let id = SessionId::parse(&id).map_err(anyhow::Error::msg)?;
-                    host.open_session(&id)?;
-                    id
-                }
-                None => host.create_session()?,
-            };
-            match host.call_tool(&name, &input, Some(&session)) {
-                Ok(output) => {
-                    println!("{output}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    eprintln!("warmlane: tool `{name}`: {e}");
-                    Ok(ExitCode::FAILURE)
-                }
-            }
+        } => call(&Host::new(config)?, &name, &input, session.as_deref()),
+    }
+}
+
+/// Calls tool `name` with `input` in session `session` (continued), or in a
+/// session of its own (which lives as long as this process or, with Redis,
+/// its time to live); the output on stdout, or the error on stderr and a
+/// failing exit code.
+pub(crate) fn call(
+    host: &Host,
+    name: &str,
+    input: &str,
+    session: Option<&str>,
+) -> Result<ExitCode> {
+    let session = match session {
+        Some(id) => {
+            let id = SessionId::parse(id).map_err(anyhow::Error::msg)?;
+            host.open_session(&id)?;
+            id
+        }
+        None => host.create_session()?,
+    };
+    match host.call_tool(name, input, Some(&session)) {
+        Ok(output) => {
+            println!("{output}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("warmlane: tool `{name}`: {e}");
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -65,7 +65,8 @@ fn run_script(dir: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> 
         // compiled dependencies.
         .env(
             "CARGO_TARGET_DIR",
-            Path::new(support::guest("notes").parent().unwrap())
+            // ARTIFACTS_DIR is DIR/wasm32-wasip2/release.
+            Path::new(warmlane_host::builtin::ARTIFACTS_DIR)
                 .ancestors()
                 .nth(2)
                 .unwrap(),
