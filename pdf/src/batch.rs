@@ -170,6 +170,8 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     // TrueType/CFF programs are never read by a parser, so leave them out.
     let mut mapped_fonts: HashSet<ObjectId> = HashSet::new();
     let mut programless: HashSet<ObjectId> = HashSet::new();
+    // Type 1 font programs: a parser reads only their clear-text part.
+    let mut type1_programs: HashSet<ObjectId> = HashSet::new();
     while let Some((old, new)) = b.queue.pop_front() {
         let mut obj = match file.get(old) {
             Ok(obj) => obj,
@@ -204,6 +206,14 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
                 dict.remove(b"FontFile2");
                 dict.remove(b"FontFile3");
             }
+            if let Ok(Object::Reference(program)) = dict.get(b"FontFile") {
+                type1_programs.insert(*program);
+            }
+        }
+        if let Object::Stream(stream) = &mut obj
+            && type1_programs.contains(&old)
+        {
+            keep_clear_text(stream);
         }
         if let Object::Stream(stream) = &mut obj
             && stream.dict.get(b"Subtype").and_then(Object::as_name).ok()
@@ -241,6 +251,44 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     Ok(out)
 }
 
+/// The most of a Type 1 font program's clear-text part a batch keeps.
+const CLEAR_TEXT_MAX: u64 = 256 << 10;
+
+/// Cuts a Type 1 font program (`FontFile`) down to its clear-text part,
+/// through `eexec`, stored unfiltered: all a parser reads of it (its
+/// built-in encoding), and a tenth of its bytes. A program that is not one
+/// Flate stream, or whose clear text does not end with `eexec` within
+/// `Length1` bytes, is left whole.
+fn keep_clear_text(stream: &mut lopdf::Stream) {
+    use std::io::Read;
+    let flate = matches!(stream.filters().as_deref(), Ok([b"FlateDecode"]));
+    let plain = matches!(stream.dict.get(b"DecodeParms"), Err(_) | Ok(Object::Null));
+    let Ok(length1) = stream.dict.get(b"Length1").and_then(Object::as_i64) else {
+        return;
+    };
+    if !flate || !plain || length1 <= 0 {
+        return;
+    }
+    let mut clear = Vec::new();
+    let take = (length1 as u64).min(CLEAR_TEXT_MAX);
+    let decoder = flate2::read::ZlibDecoder::new(stream.content.as_slice());
+    if decoder.take(take).read_to_end(&mut clear).is_err() {
+        return;
+    }
+    let Some(at) = clear.windows(5).position(|w| w == b"eexec") else {
+        return;
+    };
+    clear.truncate(at + 5);
+    stream.dict.remove(b"Filter");
+    stream.dict.remove(b"DecodeParms");
+    stream
+        .dict
+        .set("Length1", Object::Integer(clear.len() as i64));
+    stream.dict.set("Length2", Object::Integer(0));
+    stream.dict.set("Length3", Object::Integer(0));
+    stream.set_content(clear);
+}
+
 fn is_page_node(obj: &Object) -> bool {
     let Ok(dict) = obj.as_dict() else {
         return false;
@@ -260,4 +308,60 @@ fn is_structure(obj: &Object) -> bool {
             Ok(b"ObjStm") | Ok(b"XRef")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Type 1 program: clear text through `eexec`, then "encrypted" bytes.
+    fn program(filtered: bool) -> lopdf::Stream {
+        let clear = b"%!PS-AdobeFont-1.0: Test\n/Encoding 256 array\ndup 65 /A put\nreadonly def\ncurrentfile eexec";
+        let mut content = clear.to_vec();
+        content.extend((0..40_000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+        let mut dict = Dictionary::new();
+        dict.set("Length1", Object::Integer(clear.len() as i64 + 1));
+        dict.set("Length2", Object::Integer(40_000));
+        dict.set("Length3", Object::Integer(0));
+        let mut s = lopdf::Stream::new(dict, content);
+        if filtered {
+            s.compress().unwrap();
+        }
+        s
+    }
+
+    #[test]
+    fn a_type1_program_keeps_only_its_clear_text() {
+        let mut s = program(true);
+        keep_clear_text(&mut s);
+        assert!(s.content.ends_with(b"currentfile eexec"), "{:?}", s.content);
+        assert!(s.content.starts_with(b"%!PS-AdobeFont-1.0"));
+        assert!(s.dict.get(b"Filter").is_err());
+        assert_eq!(
+            s.dict.get(b"Length1").unwrap().as_i64().unwrap(),
+            s.content.len() as i64
+        );
+        assert_eq!(s.dict.get(b"Length2").unwrap().as_i64().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_program_it_cannot_read_is_left_whole() {
+        // Unfiltered: kept as it is.
+        let mut plain = program(false);
+        let before = plain.content.clone();
+        keep_clear_text(&mut plain);
+        assert_eq!(plain.content, before);
+        // No `eexec` within Length1 bytes.
+        let mut short = program(true);
+        short.dict.set("Length1", Object::Integer(20));
+        let before = short.content.clone();
+        keep_clear_text(&mut short);
+        assert_eq!(short.content, before);
+        assert!(short.dict.get(b"Filter").is_ok());
+        // Not a zlib stream at all.
+        let mut junk = program(true);
+        junk.set_content(b"not zlib at all".to_vec());
+        keep_clear_text(&mut junk);
+        assert_eq!(junk.content, b"not zlib at all");
+    }
 }

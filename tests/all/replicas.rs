@@ -14,7 +14,7 @@ use lopdf::{Document, LoadOptions, Object, dictionary};
 use serde_json::Value;
 
 use crate::redis_server::RedisServer;
-use crate::serve::{Serve, request};
+use crate::serve::{Serve, request, try_request};
 use crate::support;
 
 /// One cluster test at a time.
@@ -519,6 +519,78 @@ fn admission_is_cluster_wide_cancel_reaches_everywhere_and_a_lost_job_says_so() 
         a.get("/readyz").status == 200
     });
     drop(w);
+}
+
+#[test]
+fn an_api_replica_killed_while_it_stores_a_document_leaves_no_job_behind() {
+    let _one = one_at_a_time();
+    let redis = RedisServer::start();
+    let lanes = "[lanes.heavy]\nrunning = 1\nqueue = 0\n";
+    let b = start(&redis, "api", lanes);
+    let _w = start(&redis, "worker", &format!("{lanes}{}", throttle(50)));
+    let pdf = big(20);
+    let listed = || {
+        let jobs = b.get("/v1/jobs").json();
+        jobs["jobs"].as_array().cloned().unwrap_or_default()
+    };
+    // Kill the accepting replica once the job is admitted (listed) and
+    // before it answered: while it is still storing the batches.
+    let mut caught = None;
+    for _ in 0..3 {
+        let a = start(&redis, "api", lanes);
+        let upload = {
+            let (addr, pdf) = (a.addr.clone(), pdf.clone());
+            std::thread::spawn(move || {
+                let headers = [("content-type", "application/pdf")];
+                try_request(&addr, "POST", "/v1/documents", &headers, &pdf)
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let job = loop {
+            if let Some(j) = listed().iter().find(|j| j["state"] == "running") {
+                break j["job"].as_str().map(str::to_string);
+            }
+            if upload.is_finished() || Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        a.signal("KILL");
+        match (job, upload.join().unwrap()) {
+            (Some(job), Err(_)) => {
+                caught = Some(job);
+                break;
+            }
+            // Stored whole before the kill: a job like any other.
+            (job, answered) => {
+                if let Some(job) = job {
+                    request(&b.addr, "DELETE", &format!("/v1/jobs/{job}"), &[], b"");
+                }
+                eprintln!(
+                    "missed the storing window: {:?}",
+                    answered.map(|r| r.status)
+                );
+            }
+        }
+    }
+    let job = caught.expect("an API replica killed while it stored a document");
+    // The job holds the heavy lane's only place until a worker forgets it.
+    let r = b.post("/v1/documents", "application/pdf", &big(2));
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (429, "lane-full"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // A lease (1 s) without progress, then the next maintenance round.
+    wait_for(
+        "the half-stored job to be forgotten",
+        Duration::from_secs(15),
+        || b.get(&format!("/v1/jobs/{job}")).status == 404,
+    );
+    assert!(listed().iter().all(|j| j["job"] != job.as_str()));
+    let next = submit(&b, &big(2))["job"].as_str().unwrap().to_string();
+    assert_eq!(done(&b, &next, Duration::from_secs(60))["state"], "done");
 }
 
 #[test]

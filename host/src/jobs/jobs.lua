@@ -25,17 +25,24 @@ local function expire(keys, ms)
   for _, k in ipairs(keys) do redis.call('PEXPIRE', k, ms) end
 end
 
--- Queues batches next .. next+n-1 of job `id` (of `batches`).
+-- Queues batches next .. next+n-1 of job `id` (of `batches`), as far as
+-- the accepting replica has stored them; the places it could not fill yet
+-- are owed, and filled as the batches arrive ('store').
 local function enqueue(job, stream, id, n)
   local nxt = tonumber(redis.call('HGET', job, 'next'))
   local batches = tonumber(redis.call('HGET', job, 'batches'))
+  -- (A job admitted before batches were stored after admission has them all.)
+  local stored = tonumber(redis.call('HGET', job, 'stored')) or batches
   local added = 0
-  while added < n and nxt < batches do
+  while added < n and nxt < stored do
     redis.call('XADD', stream, '*', 'job', id, 'unit', 'b' .. nxt)
     nxt = nxt + 1
     added = added + 1
   end
   redis.call('HSET', job, 'next', nxt)
+  if added < n and nxt < batches then
+    redis.call('HINCRBY', job, 'owed', n - added)
+  end
   return added
 end
 
@@ -49,7 +56,8 @@ if op == 'admit' then
   if n >= running + queue then return { 'full', redis.call('LLEN', waiting) } end
   for i = 8, #ARGV, 2 do redis.call('HSET', job, ARGV[i], ARGV[i + 1]) end
   redis.call('HSET', job, 'next', 0, 'parsed', 0, 'cursor', 0, 'chunks', 0,
-    'errors', 0, 'cpu', 0, 'chunk_cpu', 0, 'bytes', 0, 'created', now)
+    'errors', 0, 'cpu', 0, 'chunk_cpu', 0, 'bytes', 0, 'created', now,
+    'stored', 0, 'stored_at', now, 'owed', 0)
   redis.call('ZADD', active, now, id)
   local in_flight = n - redis.call('LLEN', waiting)
   local status
@@ -62,8 +70,44 @@ if op == 'admit' then
     redis.call('HSET', job, 'status', status)
     redis.call('RPUSH', waiting, id)
   end
-  expire({ job, KEYS[5] }, ttl)
+  expire({ job }, ttl)
   return { 'ok', status }
+
+elseif op == 'store' then
+  -- KEYS: job, stream, job:batch
+  -- ARGV: op, id, stored, now_ms, ttl_ms, then field/value pairs
+  -- Stores one batch of an admitted job (or its pages, or why a page could
+  -- not be cut): `stored` batches are there now. Fills the places in the
+  -- job's window that waited for it.
+  local job, stream, batch = KEYS[1], KEYS[2], KEYS[3]
+  local status = redis.call('HGET', job, 'status')
+  if status ~= 'running' and status ~= 'queued' then return { 'gone', status or 'missing' } end
+  for i = 6, #ARGV, 2 do redis.call('HSET', batch, ARGV[i], ARGV[i + 1]) end
+  redis.call('PEXPIRE', batch, ARGV[5])
+  redis.call('HSET', job, 'stored', ARGV[3], 'stored_at', ARGV[4])
+  if status == 'running' then
+    local owed = tonumber(redis.call('HGET', job, 'owed')) or 0
+    if owed > 0 then
+      redis.call('HSET', job, 'owed', 0)
+      enqueue(job, stream, ARGV[2], owed)
+    end
+  end
+  return { 'ok' }
+
+elseif op == 'discard' then
+  -- KEYS: job, active, waiting, job:batch, job:parsed, job:out, job:errors, job:lock
+  -- ARGV: op, id, stalled_before_ms
+  -- Forgets a job whose document was never stored whole, when its storing
+  -- last moved before `stalled_before_ms`: the replica that accepted it
+  -- stopped before it answered, so nobody was given its id.
+  local job = KEYS[1]
+  local stored, batches = redis.call('HGET', job, 'stored'), redis.call('HGET', job, 'batches')
+  if not stored or tonumber(stored) >= tonumber(batches) then return { 'kept' } end
+  if tonumber(redis.call('HGET', job, 'stored_at')) >= tonumber(ARGV[3]) then return { 'kept' } end
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  redis.call('LREM', KEYS[3], 0, ARGV[2])
+  redis.call('DEL', job, KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8])
+  return { 'ok' }
 
 elseif op == 'promote' then
   -- KEYS: active, waiting.  ARGV: op, running
@@ -141,6 +185,22 @@ elseif op == 'handback' then
   if not holds(stream, ARGV[2], ARGV[3], ARGV[4]) then return { 'fenced' } end
   redis.call('XCLAIM', stream, GROUP, ARGV[3], 0, ARGV[2], 'IDLE', ARGV[5], 'JUSTID')
   return { 'ok' }
+
+elseif op == 'charge' then
+  -- KEYS: job.  ARGV: op, field, n
+  -- Adds to a counter of a job Redis still holds: never makes the job's
+  -- key again once it is gone (expired, or forgotten by a restart).
+  if redis.call('HEXISTS', KEYS[1], 'status') == 0 then return { 'gone' } end
+  return { 'ok', redis.call('HINCRBY', KEYS[1], ARGV[2], ARGV[3]) }
+
+elseif op == 'peek' then
+  -- KEYS: job, job:parsed
+  -- The job's status, chunk cursor and chunker state, and the parsed
+  -- pages waiting at the cursor (false if none).
+  local f = redis.call('HMGET', KEYS[1], 'status', 'cursor', 'state')
+  local waiting = false
+  if f[2] then waiting = redis.call('HGET', KEYS[2], 'u' .. f[2]) end
+  return { 'ok', f[1] or '', f[2] or '0', f[3] or '', waiting }
 
 elseif op == 'lock' then
   -- KEYS: lock, dirty.  ARGV: op, token, ms

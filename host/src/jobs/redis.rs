@@ -138,26 +138,55 @@ impl RedisJobs {
         self.cmd::<String>(&redis::cmd("PING")).map(|_| ())
     }
 
-    /// Stores a batch (or a page, or why a page could not be cut) of a job
-    /// not yet admitted.
-    pub(crate) fn put_batch(
+    /// Stores batch `index` of admitted job `id` (its bytes, or its pages',
+    /// or why a page could not be cut), as `(field, bytes)` pairs; the
+    /// job's batches before it are stored. Whether the job still wants it
+    /// (`false`: cancelled, or Redis forgot it).
+    pub(crate) fn store_batch(
         &self,
         id: &JobId,
-        field: &str,
-        bytes: &[u8],
+        index: usize,
+        fields: &[(String, Vec<u8>)],
         ttl: Duration,
-    ) -> Result<(), JobsError> {
+    ) -> Result<bool, JobsError> {
         let k = self.keys(id);
-        self.connections
-            .with(None, |c| {
-                redis::pipe()
-                    .hset(&k.batch, field, bytes)
-                    .ignore()
-                    .pexpire(&k.batch, millis(ttl).min(i64::MAX as u64) as i64)
-                    .ignore()
-                    .query::<()>(c)
-            })
-            .map_err(unavailable)
+        let lane = id.lane();
+        let reply = self.run(|call| {
+            call.key(&k.job)
+                .key(self.stream(lane))
+                .key(&k.batch)
+                .arg("store")
+                .arg(id.as_str())
+                .arg(index + 1)
+                .arg(now_ms())
+                .arg(millis(ttl));
+            for (f, v) in fields {
+                call.arg(f).arg(v.as_slice());
+            }
+        })?;
+        Ok(status(&reply) == "ok")
+    }
+
+    /// Forgets job `id` if its document was never stored whole and its
+    /// storing last moved before `stalled_before` (ms since the epoch);
+    /// whether it did.
+    pub(crate) fn discard(&self, id: &JobId, stalled_before: u64) -> Result<bool, JobsError> {
+        let k = self.keys(id);
+        let lane = id.lane();
+        let reply = self.run(|call| {
+            call.key(&k.job)
+                .key(self.lane_key(lane, "active"))
+                .key(self.lane_key(lane, "waiting"))
+                .key(&k.batch)
+                .key(&k.parsed)
+                .key(&k.out)
+                .key(&k.errors)
+                .key(&k.lock)
+                .arg("discard")
+                .arg(id.as_str())
+                .arg(stalled_before);
+        })?;
+        Ok(status(&reply) == "ok")
     }
 
     /// Admits job `id` into its lane (running, or waiting its turn), with
@@ -179,7 +208,6 @@ impl RedisJobs {
                 .key(self.stream(lane))
                 .key(self.lane_key(lane, "active"))
                 .key(self.lane_key(lane, "waiting"))
-                .key(&k.batch)
                 .arg("admit")
                 .arg(id.as_str())
                 .arg(now)
@@ -193,10 +221,7 @@ impl RedisJobs {
         })?;
         match status(&reply) {
             "ok" => Ok(Ok(string(reply.get(1)))),
-            "full" => {
-                self.cmd::<()>(redis::cmd("DEL").arg(&k.job).arg(&k.batch))?;
-                Ok(Err(int(reply.get(1)) as usize))
-            }
+            "full" => Ok(Err(int(reply.get(1)) as usize)),
             other => Err(JobsError::Unavailable(format!("admit: {other}"))),
         }
     }
@@ -232,7 +257,8 @@ impl RedisJobs {
     pub(crate) fn state(&self, id: &JobId) -> Result<Option<HashMap<String, String>>, JobsError> {
         let map: HashMap<String, String> =
             self.cmd(redis::cmd("HGETALL").arg(self.keys(id).job))?;
-        Ok((!map.is_empty()).then_some(map))
+        // A job is its status: a key without one is a stray write.
+        Ok(map.contains_key("status").then_some(map))
     }
 
     /// Some fields of job `id`'s state (missing ones empty).
@@ -242,15 +268,17 @@ impl RedisJobs {
         Ok(values.into_iter().map(Option::unwrap_or_default).collect())
     }
 
-    /// Adds `n` to field `field` of job `id`'s state.
-    pub(crate) fn add(&self, id: &JobId, field: &str, n: u64) -> Result<(), JobsError> {
-        self.cmd::<i64>(
-            redis::cmd("HINCRBY")
-                .arg(self.keys(id).job)
+    /// Adds `n` to field `field` of job `id`'s state, if Redis still holds
+    /// the job (a write never makes a forgotten job's key again); the
+    /// field's new value, `None` if the job is gone.
+    pub(crate) fn add(&self, id: &JobId, field: &str, n: u64) -> Result<Option<u64>, JobsError> {
+        let reply = self.run(|call| {
+            call.key(self.keys(id).job)
+                .arg("charge")
                 .arg(field)
-                .arg(n.min(i64::MAX as u64)),
-        )
-        .map(|_| ())
+                .arg(n.min(i64::MAX as u64));
+        })?;
+        Ok((status(&reply) == "ok").then(|| int(reply.get(1)).max(0) as u64))
     }
 
     /// Job `id`'s page errors, as JSON records.
@@ -261,6 +289,30 @@ impl RedisJobs {
                 .arg(0)
                 .arg(-1),
         )
+    }
+
+    /// Some fields of job `id`'s state (missing ones empty) and, in the
+    /// same round trip, field `batch` of its batches.
+    pub(crate) fn fields_and_batch(
+        &self,
+        id: &JobId,
+        names: &[&str],
+        batch: &str,
+    ) -> Result<(Vec<String>, Option<Vec<u8>>), JobsError> {
+        let k = self.keys(id);
+        let (values, bytes): (Vec<Option<String>>, Option<Vec<u8>>) = self
+            .connections
+            .with(None, |c| {
+                redis::pipe()
+                    .hmget(&k.job, names)
+                    .hget(&k.batch, batch)
+                    .query(c)
+            })
+            .map_err(unavailable)?;
+        Ok((
+            values.into_iter().map(Option::unwrap_or_default).collect(),
+            bytes,
+        ))
     }
 
     /// A field of job `id`'s batches.
@@ -276,6 +328,25 @@ impl RedisJobs {
                 .arg(self.keys(id).parsed)
                 .arg(format!("u{first}")),
         )
+    }
+
+    /// What the chunk lock holder of job `id` needs next, in one round
+    /// trip: the job's status, its chunk cursor and chunker state, and the
+    /// parsed pages waiting at the cursor.
+    pub(crate) fn peek(&self, id: &JobId) -> Result<Peek, JobsError> {
+        let k = self.keys(id);
+        let reply = self.run(|call| {
+            call.key(&k.job).key(&k.parsed).arg("peek");
+        })?;
+        Ok(Peek {
+            status: string(reply.get(1)),
+            cursor: string(reply.get(2)).parse().unwrap_or(0),
+            state: string(reply.get(3)),
+            waiting: match reply.get(4) {
+                Some(Value::BulkString(_) | Value::SimpleString(_)) => Some(string(reply.get(4))),
+                _ => None,
+            },
+        })
     }
 
     /// Records after `from` in job `id`'s output (`0` for all), waiting up
@@ -773,6 +844,18 @@ pub(crate) enum Unlocked {
     Lost,
 }
 
+/// Where a job's chunking stands, as [`RedisJobs::peek`] read it.
+pub(crate) struct Peek {
+    /// `running`, or how the job ended (empty: Redis does not hold it).
+    pub(crate) status: String,
+    /// Pages chunked so far.
+    pub(crate) cursor: u32,
+    /// The chunker's state, as JSON (empty at the start).
+    pub(crate) state: String,
+    /// The parsed pages waiting at the cursor, as JSON.
+    pub(crate) waiting: Option<String>,
+}
+
 /// Output to append to a job.
 pub(crate) struct Append<'a> {
     pub(crate) token: &'a str,
@@ -938,7 +1021,10 @@ impl RedisBoard {
         RedisBoard { host, store }
     }
 
-    /// Cuts `doc` into its batches, stores them, and admits the job.
+    /// Admits the job, then cuts `doc` into its batches and stores them in
+    /// order: workers start on the first while the rest are cut. The job is
+    /// accepted once every batch is stored; if that fails half-way, the job
+    /// is forgotten (nobody was given its id).
     fn accept(
         &self,
         doc: &warmlane_pdf::PdfDocument,
@@ -957,27 +1043,6 @@ impl RedisBoard {
         let ranges = Parsing::ranges(pages, spec.batch_pages);
         // Kept while the job may still be running; its retention once done.
         let ttl = Duration::from_secs(24 * 3600);
-        for (i, range) in ranges.iter().enumerate() {
-            match doc.batch(range.clone()) {
-                Ok(bytes) => self.store.put_batch(&id, &format!("b{i}"), &bytes, ttl)?,
-                Err(_) => {
-                    // Some page of it cannot be cut: the others still can.
-                    for p in range.clone() {
-                        match doc.batch(p..p + 1) {
-                            Ok(bytes) => {
-                                self.store.put_batch(&id, &format!("p{p}"), &bytes, ttl)?
-                            }
-                            Err(e) => self.store.put_batch(
-                                &id,
-                                &format!("e{p}"),
-                                format!("cannot cut the page out of the document: {e}").as_bytes(),
-                                ttl,
-                            )?,
-                        }
-                    }
-                }
-            }
-        }
         let lanes = host.lane_settings().lanes[lane as usize];
         let fields = [
             ("pages", pages.to_string()),
@@ -990,7 +1055,7 @@ impl RedisBoard {
                 crate::telemetry::traceparent(&span).unwrap_or_default(),
             ),
         ];
-        match self.store.admit(
+        if let Err(queued) = self.store.admit(
             &id,
             lanes.running,
             lanes.queue,
@@ -998,17 +1063,60 @@ impl RedisBoard {
             ttl,
             &fields,
         )? {
-            Ok(_) => Ok(super::Accepted {
-                id: id.to_string(),
-                lane,
-                pages,
-            }),
-            Err(queued) => Err(BoardError::Submit(crate::error::SubmitError::LaneFull {
+            return Err(BoardError::Submit(crate::error::SubmitError::LaneFull {
                 lane,
                 queued,
-            })),
+            }));
         }
+        for (i, range) in ranges.iter().enumerate() {
+            let stored = self
+                .store
+                .store_batch(&id, i, &cut(doc, i, range.clone()), ttl);
+            match stored {
+                Ok(true) => {}
+                // Cancelled while it was being stored; its state says so.
+                Ok(false) if matches!(self.store.state(&id), Ok(Some(_))) => break,
+                Ok(false) => {
+                    return Err(BoardError::Unavailable(
+                        "the job store forgot the job while its document was being stored".into(),
+                    ));
+                }
+                Err(e) => {
+                    if let Err(again) = self.store.discard(&id, u64::MAX) {
+                        tracing::warn!(job = %id, "a job half stored is left for the workers to forget: {again}");
+                    }
+                    return Err(e.into());
+                }
+            }
+        }
+        Ok(super::Accepted {
+            id: id.to_string(),
+            lane,
+            pages,
+        })
     }
+}
+
+/// Batch `index` (pages `range`) of `doc` as the fields that store it: the
+/// batch cut whole (`b{index}`), or, when some page of it cannot be cut,
+/// each page that can (`p{page}`) and why each other cannot (`e{page}`).
+fn cut(
+    doc: &warmlane_pdf::PdfDocument,
+    index: usize,
+    range: std::ops::Range<usize>,
+) -> Vec<(String, Vec<u8>)> {
+    if let Ok(bytes) = doc.batch(range.clone()) {
+        return vec![(format!("b{index}"), bytes)];
+    }
+    range
+        .map(|p| match doc.batch(p..p + 1) {
+            Ok(bytes) => (format!("p{p}"), bytes),
+            Err(e) => (
+                format!("e{p}"),
+                format!("cannot cut the page out of the document: {e}").into_bytes(),
+            ),
+        })
+        .collect()
 }
 
 /// How long a follower waits on a job's output before it looks again.

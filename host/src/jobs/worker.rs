@@ -31,6 +31,9 @@ use crate::session::SessionId;
 
 /// How long an idle worker waits on its lane before it looks around.
 const BLOCK: Duration = Duration::from_millis(200);
+/// How often, at most, a replica looks for entries whose worker is gone,
+/// while it finds none.
+const RECLAIM: Duration = Duration::from_millis(100);
 /// How often idle workers start waiting jobs and resume stalled chunking.
 const MAINTENANCE: Duration = Duration::from_secs(1);
 
@@ -95,27 +98,53 @@ impl JobSpec {
 }
 
 /// A budget kept in a job's state in Redis: `field` counts what is spent.
+/// What it last read or wrote there is remembered, so a call that follows
+/// its own charge costs no round trip (a batch's, or the chunk lock
+/// holder's: other replicas' charges show at the next batch).
 struct RedisBudget<'a> {
     store: &'a RedisJobs,
     job: &'a JobId,
     field: &'static str,
     size: Size,
+    spent: std::cell::Cell<Option<u64>>,
+}
+
+impl<'a> RedisBudget<'a> {
+    fn new(store: &'a RedisJobs, job: &'a JobId, field: &'static str, size: Size) -> Self {
+        RedisBudget {
+            store,
+            job,
+            field,
+            size,
+            spent: std::cell::Cell::new(None),
+        }
+    }
 }
 
 impl Budget for RedisBudget<'_> {
     fn left(&self) -> Duration {
-        match self.store.fields(self.job, &[self.field]) {
-            Ok(v) => self.size.left(Duration::from_nanos(
-                v.first().and_then(|n| n.parse().ok()).unwrap_or(0),
-            )),
-            // Redis is unreachable: the result could not be recorded anyway.
-            Err(_) => Duration::ZERO,
-        }
+        let spent = match self.spent.get() {
+            Some(n) => n,
+            None => match self.store.fields(self.job, &[self.field]) {
+                Ok(v) => {
+                    let n = v.first().and_then(|n| n.parse().ok()).unwrap_or(0);
+                    self.spent.set(Some(n));
+                    n
+                }
+                // Redis is unreachable: the result could not be recorded anyway.
+                Err(_) => return Duration::ZERO,
+            },
+        };
+        self.size.left(Duration::from_nanos(spent))
     }
 
     fn spend(&self, cpu: Duration) {
-        if let Err(e) = self.store.add(self.job, self.field, nanos(cpu)) {
-            tracing::debug!(job = %self.job, "CPU time not charged: {e}");
+        match self.store.add(self.job, self.field, nanos(cpu)) {
+            Ok(total) => self.spent.set(total),
+            Err(e) => {
+                self.spent.set(None);
+                tracing::debug!(job = %self.job, "CPU time not charged: {e}");
+            }
         }
     }
 
@@ -158,6 +187,9 @@ struct Shared {
     /// Chunk locks held, by job, with their tokens.
     locks: Mutex<HashMap<JobId, String>>,
     last_maintenance: Mutex<Instant>,
+    /// When a thread last looked for entries whose worker is gone and
+    /// found none (`None`: look now).
+    last_reclaim: Mutex<Option<Instant>>,
     /// Whether Redis failed at the last try (logged once per outage).
     unreachable: AtomicBool,
     counters: Counters,
@@ -198,6 +230,7 @@ impl Workers {
             held: Mutex::default(),
             locks: Mutex::default(),
             last_maintenance: Mutex::new(Instant::now()),
+            last_reclaim: Mutex::default(),
             unreachable: AtomicBool::new(false),
             counters: Counters::default(),
         });
@@ -396,11 +429,24 @@ impl Shared {
 
     /// The next entry: one whose worker is gone, else a new one, of each
     /// lane in turn; waits a little on the last lane when there is none.
+    /// Entries whose worker is gone are looked for at most every
+    /// [`RECLAIM`] per replica while none turn up (they are idle a lease
+    /// before they can be taken over, so this costs a takeover little).
     fn next(&self, lanes: &[Lane]) -> Result<Option<Entry>, JobsError> {
-        for &lane in lanes {
+        let due = {
+            let mut last = self.last_reclaim.lock().unwrap_or_else(|p| p.into_inner());
+            let due = last.is_none_or(|t| t.elapsed() >= RECLAIM);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        for &lane in lanes.iter().filter(|_| due) {
             if let Some(e) = self.store.reclaim(lane, &self.consumer, self.lease)? {
                 self.counters.reclaimed[lane as usize].fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job = %e.job, unit = %e.unit, deliveries = e.deliveries, "took over a batch whose worker is gone");
+                // There may be more: the next thread looks again at once.
+                *self.last_reclaim.lock().unwrap_or_else(|p| p.into_inner()) = None;
                 return Ok(Some(e));
             }
         }
@@ -453,9 +499,12 @@ impl Shared {
         if self.draining() {
             return self.hand_back(entry);
         }
-        let fields = self
-            .store
-            .fields(&entry.job, &["status", "spec", "parsed"])?;
+        // A batch's bytes come with the job's state, in one round trip.
+        let (fields, mut bytes) = self.store.fields_and_batch(
+            &entry.job,
+            &["status", "spec", "parsed", "cpu"],
+            &entry.unit.to_string(),
+        )?;
         let spec: Option<JobSpec> = serde_json::from_str(&fields[1]).ok();
         let Some(spec) = spec.filter(|_| fields[0] == "running") else {
             // Cancelled, finished, or forgotten: drop the entry.
@@ -503,12 +552,13 @@ impl Shared {
         let host = &self.host;
         let (pool, draw) = host.parser();
         let job: Arc<str> = entry.job.as_str().into();
-        let budget = RedisBudget {
-            store: &self.store,
-            job: &entry.job,
-            field: "cpu",
-            size: Size::parsing_of(Duration::from_nanos(spec.cpu_limit)),
-        };
+        let budget = RedisBudget::new(
+            &self.store,
+            &entry.job,
+            "cpu",
+            Size::parsing_of(Duration::from_nanos(spec.cpu_limit)),
+        );
+        budget.spent.set(fields[3].parse().ok());
         let pipeline = &host.config().pipeline;
         let ctx = ParserCtx {
             pool,
@@ -523,7 +573,7 @@ impl Shared {
         };
         let retry = matches!(entry.unit, Unit::Page(_));
         let outcome = attempt(&ctx, range.clone(), retry, unfinished, || {
-            self.cut(entry, &spec, range.clone())
+            self.cut(entry, &spec, range.clone(), bytes.take())
         });
         let results;
         let what = match outcome {
@@ -561,26 +611,23 @@ impl Shared {
 
     /// The PDF of pages `range` of the entry's job: its batch as stored, or
     /// the page cut alone (when it was accepted, or now from its batch).
+    /// `stored` is the unit's field of the job's batches, read already.
     fn cut(
         &self,
         entry: &Entry,
         spec: &JobSpec,
         range: std::ops::Range<usize>,
+        stored: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, String> {
         let store = &self.store;
         let job = &entry.job;
         match entry.unit {
-            Unit::Batch(b) => store
-                .batch(job, &format!("b{b}"))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| {
-                    "the batch could not be cut whole when the document was accepted".into()
-                }),
+            Unit::Batch(_) => stored.ok_or_else(|| {
+                "the batch could not be cut whole when the document was accepted".into()
+            }),
             Unit::Page(p) => {
-                if let Some(page) = store
-                    .batch(job, &format!("p{p}"))
-                    .map_err(|e| e.to_string())?
-                {
+                // The page, if it was stored cut alone.
+                if let Some(page) = stored {
                     return Ok(page);
                 }
                 if let Some(why) = store
@@ -646,12 +693,12 @@ impl Shared {
         let (pool, draw) = self.host.chunker();
         let job: Arc<str> = id.as_str().into();
         let never = AtomicBool::new(false);
-        let budget = RedisBudget {
-            store: &self.store,
-            job: id,
-            field: "chunk_cpu",
-            size: Size::chunking_of(Duration::from_nanos(spec.chunk_limit)),
-        };
+        let budget = RedisBudget::new(
+            &self.store,
+            id,
+            "chunk_cpu",
+            Size::chunking_of(Duration::from_nanos(spec.chunk_limit)),
+        );
         let ctx = ChunkerCtx {
             pool,
             draw,
@@ -665,12 +712,12 @@ impl Shared {
             emit_pages: false,
         };
         loop {
-            let fields = self.store.fields(id, &["status", "cursor", "state"])?;
-            if fields[0] != "running" {
+            let peek = self.store.peek(id)?;
+            if peek.status != "running" {
                 return Ok(());
             }
-            let cursor: u32 = fields[1].parse().unwrap_or(0);
-            let Some(json) = self.store.parsed(id, cursor)? else {
+            let cursor = peek.cursor;
+            let Some(json) = peek.waiting else {
                 match self.store.unlock(id, token)? {
                     Unlocked::Again => continue,
                     Unlocked::Released | Unlocked::Lost => return Ok(()),
@@ -679,7 +726,7 @@ impl Shared {
             let pages: Vec<PageResult> = serde_json::from_str(&json).unwrap_or_default();
             let next_cursor = cursor + pages.len().max(1) as u32;
             let done = next_cursor >= spec.pages;
-            let mut state: ChunkState = serde_json::from_str(&fields[2]).unwrap_or_default();
+            let mut state: ChunkState = serde_json::from_str(&peek.state).unwrap_or_default();
             let mut records = Vec::new();
             let mut summary = Summary::default();
             state.feed(&ctx, pages, done, &mut summary, &mut |event: Event| {
@@ -737,8 +784,9 @@ impl Shared {
         self.store.promote(lane, settings.running, self.window)
     }
 
-    /// Now and then, from an idle thread: starts waiting jobs, and resumes
-    /// chunking that nobody holds (its worker was killed half-way).
+    /// Now and then, from an idle thread: starts waiting jobs, resumes
+    /// chunking that nobody holds (its worker was killed half-way), and
+    /// forgets jobs whose accepting replica stopped while storing them.
     fn maintain(&self) {
         {
             let mut last = self
@@ -759,8 +807,21 @@ impl Shared {
     }
 
     fn resume(&self, lane: Lane) -> Result<(), JobsError> {
+        let stalled_before = super::redis::now_ms().saturating_sub(self.lease.as_millis() as u64);
         for id in self.store.list(lane, 0)? {
-            let fields = self.store.fields(&id, &["status", "cursor", "spec"])?;
+            let fields = self.store.fields(
+                &id,
+                &["status", "cursor", "spec", "stored", "batches", "stored_at"],
+            )?;
+            let number = |i: usize| fields[i].parse::<u64>().unwrap_or(0);
+            if number(3) < number(4) && number(5) < stalled_before {
+                // The replica that accepted it stopped while storing it,
+                // before it gave anyone the job's id.
+                if self.store.discard(&id, stalled_before)? {
+                    tracing::warn!(job = %id, "forgot a job whose document was never stored whole: the replica that accepted it stopped");
+                }
+                continue;
+            }
             if fields[0] != "running" {
                 continue;
             }
