@@ -1078,7 +1078,7 @@ impl RedisBoard {
                 Ok(false) if matches!(self.store.state(&id), Ok(Some(_))) => break,
                 Ok(false) => {
                     return Err(BoardError::Unavailable(
-                        "the job store forgot the job while its document was being stored".into(),
+                        "the job was dropped while its document was being stored: Redis forgot it, or storing stalled past jobs.lease_ms".into(),
                     ));
                 }
                 Err(e) => {

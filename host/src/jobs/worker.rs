@@ -110,13 +110,20 @@ struct RedisBudget<'a> {
 }
 
 impl<'a> RedisBudget<'a> {
-    fn new(store: &'a RedisJobs, job: &'a JobId, field: &'static str, size: Size) -> Self {
+    /// Job `job`'s budget of `size` counted in `field`, of which `spent` is
+    /// spent if it was read already.
+    fn new(
+        store: &'a RedisJobs,
+        (job, field): (&'a JobId, &'static str),
+        size: Size,
+        spent: Option<u64>,
+    ) -> Self {
         RedisBudget {
             store,
             job,
             field,
             size,
-            spent: std::cell::Cell::new(None),
+            spent: std::cell::Cell::new(spent),
         }
     }
 }
@@ -554,11 +561,10 @@ impl Shared {
         let job: Arc<str> = entry.job.as_str().into();
         let budget = RedisBudget::new(
             &self.store,
-            &entry.job,
-            "cpu",
+            (&entry.job, "cpu"),
             Size::parsing_of(Duration::from_nanos(spec.cpu_limit)),
+            fields[3].parse().ok(),
         );
-        budget.spent.set(fields[3].parse().ok());
         let pipeline = &host.config().pipeline;
         let ctx = ParserCtx {
             pool,
@@ -695,9 +701,9 @@ impl Shared {
         let never = AtomicBool::new(false);
         let budget = RedisBudget::new(
             &self.store,
-            id,
-            "chunk_cpu",
+            (id, "chunk_cpu"),
             Size::chunking_of(Duration::from_nanos(spec.chunk_limit)),
+            None,
         );
         let ctx = ChunkerCtx {
             pool,
@@ -814,7 +820,10 @@ impl Shared {
                 &["status", "cursor", "spec", "stored", "batches", "stored_at"],
             )?;
             let number = |i: usize| fields[i].parse::<u64>().unwrap_or(0);
-            if number(3) < number(4) && number(5) < stalled_before {
+            // (A job admitted by a replica that stored every batch before
+            // admitting it has no `stored` field.)
+            let half_stored = !fields[3].is_empty() && number(3) < number(4);
+            if half_stored && number(5) < stalled_before {
                 // The replica that accepted it stopped while storing it,
                 // before it gave anyone the job's id.
                 if self.store.discard(&id, stalled_before)? {
