@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use lopdf::{Dictionary, Document, Object, ObjectId};
-use pdf_syntax::limits::TRAILER_KEY;
+use pdf_syntax::limits::{Inflater, TRAILER_KEY};
 
 use crate::pages::PageRef;
 use crate::source::{LazyFile, ReadError};
@@ -213,7 +213,7 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
         if let Object::Stream(stream) = &mut obj
             && type1_programs.contains(&old)
         {
-            keep_clear_text(stream);
+            keep_clear_text(stream, file.inflater());
         }
         if let Object::Stream(stream) = &mut obj
             && stream.dict.get(b"Subtype").and_then(Object::as_name).ok()
@@ -256,25 +256,21 @@ const CLEAR_TEXT_MAX: u64 = 256 << 10;
 
 /// Cuts a Type 1 font program (`FontFile`) down to its clear-text part,
 /// through `eexec`, stored unfiltered: all a parser reads of it (its
-/// built-in encoding), and a tenth of its bytes. A program that is not one
-/// Flate stream, or whose clear text does not end with `eexec` within
-/// `Length1` bytes, is left whole.
-fn keep_clear_text(stream: &mut lopdf::Stream) {
-    use std::io::Read;
-    let flate = matches!(stream.filters().as_deref(), Ok([b"FlateDecode"]));
-    let plain = matches!(stream.dict.get(b"DecodeParms"), Err(_) | Ok(Object::Null));
+/// built-in encoding), and a tenth of its bytes. Only that part is inflated
+/// (by the document's `inflater`). A program that is not one Flate stream,
+/// or whose clear text does not end with `eexec` within `Length1` bytes, is
+/// left whole.
+fn keep_clear_text(stream: &mut lopdf::Stream, inflater: &Inflater) {
     let Ok(length1) = stream.dict.get(b"Length1").and_then(Object::as_i64) else {
         return;
     };
-    if !flate || !plain || length1 <= 0 {
+    if length1 <= 0 {
         return;
     }
-    let mut clear = Vec::new();
-    let take = (length1 as u64).min(CLEAR_TEXT_MAX);
-    let decoder = flate2::read::ZlibDecoder::new(stream.content.as_slice());
-    if decoder.take(take).read_to_end(&mut clear).is_err() {
+    let Some(mut clear) = inflater.decode_prefix(stream, (length1 as u64).min(CLEAR_TEXT_MAX))
+    else {
         return;
-    }
+    };
     let Some(at) = clear.windows(5).position(|w| w == b"eexec") else {
         return;
     };
@@ -313,6 +309,11 @@ fn is_structure(obj: &Object) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pdf_syntax::limits::Limits;
+
+    fn inflater() -> Inflater {
+        Inflater::new(Limits::default())
+    }
 
     /// A Type 1 program: clear text through `eexec`, then "encrypted" bytes.
     fn program(filtered: bool) -> lopdf::Stream {
@@ -333,7 +334,7 @@ mod tests {
     #[test]
     fn a_type1_program_keeps_only_its_clear_text() {
         let mut s = program(true);
-        keep_clear_text(&mut s);
+        keep_clear_text(&mut s, &inflater());
         assert!(s.content.ends_with(b"currentfile eexec"), "{:?}", s.content);
         assert!(s.content.starts_with(b"%!PS-AdobeFont-1.0"));
         assert!(s.dict.get(b"Filter").is_err());
@@ -349,19 +350,19 @@ mod tests {
         // Unfiltered: kept as it is.
         let mut plain = program(false);
         let before = plain.content.clone();
-        keep_clear_text(&mut plain);
+        keep_clear_text(&mut plain, &inflater());
         assert_eq!(plain.content, before);
         // No `eexec` within Length1 bytes.
         let mut short = program(true);
         short.dict.set("Length1", Object::Integer(20));
         let before = short.content.clone();
-        keep_clear_text(&mut short);
+        keep_clear_text(&mut short, &inflater());
         assert_eq!(short.content, before);
         assert!(short.dict.get(b"Filter").is_ok());
         // Not a zlib stream at all.
         let mut junk = program(true);
         junk.set_content(b"not zlib at all".to_vec());
-        keep_clear_text(&mut junk);
+        keep_clear_text(&mut junk, &inflater());
         assert_eq!(junk.content, b"not zlib at all");
     }
 }

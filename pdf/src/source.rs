@@ -159,6 +159,11 @@ impl LazyFile {
     }
 
     /// The limits the document is read under.
+    /// The inflater that decodes this file's streams, and counts them.
+    pub(crate) fn inflater(&self) -> &Inflater {
+        &self.inflater
+    }
+
     pub(crate) fn limits(&self) -> &Limits {
         self.inflater.limits()
     }

@@ -223,6 +223,31 @@ impl Inflater {
     }
 }
 
+impl Inflater {
+    /// The first `max` bytes of `stream`'s content, decoded, for a reader
+    /// that needs only its start (a Type 1 font program's clear text):
+    /// only that much is inflated, and counted against the document's
+    /// total. Only a stream whose one filter is FlateDecode without
+    /// parameters can be read this way; `None` for any other, or one that
+    /// does not decode.
+    pub fn decode_prefix(&self, stream: &Stream, max: u64) -> Option<Vec<u8>> {
+        use std::io::Read;
+        let flate = matches!(stream.filters().as_deref(), Ok([b"FlateDecode"]));
+        let plain = matches!(stream.dict.get(b"DecodeParms"), Err(_) | Ok(Object::Null));
+        if !flate || !plain {
+            return None;
+        }
+        let left = self.limits.total_bytes.saturating_sub(self.used());
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(stream.content.as_slice())
+            .take(max.min(left))
+            .read_to_end(&mut out)
+            .ok()?;
+        self.used.fetch_add(out.len() as u64, Ordering::Relaxed);
+        Some(out)
+    }
+}
+
 fn mib(bytes: u64) -> String {
     if bytes.is_multiple_of(MIB) {
         format!("{} MiB", bytes / MIB)
@@ -291,6 +316,32 @@ mod tests {
             err.to_string()
                 .contains("max_document_inflate_mib (12 MiB)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_prefix_inflates_only_what_is_asked_and_counts() {
+        let text: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let inflater = Inflater::new(Limits::default());
+        let start = inflater.decode_prefix(&deflate(&text), 1000).unwrap();
+        assert_eq!(start, text[..1000]);
+        assert_eq!(inflater.used(), 1000);
+        // Not one plain Flate stream: not read this way.
+        assert_eq!(
+            inflater.decode_prefix(&Stream::new(Dictionary::new(), text.clone()), 10),
+            None
+        );
+        let mut junk = deflate(&text);
+        junk.set_content(b"not zlib".to_vec());
+        assert_eq!(inflater.decode_prefix(&junk, 10), None);
+        // Never past the document's total.
+        let small = Inflater::new(Limits {
+            total_bytes: 100,
+            ..Limits::default()
+        });
+        assert_eq!(
+            small.decode_prefix(&deflate(&text), 1000).unwrap().len(),
+            100
         );
     }
 

@@ -448,7 +448,7 @@ impl Shared {
             }
             due
         };
-        for &lane in lanes.iter().filter(|_| due) {
+        for &lane in if due { lanes } else { &[] } {
             if let Some(e) = self.store.reclaim(lane, &self.consumer, self.lease)? {
                 self.counters.reclaimed[lane as usize].fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job = %e.job, unit = %e.unit, deliveries = e.deliveries, "took over a batch whose worker is gone");
