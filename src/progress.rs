@@ -1,8 +1,10 @@
-//! `warmlane run`'s progress on a terminal, by indicatif: a bar for the
+//! `warmlane run`'s progress on a terminal, by indicatif: a bar for each
 //! document being read (pages, pages/s, time left) above one for the whole
 //! run (files, pages, pages/s). Hidden when stderr is not a terminal or
-//! `--quiet` says so; lines said meanwhile go above the bars.
+//! `--quiet` says so; lines said meanwhile go above the bars. Shared by the
+//! threads that read documents side by side.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -11,10 +13,17 @@ use warmlane_host::Lane;
 pub(crate) struct Progress {
     multi: MultiProgress,
     overall: ProgressBar,
-    document: Option<ProgressBar>,
     started: Instant,
-    /// Pages of the documents finished.
-    pages_before: u64,
+    /// Pages read, of every document.
+    pages: AtomicU64,
+}
+
+/// One document's bar.
+pub(crate) struct DocumentBar<'a> {
+    progress: &'a Progress,
+    bar: ProgressBar,
+    /// Pages of it counted in the run's total.
+    counted: u32,
 }
 
 impl Progress {
@@ -34,14 +43,13 @@ impl Progress {
         Progress {
             multi,
             overall,
-            document: None,
             started: Instant::now(),
-            pages_before: 0,
+            pages: AtomicU64::new(0),
         }
     }
 
     /// `file`, of `pages` pages in `lane`, is being read.
-    pub(crate) fn start(&mut self, file: &str, lane: Lane, pages: u32) {
+    pub(crate) fn start(&self, file: &str, lane: Lane, pages: u32) -> DocumentBar<'_> {
         let bar = self
             .multi
             .insert_before(&self.overall, ProgressBar::new(u64::from(pages)));
@@ -49,25 +57,17 @@ impl Progress {
             "{msg} [{bar:30}] {pos}/{len} pages, {rate}, {eta} left",
         ));
         bar.set_message(format!("{file} ({lane} lane)"));
-        self.document = Some(bar);
+        DocumentBar {
+            progress: self,
+            bar,
+            counted: 0,
+        }
     }
 
-    /// The current document has `done` pages read.
-    pub(crate) fn pages(&self, done: u32) {
-        if let Some(bar) = &self.document {
-            bar.set_position(u64::from(done));
-        }
-        self.total(self.pages_before + u64::from(done));
-    }
-
-    /// The current document is done (or could not be read), with `pages`.
-    pub(crate) fn finish_document(&mut self, pages: u32) {
-        if let Some(bar) = self.document.take() {
-            bar.finish_and_clear();
-        }
-        self.pages_before += u64::from(pages);
+    /// A file is done (or could not be read).
+    pub(crate) fn file_done(&self) {
         self.overall.inc(1);
-        self.total(self.pages_before);
+        self.total(0);
     }
 
     /// Writes `line` to stderr above the bars.
@@ -80,12 +80,35 @@ impl Progress {
         self.overall.finish_and_clear();
     }
 
-    fn total(&self, pages: u64) {
+    /// Adds `more` pages to the total and shows it.
+    fn total(&self, more: u32) {
+        let pages = self.pages.fetch_add(u64::from(more), Ordering::Relaxed) + u64::from(more);
         let seconds = self.started.elapsed().as_secs_f64().max(1e-3);
         self.overall.set_message(format!(
             "{pages} pages, {:.0} pages/s",
             pages as f64 / seconds
         ));
+    }
+}
+
+impl DocumentBar<'_> {
+    /// The document has `done` pages read.
+    pub(crate) fn pages(&mut self, done: u32) {
+        self.bar.set_position(u64::from(done));
+        self.count(done);
+    }
+
+    /// The document is done, with `pages` pages (0: it could not be read).
+    pub(crate) fn finish(mut self, pages: u32) {
+        self.bar.finish_and_clear();
+        self.count(pages);
+        self.progress.file_done();
+    }
+
+    fn count(&mut self, done: u32) {
+        let more = done.saturating_sub(self.counted);
+        self.counted = self.counted.max(done);
+        self.progress.total(more);
     }
 }
 

@@ -79,13 +79,26 @@ fn bad_files_get_one_line_each_and_the_rest_still_run() {
 
 #[test]
 fn password_opens_the_encrypted_file() {
-    let (code, _, stderr) = warmlane(&[
+    let (code, stdout, stderr) = warmlane(&[
         "run",
         "--password",
         "user",
         support::data("encrypted-graph.pdf").to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
+    // Its one page is a chart drawn as an image: a record says there is no
+    // text layer, for a pipeline to send the page to OCR.
+    let recs = records(&stdout);
+    assert_eq!(recs.len(), 1, "{stdout}");
+    assert_eq!(recs[0]["page"], 1);
+    assert!(
+        recs[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no text layer: the page shows 1 image and no text"),
+        "{stdout}"
+    );
+    assert!(stderr.contains("1 page errors"), "{stderr}");
 }
 
 #[test]
@@ -439,4 +452,135 @@ fn chunks_do_not_depend_on_how_pages_are_batched() {
             );
         }
     }
+}
+
+/// The records `stdout` has for `doc`, as written, with `doc` named `as_doc`.
+fn lines_of(stdout: &str, doc: &str, as_doc: &str) -> Vec<serde_json::Value> {
+    records(stdout)
+        .into_iter()
+        .filter(|r| r["doc"] == doc)
+        .map(|mut r| {
+            r["doc"] = as_doc.into();
+            r
+        })
+        .collect()
+}
+
+#[test]
+fn a_small_file_named_after_large_ones_goes_ahead_of_them() {
+    let [faq, ja, ko] = [
+        "en-debian-faq.pdf",
+        "ja-maint-guide.pdf",
+        "ko-ob-mathleading.pdf",
+    ]
+    .map(support::data);
+    let [faq, ja, ko] = [&faq, &ja, &ko].map(|p| p.to_str().unwrap().to_string());
+    // 73 and 69 pages are heavy here, 4 are light; a page a batch makes
+    // the heavy documents long.
+    let env = [("WARMLANE_LANES__HEAVY_FROM_PAGES", "50")];
+    let args = ["run", "--batch-pages", "1"];
+    let (code, stdout, stderr) = warmlane_env(
+        &[&args[..], &[faq.as_str(), ja.as_str(), ko.as_str()]].concat(),
+        &env,
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.starts_with("warmlane: 3 file(s), 146 pages"),
+        "{stderr}"
+    );
+    let recs = records(&stdout);
+    let first = |doc: &str| recs.iter().position(|r| r["doc"] == doc).unwrap();
+    let last = |doc: &str| recs.iter().rposition(|r| r["doc"] == doc).unwrap();
+    // One heavy document at a time: the second waits for the first...
+    assert!(last(&faq) < first(&ja), "{stdout}");
+    // ...and the small file after them does not wait for either.
+    assert!(last(&ko) < last(&faq), "{stdout}");
+    // Interleaved, each document's records are those it has alone.
+    for doc in [&faq, &ja, &ko] {
+        let (code, alone, stderr) = warmlane_env(&[&args[..], &[doc.as_str()]].concat(), &env);
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(lines_of(&stdout, doc, doc), records(&alone), "{doc}");
+    }
+}
+
+#[test]
+fn many_files_run_side_by_side_and_each_comes_out_whole() {
+    let dir = support::scratch("cli-many-files");
+    let sources = ["en-lppl.pdf", "ko-ob-mathleading.pdf"].map(support::data);
+    let alone: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            let (code, stdout, stderr) = warmlane(&["run", "--quiet", s.to_str().unwrap()]);
+            assert_eq!(code, 0, "{stderr}");
+            stdout
+        })
+        .collect();
+    // 40 files, and one in the middle that is not a PDF.
+    let mut files = Vec::new();
+    for i in 0..40 {
+        let file = dir.join(format!("f{i:02}.pdf"));
+        std::fs::copy(&sources[i % 2], &file).unwrap();
+        files.push(file.to_str().unwrap().to_string());
+        if i == 20 {
+            let bad = dir.join("bad.pdf");
+            std::fs::copy(support::data("not-a-pdf.pdf"), &bad).unwrap();
+            files.push(bad.to_str().unwrap().to_string());
+        }
+    }
+    let args: Vec<&str> = ["run", "--open", "3"]
+        .into_iter()
+        .chain(files.iter().map(String::as_str))
+        .collect();
+    let (code, stdout, stderr) = warmlane(&args);
+    assert_eq!(code, 1, "one file is not a PDF: {stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(lines[0].contains("bad.pdf") && lines[0].contains("not a PDF"));
+    assert!(
+        lines[1].starts_with("warmlane: 41 file(s), 240 pages")
+            && lines[1].contains("1 unreadable file(s)"),
+        "{stderr}"
+    );
+    for (i, file) in files.iter().filter(|f| !f.ends_with("bad.pdf")).enumerate() {
+        let source = sources[i % 2].to_str().unwrap();
+        assert_eq!(
+            lines_of(&stdout, file, source),
+            records(&alone[i % 2]),
+            "{file}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_pipe_ends_a_run_quietly() {
+    use std::io::BufRead;
+    let pdf = support::data("en-debian-faq.pdf");
+    let pdf = pdf.to_str().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+        .args(["run", "--batch-pages", "1", pdf, pdf, pdf, pdf, pdf, pdf])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `warmlane run … | head -1`.
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("\"chunk\":0"), "{first}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("warmlane run went on after its output was closed");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
 }

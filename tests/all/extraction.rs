@@ -12,6 +12,7 @@ fn bigrams(text: &str) -> HashMap<(char, char), usize> {
     let chars: Vec<char> = text
         .chars()
         .filter(|c| !c.is_whitespace() && !c.is_control() && !('\u{E000}'..='\u{F8FF}').contains(c))
+        .filter(|c| !is_bidi_control(*c))
         .collect();
     let mut out = HashMap::new();
     for w in chars.windows(2) {
@@ -35,12 +36,23 @@ fn recall(reference: &str, ours: &str) -> f64 {
     }
 }
 
+/// The marks pdftotext puts around right-to-left lines and runs (they
+/// say how to display text, and are not text).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `s` with Latin ligatures (ﬁ) and Arabic presentation forms (ﺍﻟ) as the
+/// letters they stand for (their compatibility decomposition).
 fn expand_ligatures(s: &str) -> String {
-    s.replace('\u{FB00}', "ff")
-        .replace('\u{FB01}', "fi")
-        .replace('\u{FB02}', "fl")
-        .replace('\u{FB03}', "ffi")
-        .replace('\u{FB04}', "ffl")
+    use unicode_normalization::UnicodeNormalization;
+    s.chars()
+        .flat_map(|c| {
+            let form = matches!(c, '\u{FB00}'..='\u{FB06}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}');
+            let one = std::iter::once(c);
+            if form { one.nfkc().collect::<Vec<_>>() } else { vec![c] }
+        })
+        .collect()
 }
 
 /// Extracts `name` page by page and compares with its `.pdftotext.txt`.
@@ -103,6 +115,37 @@ fn chinese_cid_fonts_without_tounicode() {
 #[test]
 fn korean() {
     check("ko-ob-mathleading.pdf", None, 0.98);
+}
+
+#[test]
+fn arabic() {
+    check("ar-arabic-book.pdf", None, 0.95);
+    check("ar-sexam-exam.pdf", None, 0.84);
+}
+
+#[test]
+fn hebrew() {
+    check("he-cjhebrew.pdf", None, 0.93);
+}
+
+#[test]
+fn right_to_left_text_comes_out_in_reading_order() {
+    let book = support::process(&support::open("ar-arabic-book.pdf", None));
+    let title = &book.pages[0].1;
+    assert!(title.starts_with("اللغة العربي"), "{title}");
+    assert!(title.contains("محمد"), "{title}");
+    // Presentation forms folded to letters, in order.
+    let exam = support::process(&support::open("ar-sexam-exam.pdf", None));
+    let first = &exam.pages[0].1;
+    assert!(first.contains("الأول"), "{first}");
+    assert!(
+        !first
+            .chars()
+            .any(|c| ('\u{FE70}'..='\u{FEFF}').contains(&c)),
+        "{first}"
+    );
+    let hebrew = support::process(&support::open("he-cjhebrew.pdf", None));
+    assert!(hebrew.pages.iter().any(|(_, t)| t.contains("אבגד")));
 }
 
 #[test]

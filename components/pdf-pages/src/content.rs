@@ -106,6 +106,8 @@ pub(crate) struct Interpreter<'a> {
     operators_left: u64,
     /// Why the page stopped early, if it did.
     stopped: Option<String>,
+    /// Images drawn (image XObjects and inline images).
+    images: usize,
 }
 
 impl<'a> Interpreter<'a> {
@@ -117,7 +119,13 @@ impl<'a> Interpreter<'a> {
             forms_open: HashSet::new(),
             operators_left: batch.inflater.limits().page_operators,
             stopped: None,
+            images: 0,
         }
+    }
+
+    /// Images the page has drawn so far.
+    pub(crate) fn images(&self) -> usize {
+        self.images
     }
 
     /// Why the page stopped before its end (a limit it passed), if it did.
@@ -273,6 +281,7 @@ impl<'a> Interpreter<'a> {
                         self.form(resources, name, &gs.ctm, depth);
                     }
                 }
+                b"BI" => self.images += 1,
                 _ => {}
             }
             operands.clear();
@@ -343,8 +352,13 @@ impl<'a> Interpreter<'a> {
         let Ok(stream) = deref(doc, entry).as_stream() else {
             return;
         };
-        if stream.dict.get(b"Subtype").and_then(Object::as_name).ok() != Some(b"Form".as_slice()) {
-            return;
+        match stream.dict.get(b"Subtype").and_then(Object::as_name) {
+            Ok(b"Form") => {}
+            Ok(b"Image") => {
+                self.images += 1;
+                return;
+            }
+            _ => return,
         }
         if let Some(id) = id
             && !self.forms_open.insert(id)
@@ -518,8 +532,9 @@ impl<'a> Lexer<'a> {
                     match word {
                         b"true" | b"false" | b"null" => Token::Operand(Operand::Other),
                         b"BI" => {
+                            // The whole inline image, up to `EI`, is one operator.
                             self.skip_inline_image();
-                            continue;
+                            Token::Operator(word)
                         }
                         _ => Token::Operator(word),
                     }
@@ -644,7 +659,7 @@ mod tests {
                 b"BT /F1 12 Tf (a\\(b\\)\\101) Tj [(x) -250 <4142>] TJ ET BI /W 1 ID \x00\xff EI Q"
             ),
             vec![
-                "BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "Q"
+                "BT", "/F1", "12", "Tf", "(a(b)A)", "Tj", "[3]", "TJ", "ET", "BI", "Q"
             ]
         );
     }

@@ -4,7 +4,11 @@
 //! reading order. A glyph joins the current line when its baseline is within
 //! half a font size of the line's; a horizontal gap wider than a fraction of
 //! the font size becomes a space; a drop of more than about one and a half
-//! lines, or a jump back up the page, starts a new paragraph.
+//! lines, or a jump back up the page, starts a new paragraph. A line with
+//! right-to-left letters is rebuilt when it ends, from its glyphs sorted
+//! left to right, into logical order ([`crate::bidi`]).
+
+use crate::bidi;
 
 /// One shown glyph, in the page's device space (y grows upwards).
 pub(crate) struct Placed<'a> {
@@ -23,12 +27,28 @@ struct Line {
     x_end: f32,
     last_x: f32,
     last_text_len: usize,
+    /// Where its text starts in the page's.
+    start: usize,
+    /// Whether it has right-to-left letters.
+    rtl: bool,
+}
+
+/// A glyph of the current line: where it stands, and its text's place in
+/// the page's.
+struct Span {
+    x: f32,
+    x_end: f32,
+    size: f32,
+    start: usize,
+    end: usize,
 }
 
 /// Collects a page's text, up to a limit.
 pub(crate) struct Layout {
     out: String,
     line: Option<Line>,
+    /// The current line's glyphs, kept to rebuild it if it is right to left.
+    spans: Vec<Span>,
     /// Glyphs shown, and how many of them had no Unicode text.
     pub(crate) glyphs: usize,
     pub(crate) unmapped: usize,
@@ -43,6 +63,7 @@ impl Layout {
         Layout {
             out: String::new(),
             line: None,
+            spans: Vec::new(),
             glyphs: 0,
             unmapped: 0,
             max_bytes,
@@ -91,11 +112,7 @@ impl Layout {
                 let gap = g.x - line.x_end;
                 let prev = self.out.chars().next_back();
                 let next = g.text.chars().next();
-                let threshold = match (prev, next) {
-                    (Some(p), Some(n)) if is_unspaced(p) && is_unspaced(n) => 0.5,
-                    _ => 0.15,
-                };
-                if gap > threshold * size
+                if gap > space_threshold(prev, next) * size
                     && prev.is_some_and(|c| !c.is_whitespace())
                     && next.is_some_and(|c| !c.is_whitespace())
                 {
@@ -107,39 +124,111 @@ impl Layout {
             }
             Some(line) => {
                 let drop = line.y - g.y;
-                trim_end_spaces(&mut self.out);
-                if drop > 1.7 * size.max(line.size) || drop < -0.5 * size {
-                    self.out.push_str("\n\n");
+                let gap = if drop > 1.7 * size.max(line.size) || drop < -0.5 * size {
+                    "\n\n"
                 } else {
-                    self.out.push('\n');
-                }
-                *line = Line {
-                    y: g.y,
-                    size,
-                    x_end: g.x + g.advance,
-                    last_x: g.x,
-                    last_text_len: 0,
+                    "\n"
                 };
+                self.end_line();
+                trim_end_spaces(&mut self.out);
+                self.out.push_str(gap);
+                self.start_line(&g, size);
             }
-            None => {
-                self.line = Some(Line {
-                    y: g.y,
-                    size,
-                    x_end: g.x + g.advance,
-                    last_x: g.x,
-                    last_text_len: 0,
-                });
-            }
+            None => self.start_line(&g, size),
         }
+        let start = self.out.len();
         self.out.push_str(g.text);
+        self.spans.push(Span {
+            x: g.x,
+            x_end: g.x + g.advance,
+            size,
+            start,
+            end: self.out.len(),
+        });
         if let Some(line) = &mut self.line {
             line.last_text_len = g.text.len();
+            line.rtl = line.rtl || g.text.chars().any(bidi::is_rtl);
         }
+    }
+
+    fn start_line(&mut self, g: &Placed<'_>, size: f32) {
+        self.line = Some(Line {
+            y: g.y,
+            size,
+            x_end: g.x + g.advance,
+            last_x: g.x,
+            last_text_len: 0,
+            start: self.out.len(),
+            rtl: false,
+        });
+    }
+
+    /// Ends the current line: a right-to-left one is rebuilt from its
+    /// glyphs, sorted left to right (the order they are seen in, whatever
+    /// order they were drawn in), into logical order.
+    fn end_line(&mut self) {
+        let mut spans = std::mem::take(&mut self.spans);
+        if let Some(line) = self.line.as_ref().filter(|l| l.rtl) {
+            let placed = Self::placed(&self.out, &spans);
+            let mut visual = bidi::Visual::default();
+            // The right edge so far, and the glyph that reaches it.
+            let mut right: Option<(f32, &Span)> = None;
+            for span in placed {
+                let text = &self.out[span.start..span.end];
+                let spaced = right.is_some_and(|(edge, p)| {
+                    let before = self.out[p.start..p.end].chars().next_back();
+                    span.x - edge
+                        > space_threshold(before, text.chars().next()) * span.size.max(p.size)
+                });
+                visual.push(text, spaced);
+                if right.is_none_or(|(edge, _)| span.x_end > edge) {
+                    right = Some((span.x_end, span));
+                }
+            }
+            self.out.truncate(line.start);
+            self.out.push_str(&visual.logical());
+        }
+        spans.clear();
+        self.spans = spans;
+    }
+
+    /// A right-to-left line's glyphs from left to right, each mark right
+    /// after the letter it sits on. Where a mark's own position puts it
+    /// varies with the font, so it goes with the letter drawn next to it:
+    /// the next one when the line is drawn from the left (visual order,
+    /// where a mark comes before its letter), else the one before.
+    fn placed<'s>(out: &str, spans: &'s [Span]) -> Vec<&'s Span> {
+        let marks: Vec<bool> = spans
+            .iter()
+            .map(|s| bidi::is_mark(&out[s.start..s.end]))
+            .collect();
+        let rightwards = spans.windows(2).filter(|w| w[1].x > w[0].x).count() * 2 >= spans.len();
+        let letter_x = |i: usize| -> Option<f32> {
+            let next = (i..spans.len()).find(|&j| !marks[j]);
+            let before = (0..i).rev().find(|&j| !marks[j]);
+            let at = if rightwards {
+                next.or(before)
+            } else {
+                before.or(next)
+            };
+            at.map(|j| spans[j].x)
+        };
+        let mut placed: Vec<(f32, bool, &Span)> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, span)| match marks[i] {
+                true => (letter_x(i).unwrap_or(span.x), true, span),
+                false => (span.x, false, span),
+            })
+            .collect();
+        placed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        placed.into_iter().map(|(_, _, span)| span).collect()
     }
 
     /// Ends the page: the text, with lines trimmed and at most one blank
     /// line between paragraphs.
     pub(crate) fn finish(mut self) -> (String, usize, usize) {
+        self.end_line();
         trim_end_spaces(&mut self.out);
         let mut text = String::with_capacity(self.out.len());
         let mut blank_run = 0;
@@ -162,6 +251,15 @@ impl Layout {
 fn trim_end_spaces(s: &mut String) {
     while s.ends_with(' ') {
         s.pop();
+    }
+}
+
+/// How wide a gap between `prev` and `next` must be, in font sizes, to be
+/// a space.
+fn space_threshold(prev: Option<char>, next: Option<char>) -> f32 {
+    match (prev, next) {
+        (Some(p), Some(n)) if is_unspaced(p) && is_unspaced(n) => 0.5,
+        _ => 0.15,
     }
 }
 
@@ -215,5 +313,35 @@ mod tests {
         l.push(glyph(0.0, 0.0, "B"));
         l.push(glyph(0.3, 0.0, "B"));
         assert_eq!(l.finish().0, "B");
+    }
+
+    #[test]
+    fn right_to_left_lines_come_out_in_logical_order_however_drawn() {
+        // "שלום עולם" set from the right: each letter 5 units left of the
+        // one before it, a word space between the words.
+        let placed: Vec<(f32, &str)> = vec![
+            (90.0, "ש"),
+            (85.0, "ל"),
+            (80.0, "ו"),
+            (75.0, "ם"),
+            (60.0, "ע"),
+            (55.0, "ו"),
+            (50.0, "ל"),
+            (45.0, "ם"),
+        ];
+        let logical_order = placed.iter();
+        let visual_order = placed.iter().rev();
+        for order in [
+            logical_order.collect::<Vec<_>>(),
+            visual_order.collect::<Vec<_>>(),
+        ] {
+            let mut l = Layout::new(u64::MAX);
+            l.push(glyph(0.0, 120.0, "Title"));
+            for (x, text) in order {
+                l.push(glyph(*x, 100.0, text));
+            }
+            l.push(glyph(0.0, 88.0, "next"));
+            assert_eq!(l.finish().0, "Title\n\nשלום עולם\nnext");
+        }
     }
 }

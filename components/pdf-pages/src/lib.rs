@@ -9,6 +9,8 @@
 //! world; compiled natively it is a plain library, which the `pages`
 //! benchmark runs to show what WebAssembly costs.
 
+mod arabic_forms;
+mod bidi;
 mod cmap;
 mod content;
 mod fonts;
@@ -137,6 +139,7 @@ fn page_text(
     if let Some(why) = interpreter.stopped() {
         return Err(why);
     }
+    let images = interpreter.images();
     let (text, glyphs, _unmapped) = layout.finish();
     if glyphs > 0 && text.is_empty() {
         return Err(format!(
@@ -144,7 +147,20 @@ fn page_text(
             font_names(doc, resources)
         ));
     }
+    if glyphs == 0 && images > 0 {
+        return Err(no_text_layer(images));
+    }
     Ok(text)
+}
+
+/// Why a page that draws `images` images and no text has none: it is
+/// probably a scan. The words before the colon stay as they are, for
+/// pipelines that send such pages to OCR.
+fn no_text_layer(images: usize) -> String {
+    let s = if images == 1 { "" } else { "s" };
+    format!(
+        "no text layer: the page shows {images} image{s} and no text (a scanned page?); OCR could read it"
+    )
 }
 
 fn font_names(doc: &Document, resources: Option<&lopdf::Dictionary>) -> String {
@@ -250,5 +266,87 @@ pub mod fuzz {
         }
         let _ = map.code_len(data, 2);
         let _ = (map.has_codespace(), map.has_unicode(), map.has_cids());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lopdf::{Dictionary, Document, Object, Stream, dictionary};
+
+    /// A PDF whose pages have `contents`, with an image XObject `/Im1` and
+    /// Helvetica as `/F1`.
+    fn pdf(contents: &[&str]) -> Vec<u8> {
+        let mut doc = Document::with_version("1.5");
+        let pages_id = doc.new_object_id();
+        let image = doc.add_object(Stream::new(
+            dictionary! { "Type" => "XObject", "Subtype" => "Image", "Width" => 1, "Height" => 1,
+            "ColorSpace" => "DeviceGray", "BitsPerComponent" => 8 },
+            vec![0],
+        ));
+        let font = doc.add_object(dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+        });
+        let resources = doc.add_object(dictionary! {
+            "XObject" => dictionary! { "Im1" => image },
+            "Font" => dictionary! { "F1" => font },
+        });
+        let kids: Vec<Object> = contents
+            .iter()
+            .map(|c| {
+                let content = doc.add_object(Stream::new(Dictionary::new(), c.as_bytes().to_vec()));
+                doc.add_object(dictionary! {
+                    "Type" => "Page", "Parent" => pages_id, "Contents" => content,
+                    "Resources" => resources, "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+                })
+                .into()
+            })
+            .collect();
+        let count = kids.len() as i64;
+        doc.objects.insert(
+            pages_id,
+            Object::Dictionary(dictionary! { "Type" => "Pages", "Kids" => kids, "Count" => count }),
+        );
+        let catalog = doc.add_object(dictionary! { "Type" => "Catalog", "Pages" => pages_id });
+        doc.trailer.set("Root", catalog);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+        out
+    }
+
+    #[test]
+    fn a_page_of_images_without_text_says_it_has_no_text_layer() {
+        let pages = super::parse_batch(
+            &pdf(&[
+                "q 612 0 0 792 0 0 cm /Im1 Do Q",
+                "q 10 0 0 10 0 0 cm BI /W 1 /H 1 /CS /G /BPC 8 ID \x7f EI Q /Im1 Do",
+                "0 0 m 10 10 l S",
+                "/Im1 Do BT /F1 12 Tf 72 700 Td (Caption) Tj ET",
+            ]),
+            5,
+        )
+        .unwrap();
+        let texts: Vec<_> = pages
+            .iter()
+            .map(|(n, t)| (*n, t.as_deref().map_err(String::as_str)))
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                (
+                    5,
+                    Err(
+                        "no text layer: the page shows 1 image and no text (a scanned page?); OCR could read it"
+                    )
+                ),
+                (
+                    6,
+                    Err(
+                        "no text layer: the page shows 2 images and no text (a scanned page?); OCR could read it"
+                    )
+                ),
+                (7, Ok("")),
+                (8, Ok("Caption")),
+            ]
+        );
     }
 }
