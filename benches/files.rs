@@ -21,7 +21,7 @@ struct Timed {
 
 fn timed(command: &str) -> Option<Timed> {
     let script = format!(
-        "TIMEFORMAT='%R %U %S'; time ({command}) > /dev/null 2>/tmp/warmlane-files-bench.err"
+        "TIMEFORMAT='%R %U %S'; time {{ {command} > /dev/null 2>/tmp/warmlane-files-bench.err; }}"
     );
     let out = Command::new("bash").args(["-c", &script]).output().ok()?;
     if !out.status.success() {

@@ -58,10 +58,37 @@ impl std::fmt::Display for ReadError {
 /// Most objects a document may have: real ones have up to a few hundred
 /// thousand, and each costs the table memory however few bytes it took.
 pub(crate) const MAX_OBJECTS: usize = 2_000_000;
-/// Decoded object streams kept at once, in bytes of decoded content.
+/// Decoded object streams kept at once, in bytes of decoded content (their
+/// objects are parsed from it one at a time, when asked for).
 const OBJSTM_CACHE_BYTES: usize = 64 << 20;
 
-type Objects = Arc<HashMap<u32, Object>>;
+/// A decoded object stream: its content, and where each of its objects
+/// starts there. Objects are parsed when asked for, so what is kept is the
+/// stream's bytes, not the many times larger parsed objects.
+struct ObjStm {
+    content: Vec<u8>,
+    starts: HashMap<u32, usize>,
+}
+
+impl ObjStm {
+    fn new(dict: &Dictionary, content: Vec<u8>) -> ObjStm {
+        let starts = object_starts(dict, &content).collect();
+        ObjStm { content, starts }
+    }
+
+    /// The object `number`, if the stream holds it and it parses.
+    fn object(&self, number: u32) -> Option<Object> {
+        let start = *self.starts.get(&number)?;
+        Parser::new(&self.content, start).object().ok()
+    }
+
+    /// Memory it holds, roughly.
+    fn size(&self) -> usize {
+        self.content.len() + 16 * self.starts.len()
+    }
+}
+
+type Objects = Arc<ObjStm>;
 
 /// Object streams already decoded (or refused: a stream that failed is not
 /// decoded again for every object in it), oldest first.
@@ -199,7 +226,7 @@ impl LazyFile {
             }
             Some(&Entry::InStream { stream }) => {
                 let objects = self.object_stream(stream)?;
-                Ok(objects.get(&id.0).cloned().unwrap_or_else(|| {
+                Ok(objects.object(id.0).unwrap_or_else(|| {
                     tracing::debug!(
                         object = id.0,
                         stream,
@@ -319,13 +346,25 @@ impl LazyFile {
                 ReadError::Damaged(format!("object stream {number}: {why}"))
             }
         })?;
-        let objects = parse_object_stream(&stream.dict, &content);
-        Ok((Arc::new(objects), content.len()))
+        let objects = ObjStm::new(&stream.dict, content);
+        let size = objects.size();
+        Ok((Arc::new(objects), size))
     }
 }
 
 /// The objects an object stream holds, by number.
 pub(crate) fn parse_object_stream(dict: &Dictionary, content: &[u8]) -> HashMap<u32, Object> {
+    object_starts(dict, content)
+        .filter_map(|(num, start)| Some((num, Parser::new(content, start).object().ok()?)))
+        .collect()
+}
+
+/// Where each object of an object stream starts in its `content`, by the
+/// header of object numbers and offsets that opens it.
+fn object_starts<'a>(
+    dict: &Dictionary,
+    content: &'a [u8],
+) -> impl Iterator<Item = (u32, usize)> + 'a {
     let n = dict
         .get(b"N")
         .and_then(Object::as_i64)
@@ -337,22 +376,13 @@ pub(crate) fn parse_object_stream(dict: &Dictionary, content: &[u8]) -> HashMap<
         .unwrap_or(0)
         .max(0) as usize;
     let mut header = Parser::new(content, 0);
-    let mut entries = Vec::with_capacity(n.min(content.len() / 4));
-    for _ in 0..n {
+    (0..n).map_while(move |_| {
         let (Ok(num), Ok(off)) = (header.integer(), header.integer()) else {
-            break;
+            return None;
         };
-        let Ok(num) = u32::try_from(num) else { break };
-        entries.push((num, off.max(0) as usize));
-    }
-    let mut objects = HashMap::with_capacity(entries.len());
-    for (num, off) in entries {
-        let mut p = Parser::new(content, first.saturating_add(off));
-        if let Ok(obj) = p.object() {
-            objects.insert(num, obj);
-        }
-    }
-    objects
+        let num = u32::try_from(num).ok()?;
+        Some((num, first.saturating_add(off.max(0) as usize)))
+    })
 }
 
 /// Reads the cross-reference sections from `startxref` back through
