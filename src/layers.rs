@@ -20,7 +20,7 @@ use toml::{Table, Value};
 use warmlane_host::Config;
 
 /// `WARMLANE_` variables that are not configuration keys.
-pub(crate) const NOT_KEYS: [&str; 3] = ["LOG", "LOG_FORMAT", "PRECOMPILE_CPU"];
+pub(crate) const NOT_KEYS: [&str; 4] = ["LOG", "LOG_FORMAT", "PRECOMPILE_CPU", "PERFMAP"];
 
 const PREFIX: &str = "WARMLANE_";
 

@@ -79,7 +79,12 @@ pub(crate) fn build(
 }
 
 fn base_config() -> Config {
-    crate::compile::settings::config()
+    let mut config = crate::compile::settings::config();
+    // `perf` names the components' functions (in /tmp/perf-PID.map).
+    if std::env::var_os("WARMLANE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    config
 }
 
 fn pooling(
