@@ -172,7 +172,40 @@ impl TokenIndex {
         TokenIndex { starts, prefix }
     }
 
-    /// Tokens in `text[start..end]` (`text` as given to [`TokenIndex::new`]).
+    /// Exactly the tokens `text[start..end]` takes on its own: from the
+    /// index where that is provably the same, else by tokenizing the span.
+    /// It is the same when the span starts where a piece does, or inside a
+    /// run of letters that is not a contraction (tokenized alone, such a
+    /// head is one piece ending where the run does), and does not end in
+    /// white space (whose split into pieces looks at what follows it).
+    pub fn count_exact(&self, text: &str, start: usize, end: usize) -> usize {
+        if start >= end || text[..end].ends_with(char::is_whitespace) {
+            return count_tokens(&text[start..end]);
+        }
+        let piece = self
+            .starts
+            .partition_point(|&s| s <= start)
+            .saturating_sub(1);
+        let at_boundary = self.starts.get(piece) == Some(&start);
+        let letter_head = || {
+            let (from, to) = (self.starts[piece], self.starts[piece + 1].min(end));
+            !text[from..].starts_with('\'')
+                && text[start..to]
+                    .chars()
+                    .all(|c| is_letter(c) && !is_number(c))
+        };
+        if at_boundary || letter_head() {
+            self.count(text, start, end)
+        } else {
+            count_tokens(&text[start..end])
+        }
+    }
+
+    /// Tokens in `text[start..end]` (`text` as given to [`TokenIndex::new`]),
+    /// from its whole pieces' counts and its partial ends tokenized alone:
+    /// the size the splitter works with, which can differ from what the span
+    /// takes on its own where it starts inside a piece (see
+    /// [`TokenIndex::count_exact`]).
     pub fn count(&self, text: &str, start: usize, end: usize) -> usize {
         if start >= end {
             return 0;

@@ -65,7 +65,7 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
     };
     Ok(split::split(&text, max as usize, overlap as usize, unit)
         .into_iter()
-        .map(|(s, e)| {
+        .map(|(s, e, size)| {
             let (first_page, start) = locate(s, false);
             let (last_page, end) = locate(e, true);
             let body = &text[s..e];
@@ -75,7 +75,7 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
                 last_page,
                 start,
                 end,
-                size: unit.measure(body) as u32,
+                size: size as u32,
             }
         })
         .collect())

@@ -43,6 +43,15 @@ impl Measure<'_> {
             None => self.text[start..end].chars().count(),
         }
     }
+
+    /// The size of `text[start..end]` on its own, as [`Unit::measure`]
+    /// gives it, without tokenizing it again where the index knows it.
+    fn exact(&self, start: usize, end: usize) -> usize {
+        match &self.tokens {
+            Some(index) => index.count_exact(self.text, start, end),
+            None => self.text[start..end].chars().count(),
+        }
+    }
 }
 
 /// Boundaries, coarsest first. Each separator stays with the text before it.
@@ -50,8 +59,9 @@ const SEPARATORS: &[&str] = &[
     "\n\n", "\n", ". ", "? ", "! ", "。", "！", "？", "; ", "；", ", ", "，", "、", " ",
 ];
 
-/// Splits `text` into chunk ranges `(start, end)`, in order.
-pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, usize)> {
+/// Splits `text` into chunks `(start, end, size)`, in order; `size` is
+/// what [`Unit::measure`] gives for `text[start..end]`.
+pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, usize, usize)> {
     let measure = Measure {
         text,
         tokens: (unit == Unit::Tokens).then(|| bpe::TokenIndex::new(text)),
@@ -59,6 +69,9 @@ pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, 
     let mut pieces = Vec::new();
     cut(&measure, 0, text.len(), 0, max, &mut pieces);
     merge(text, &pieces, max, overlap)
+        .into_iter()
+        .map(|(s, e)| (s, e, measure.exact(s, e)))
+        .collect()
 }
 
 /// Cuts `text[start..end]` into pieces no larger than `max`, each with its size.
@@ -156,8 +169,8 @@ fn trimmed(text: &str, start: usize, end: usize) -> Option<(usize, usize)> {
 mod tests {
     use super::*;
 
-    fn texts<'a>(text: &'a str, chunks: &[(usize, usize)]) -> Vec<&'a str> {
-        chunks.iter().map(|&(s, e)| &text[s..e]).collect()
+    fn texts<'a>(text: &'a str, chunks: &[(usize, usize, usize)]) -> Vec<&'a str> {
+        chunks.iter().map(|&(s, e, _)| &text[s..e]).collect()
     }
 
     #[test]
@@ -190,7 +203,7 @@ mod tests {
     fn never_cuts_inside_a_character() {
         let text = "中文没有空格所以只能按字切分".repeat(3);
         let chunks = split(&text, 5, 1, Unit::Characters);
-        for &(s, e) in &chunks {
+        for &(s, e, _) in &chunks {
             assert!(text.is_char_boundary(s) && text.is_char_boundary(e));
             assert!(text[s..e].chars().count() <= 5);
         }
@@ -202,8 +215,42 @@ mod tests {
         let text = "The quick brown fox jumps over the lazy dog. ".repeat(40);
         let chunks = split(&text, 50, 10, Unit::Tokens);
         assert!(chunks.len() > 5);
-        for &(s, e) in &chunks {
-            assert!(bpe::count_tokens(&text[s..e]) <= 50);
+        for &(s, e, size) in &chunks {
+            assert_eq!(size, bpe::count_tokens(&text[s..e]));
+            assert!(size <= 50);
+        }
+    }
+
+    #[test]
+    fn sizes_are_those_of_the_chunks_alone() {
+        // Starts inside words, numbers, contractions, punctuation and runs
+        // of white space, in several scripts.
+        let text = "It's 1234567 o'clock; they're 'quoted' and we'll see. \
+            Ünïcödé wörds, 中文没有空格，한국어 띄어쓰기. مرحبا بالعالم 12,345.67!!\n\n  \
+            x=y+z; f(x)=42 -- done...\r\n\tTabs\tand  double  spaces "
+            .repeat(30);
+        for max in [3, 7, 16, 50, 200] {
+            for overlap in [0, 1, max / 3] {
+                for (s, e, size) in split(&text, max, overlap, Unit::Tokens) {
+                    assert_eq!(size, bpe::count_tokens(&text[s..e]), "{:?}", &text[s..e]);
+                }
+            }
+        }
+        // And at every start and end on a short text.
+        let index = bpe::TokenIndex::new(&text[..400]);
+        let short = &text[..400];
+        let bounds: Vec<usize> = (0..=short.len())
+            .filter(|&i| short.is_char_boundary(i))
+            .collect();
+        for &s in &bounds {
+            for &e in bounds.iter().filter(|&&e| e > s).step_by(7) {
+                assert_eq!(
+                    index.count_exact(short, s, e),
+                    bpe::count_tokens(&short[s..e]),
+                    "{:?}",
+                    &short[s..e]
+                );
+            }
         }
     }
 }

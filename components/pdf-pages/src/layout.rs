@@ -31,7 +31,13 @@ struct Line {
     start: usize,
     /// Whether it has right-to-left letters.
     rtl: bool,
+    /// Whether it has more glyphs than are kept to rebuild it.
+    overfull: bool,
 }
+
+/// Most glyphs of one line kept to rebuild it: a line longer than this is
+/// not text anyone reads, and is left in drawing order.
+const MAX_LINE_GLYPHS: usize = 10_000;
 
 /// A glyph of the current line: where it stands, and its text's place in
 /// the page's.
@@ -138,16 +144,20 @@ impl Layout {
         }
         let start = self.out.len();
         self.out.push_str(g.text);
-        self.spans.push(Span {
-            x: g.x,
-            x_end: g.x + g.advance,
-            size,
-            start,
-            end: self.out.len(),
-        });
         if let Some(line) = &mut self.line {
             line.last_text_len = g.text.len();
             line.rtl = line.rtl || g.text.chars().any(bidi::is_rtl);
+            if self.spans.len() < MAX_LINE_GLYPHS {
+                self.spans.push(Span {
+                    x: g.x,
+                    x_end: g.x + g.advance,
+                    size,
+                    start,
+                    end: self.out.len(),
+                });
+            } else {
+                line.overfull = true;
+            }
         }
     }
 
@@ -160,6 +170,7 @@ impl Layout {
             last_text_len: 0,
             start: self.out.len(),
             rtl: false,
+            overfull: false,
         });
     }
 
@@ -168,7 +179,7 @@ impl Layout {
     /// order they were drawn in), into logical order.
     fn end_line(&mut self) {
         let mut spans = std::mem::take(&mut self.spans);
-        if let Some(line) = self.line.as_ref().filter(|l| l.rtl) {
+        if let Some(line) = self.line.as_ref().filter(|l| l.rtl && !l.overfull) {
             let placed = Self::placed(&self.out, &spans);
             let mut visual = bidi::Visual::default();
             // The right edge so far, and the glyph that reaches it.
@@ -343,5 +354,16 @@ mod tests {
             l.push(glyph(0.0, 88.0, "next"));
             assert_eq!(l.finish().0, "Title\n\nשלום עולם\nnext");
         }
+    }
+
+    #[test]
+    fn a_line_too_long_to_rebuild_is_left_as_drawn() {
+        let mut l = Layout::new(u64::MAX);
+        for i in 0..=MAX_LINE_GLYPHS {
+            l.push(glyph(i as f32 * 5.0, 0.0, if i == 0 { "א" } else { "ב" }));
+        }
+        let text = l.finish().0;
+        assert!(text.starts_with('א'));
+        assert_eq!(text.chars().count(), MAX_LINE_GLYPHS + 1);
     }
 }
