@@ -46,13 +46,16 @@ fn is_bidi_control(c: char) -> bool {
 /// letters they stand for (their compatibility decomposition).
 fn expand_ligatures(s: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    s.chars()
-        .flat_map(|c| {
-            let form = matches!(c, '\u{FB00}'..='\u{FB06}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}');
-            let one = std::iter::once(c);
-            if form { one.nfkc().collect::<Vec<_>>() } else { vec![c] }
-        })
-        .collect()
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '\u{FB00}'..='\u{FB06}' | '\u{FB50}'..='\u{FDFF}' | '\u{FE70}'..='\u{FEFF}')
+        {
+            out.extend(std::iter::once(c).nfkc());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Extracts `name` page by page and compares with its `.pdftotext.txt`.

@@ -20,16 +20,6 @@ pub enum Unit {
     Characters,
 }
 
-impl Unit {
-    /// The size of `text` in this unit.
-    pub fn measure(self, text: &str) -> usize {
-        match self {
-            Unit::Tokens => bpe::count_tokens(text),
-            Unit::Characters => text.chars().count(),
-        }
-    }
-}
-
 /// Measures spans of one text, tokenizing it only once.
 struct Measure<'a> {
     text: &'a str,
@@ -44,8 +34,8 @@ impl Measure<'_> {
         }
     }
 
-    /// The size of `text[start..end]` on its own, as [`Unit::measure`]
-    /// gives it, without tokenizing it again where the index knows it.
+    /// The size of `text[start..end]` on its own (its cl100k tokens, or its
+    /// characters), without tokenizing it again where the index knows it.
     fn exact(&self, start: usize, end: usize) -> usize {
         match &self.tokens {
             Some(index) => index.count_exact(self.text, start, end),
@@ -60,7 +50,7 @@ const SEPARATORS: &[&str] = &[
 ];
 
 /// Splits `text` into chunks `(start, end, size)`, in order; `size` is
-/// what [`Unit::measure`] gives for `text[start..end]`.
+/// that of `text[start..end]` on its own, in `unit`.
 pub fn split(text: &str, max: usize, overlap: usize, unit: Unit) -> Vec<(usize, usize, usize)> {
     let measure = Measure {
         text,

@@ -221,9 +221,7 @@ impl Inflater {
             ))),
         }
     }
-}
 
-impl Inflater {
     /// The first `max` bytes of `stream`'s content, decoded, for a reader
     /// that needs only its start (a Type 1 font program's clear text):
     /// only that much is inflated, and counted against the document's
