@@ -141,6 +141,7 @@ impl<'h> ColdStart<'h> {
                 self.name.as_str().into(),
                 256 << 20,
                 Duration::from_millis(5),
+                crate::upstream::Gate::closed(),
             ),
         );
         store.limiter(|s| &mut s.limiter);

@@ -180,6 +180,7 @@ impl Loaded {
                 name.as_str().into(),
                 1 << 30,
                 std::time::Duration::from_millis(5),
+                crate::upstream::Gate::closed(),
             ),
         );
         store.set_epoch_deadline(u64::MAX / 2);

@@ -33,6 +33,9 @@ pub struct Config {
     pub lanes: LanesConfig,
     /// Token budgets that components draw from, by name. None by default.
     pub budgets: BTreeMap<String, BudgetConfig>,
+    /// HTTP services components may call through the host, by name. None by
+    /// default: no component can reach anything outside the host.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
     /// Where budgets and sessions are kept when several hosts share them.
     pub redis: RedisConfig,
     /// `warmlane serve`.
@@ -490,6 +493,134 @@ pub struct InstanceOverride {
     /// How a call's cost is counted. By default `pages` for page parsers and
     /// `calls` for chunkers and tools.
     pub cost: Option<CostRule>,
+    /// The upstreams (names under `[upstreams]`) the component may call over
+    /// `wasi:http`. By default none: every request is denied.
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+}
+
+/// An HTTP service components may call through the host: where it is, what
+/// the host adds to each request, how long and how large a request may be,
+/// and the budget its requests draw.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URLs: a request belongs to this upstream when its scheme, host
+    /// and port are one of these and its path starts with that one's path
+    /// (`https://api.openai.com/v1` allows `/v1/chat/completions`, not
+    /// `/v2/...`). Required.
+    pub urls: Vec<String>,
+    /// Allows `http://` base URLs: requests and injected secrets in plain
+    /// text (for a service beside warmlane, or tests). By default false:
+    /// only `https://`, verified against the webpki roots.
+    #[serde(default)]
+    pub plain_http: bool,
+    /// Headers the host sets on every request, replacing any of the same
+    /// name the component set. The component never sees their values.
+    #[serde(default)]
+    pub headers: BTreeMap<String, HeaderSource>,
+    /// Connecting (and TLS), in milliseconds. By default 5,000.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// From sending the request to the response's headers, in milliseconds.
+    /// By default 30,000.
+    #[serde(default = "default_first_byte_ms")]
+    pub first_byte_timeout_ms: u64,
+    /// The whole request, waits for budget and retries included, in
+    /// milliseconds; never past the calling instance's deadline. By default
+    /// 60,000.
+    #[serde(default = "default_total_ms")]
+    pub total_timeout_ms: u64,
+    /// The largest request body, in KiB. By default 1,024.
+    #[serde(default = "default_request_kib")]
+    pub max_request_kib: u64,
+    /// The largest response body, in KiB. By default 8,192.
+    #[serde(default = "default_response_kib")]
+    pub max_response_kib: u64,
+    /// Requests in flight at once from this host. By default 16.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: u32,
+    /// The budget (a name under `[budgets]`) each request draws from. By
+    /// default none. Several upstreams may share one.
+    #[serde(default)]
+    pub budget: Option<String>,
+    /// How a request is counted against `budget`. By default `requests`.
+    #[serde(default)]
+    pub cost: UpstreamCost,
+    /// Whether a request answered 429 or 503 may be sent again once the
+    /// pause it asked for is over (idempotent requests, or an API that
+    /// refuses before doing anything). By default false: the component gets
+    /// the 429 or 503, with its `Retry-After`.
+    #[serde(default)]
+    pub retry: bool,
+}
+
+fn default_connect_ms() -> u64 {
+    5_000
+}
+fn default_first_byte_ms() -> u64 {
+    30_000
+}
+fn default_total_ms() -> u64 {
+    60_000
+}
+fn default_request_kib() -> u64 {
+    1024
+}
+fn default_response_kib() -> u64 {
+    8192
+}
+fn default_concurrency() -> u32 {
+    16
+}
+
+/// Where an injected header's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderSource {
+    /// The value itself (for headers that are not secret).
+    #[serde(default)]
+    pub value: Option<String>,
+    /// An environment variable of the host holding it.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file holding it, trailing whitespace trimmed (what a mounted
+    /// Kubernetes Secret provides).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+    /// Written before the value: `"Bearer "` for an `Authorization` header.
+    #[serde(default)]
+    pub prefix: String,
+}
+
+/// How an upstream request is counted in its budget's tokens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum UpstreamCost {
+    /// One token per request sent.
+    #[default]
+    Requests,
+    /// Tokens, as an LLM API counts them: `estimate` (a JSON Pointer into
+    /// the request body, such as `/max_tokens`) plus one token per
+    /// `prompt_bytes_per_token` bytes of the request body is reserved before
+    /// the request is sent, and settled against `usage` (a JSON Pointer into
+    /// the response body, such as `/usage/total_tokens`) when it returns:
+    /// the difference is charged or refunded. A response without `usage`
+    /// used nothing.
+    Tokens {
+        /// Where the request says how many tokens it may produce.
+        estimate: String,
+        /// Where the response says how many tokens it used.
+        usage: String,
+        /// Bytes of request body counted as one prompt token in the
+        /// estimate; 0 counts none. By default 4.
+        #[serde(default = "default_prompt_bytes")]
+        prompt_bytes_per_token: u32,
+    },
+}
+
+fn default_prompt_bytes() -> u32 {
+    4
 }
 
 /// How a call's cost is counted, in its budget's tokens.
@@ -682,6 +813,79 @@ impl Config {
     }
 
     /// Checks values that parse but make no sense.
+    fn validate_upstreams(&self) -> Result<()> {
+        for (name, u) in &self.upstreams {
+            if u.urls.is_empty() {
+                bail!("[upstreams.{name}]: urls must name at least one base URL");
+            }
+            for url in &u.urls {
+                let scheme = url.split_once("://").map(|(s, _)| s);
+                match scheme {
+                    Some("https") => {}
+                    Some("http") if u.plain_http => {}
+                    Some("http") => bail!(
+                        "[upstreams.{name}]: {url} is plain http; set plain_http = true to send requests (and injected secrets) unencrypted"
+                    ),
+                    _ => bail!("[upstreams.{name}]: {url:?} is not an http:// or https:// URL"),
+                }
+            }
+            for (header, source) in &u.headers {
+                let given = [
+                    source.value.is_some(),
+                    source.env.is_some(),
+                    source.file.is_some(),
+                ];
+                if given.iter().filter(|g| **g).count() != 1 {
+                    bail!(
+                        "[upstreams.{name}.headers.{header}]: give exactly one of value, env or file"
+                    );
+                }
+            }
+            for (key, value) in [
+                ("connect_timeout_ms", u.connect_timeout_ms),
+                ("first_byte_timeout_ms", u.first_byte_timeout_ms),
+                ("total_timeout_ms", u.total_timeout_ms),
+                ("max_request_kib", u.max_request_kib),
+                ("max_response_kib", u.max_response_kib),
+                ("concurrency", u64::from(u.concurrency)),
+            ] {
+                if value == 0 {
+                    bail!("[upstreams.{name}]: {key} must be at least 1");
+                }
+            }
+            match (&u.budget, &u.cost) {
+                (Some(budget), _) if !self.budgets.contains_key(budget) => {
+                    bail!("[upstreams.{name}]: budget `{budget}` is not defined under [budgets]")
+                }
+                (None, UpstreamCost::Tokens { .. }) => {
+                    bail!("[upstreams.{name}]: a tokens cost needs a budget to draw from")
+                }
+                (
+                    _,
+                    UpstreamCost::Tokens {
+                        estimate, usage, ..
+                    },
+                ) if !estimate.starts_with('/') || !usage.starts_with('/') => {
+                    bail!(
+                        "[upstreams.{name}]: estimate and usage must be JSON Pointers such as `/max_tokens`"
+                    )
+                }
+                _ => {}
+            }
+        }
+        for (component, o) in &self.components {
+            for upstream in &o.upstreams {
+                if !self.upstreams.contains_key(upstream) {
+                    bail!(
+                        "[components.{component}]: upstream `{upstream}` is not defined under [upstreams]"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks values that parse but make no sense.
     pub fn validate(&self) -> Result<()> {
         if let Some(endpoint) = &self.telemetry.otlp_endpoint
             && !endpoint.starts_with("http://")
@@ -742,6 +946,7 @@ impl Config {
                 _ => {}
             }
         }
+        self.validate_upstreams()?;
         if self.redis.replicas == 0 {
             bail!("redis.replicas must be at least 1");
         }

@@ -33,6 +33,7 @@ use crate::session::{
 };
 use crate::state::HostState;
 use crate::tools::{Tool, ToolInfo, ToolStats};
+use crate::upstream::{Denied, Gate, Traffic, UpstreamStats, Upstreams};
 use warmlane_pdf::PdfDocument;
 use wasmtime::component::Linker;
 
@@ -137,6 +138,8 @@ pub struct Host {
     skipped: Vec<SkippedPlugin>,
     sessions: Arc<dyn SessionStore>,
     budgets: BTreeMap<String, Arc<Budget>>,
+    /// The HTTP services components may call.
+    upstreams: Arc<Upstreams>,
     /// What each component's calls draw, by component name.
     draws: BTreeMap<String, Draw>,
     lanes: Lanes,
@@ -245,6 +248,7 @@ impl Host {
             .iter()
             .map(|(name, b)| Ok((name.clone(), Arc::new(Budget::new(name, b, &config.redis)?))))
             .collect::<Result<BTreeMap<_, _>>>()?;
+        let upstreams = Arc::new(Upstreams::new(&config, &budgets)?);
         let lanes =
             Lanes::new(config.lane_settings()).context("cannot start the lanes' worker threads")?;
 
@@ -259,6 +263,7 @@ impl Host {
             skipped: Vec::new(),
             sessions,
             budgets,
+            upstreams,
             draws: BTreeMap::new(),
             lanes,
             documents: Arc::default(),
@@ -516,6 +521,13 @@ impl Host {
         let key: Arc<str> = name.as_str().into();
         let (kind, component) = (loaded.kind, loaded.pre.component().clone());
         let exports = |e| self.exports_error(kind, &component, e);
+        let granted = self
+            .config
+            .components
+            .get(&name)
+            .map(|o| self.upstreams.granted(&o.upstreams))
+            .unwrap_or_else(|| Arc::new([]));
+        let gate = Gate::new(self.upstreams.clone(), granted, key.clone());
         match loaded.kind {
             WorldKind::PageParser => {
                 let pre = loaded
@@ -523,7 +535,7 @@ impl Host {
                     .map_err(exports)?;
                 self.parsers.insert(
                     name,
-                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick)),
+                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick, gate)),
                 );
             }
             WorldKind::Chunker => {
@@ -532,15 +544,18 @@ impl Host {
                     .map_err(exports)?;
                 self.chunkers.insert(
                     name,
-                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick)),
+                    Arc::new(Pool::new(key, engine, pre, limits, most_ready, tick, gate)),
                 );
             }
             WorldKind::Tool => {
                 let pre = loaded
                     .checked::<ToolComponent>(&self.engine.engine)
                     .map_err(exports)?;
-                let tool = Tool::new(&name, Pool::new(key, engine, pre, limits, most_ready, tick))
-                    .map_err(LoadStage::Describe.of())?;
+                let tool = Tool::new(
+                    &name,
+                    Pool::new(key, engine, pre, limits, most_ready, tick, gate),
+                )
+                .map_err(LoadStage::Describe.of())?;
                 if self.tools.contains_key(&tool.info.name) {
                     return Err(LoadStage::Name.of()(anyhow::anyhow!(
                         "component `{name}` describes a tool named `{}`, which another component already provides",
@@ -739,7 +754,8 @@ impl Host {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let cpu = cpu_time::ThreadTime::try_now().ok();
-        let (result, tokens) = self.pay_and_call(tool, input, binding);
+        let traffic = Arc::default();
+        let (result, tokens) = self.pay_and_call(tool, input, binding, &traffic);
         // The instance ran on this thread: its CPU time is this thread's.
         let cpu_nanos = cpu
             .zip(cpu_time::ThreadTime::try_now().ok())
@@ -752,6 +768,7 @@ impl Host {
             micros: started.elapsed().as_micros() as u64,
             cpu_nanos,
             tokens,
+            requests: traffic.requests.load(std::sync::atomic::Ordering::Relaxed),
             error: result
                 .as_ref()
                 .err()
@@ -791,6 +808,7 @@ impl Host {
         tool: &Tool,
         input: &str,
         binding: Option<SessionBinding>,
+        traffic: &Arc<Traffic>,
     ) -> (Result<String, ToolError>, u64) {
         // Input that cannot be valid costs nothing.
         let value = match tool.check(input) {
@@ -812,14 +830,15 @@ impl Host {
                 }
             }
         };
-        let result = tool.call(input, binding, None);
+        let result = tool.call(input, binding, None, traffic);
+        let upstream = traffic.tokens.load(std::sync::atomic::Ordering::Relaxed);
         match (&result, charge) {
             // No instance could be made: the tool never ran.
             (Err(ToolError::Call(crate::CallError::PoolExhausted { .. })), Some(c)) => {
                 c.refund();
-                (result, 0)
+                (result, upstream)
             }
-            (_, charge) => (result, charge.map_or(0, |c| c.cost().0)),
+            (_, charge) => (result, charge.map_or(0, |c| c.cost().0) + upstream),
         }
     }
 
@@ -941,6 +960,11 @@ impl Host {
     /// Every budget's figures, by name.
     pub fn budget_stats(&self) -> Vec<BudgetStats> {
         self.budgets.values().map(|b| b.stats()).collect()
+    }
+
+    /// Every upstream's figures, and requests denied by component.
+    pub(crate) fn upstream_stats(&self) -> (Vec<UpstreamStats>, Denied) {
+        self.upstreams.stats()
     }
 
     /// The budgets, by name.

@@ -33,6 +33,7 @@ mod state;
 mod stats;
 mod telemetry;
 mod tools;
+mod upstream;
 
 #[doc(hidden)]
 pub mod coldstart;

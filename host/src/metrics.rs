@@ -17,6 +17,7 @@ use prometheus_client::registry::Registry;
 
 use crate::host::{ComponentInfo, Host, SkippedPlugin};
 use crate::stats::{BUCKETS, Histogram};
+use crate::upstream::{Denied, UpstreamStats};
 use crate::{BudgetStats, LaneStats, PoolStats, tools::ToolStats};
 
 /// A sample's labels.
@@ -212,6 +213,7 @@ pub(crate) struct HostReport {
     budgets: Vec<BudgetStats>,
     documents: [u64; 5],
     tools: Vec<ToolStats>,
+    upstreams: (Vec<UpstreamStats>, Denied),
 }
 
 impl HostReport {
@@ -231,6 +233,7 @@ impl HostReport {
                 d.cpu_budget_pages.load(Relaxed),
             ],
             tools: host.tool_stats(),
+            upstreams: host.upstream_stats(),
         }
     }
 }
@@ -242,11 +245,87 @@ impl Report for HostReport {
         self.lanes(f)?;
         self.budgets(f)?;
         self.documents(f)?;
-        self.tools(f)
+        self.tools(f)?;
+        self.upstreams(f)
     }
 }
 
 impl HostReport {
+    fn upstreams(&self, f: &mut Families<'_, '_>) -> fmt::Result {
+        let (upstreams, denied) = &self.upstreams;
+        let responses: Vec<([(&str, &str); 3], u64)> = upstreams
+            .iter()
+            .flat_map(|u| {
+                u.responses.iter().map(|(component, status, n)| {
+                    (
+                        [
+                            ("upstream", u.name.as_str()),
+                            ("component", component.as_str()),
+                            ("status", status.as_str()),
+                        ],
+                        *n,
+                    )
+                })
+            })
+            .collect();
+        f.counter(
+            "upstream_requests_total",
+            "Requests to upstreams, by component and outcome: the HTTP status, or how it failed (timeout, unreachable, too-large, budget, uncountable, error).",
+            responses.iter().map(|(l, n)| (&l[..], *n)),
+        )?;
+        let denied: Vec<([(&str, &str); 1], u64)> = denied
+            .iter()
+            .map(|(c, n)| ([("component", c.as_str())], *n))
+            .collect();
+        f.counter(
+            "upstream_denied_total",
+            "Requests refused because their URL is none of the component's upstreams.",
+            denied.iter().map(|(l, n)| (&l[..], *n)),
+        )?;
+        let names: Vec<[(&str, &str); 1]> = upstreams
+            .iter()
+            .map(|u| [("upstream", u.name.as_str())])
+            .collect();
+        for (name, help, get) in [
+            (
+                "upstream_sent_bytes_total",
+                "Request body bytes sent.",
+                (|u| u.sent_bytes) as fn(&UpstreamStats) -> u64,
+            ),
+            (
+                "upstream_received_bytes_total",
+                "Response body bytes received.",
+                |u| u.received_bytes,
+            ),
+            (
+                "upstream_retries_total",
+                "Requests sent again after a pause the upstream asked for.",
+                |u| u.retries,
+            ),
+            (
+                "upstream_tokens_reserved_total",
+                "Budget tokens reserved on requests' estimates.",
+                |u| u.tokens_reserved,
+            ),
+            (
+                "upstream_tokens_used_total",
+                "Tokens the upstream reported using: what the estimates were settled to.",
+                |u| u.tokens_used,
+            ),
+        ] {
+            f.counter(
+                name,
+                help,
+                names.iter().zip(upstreams).map(|(l, u)| (&l[..], get(u))),
+            )?;
+        }
+        f.histogram(
+            "upstream_request_seconds",
+            "From a component's request to its response's end, waits for budget and retries included.",
+            names.iter().zip(upstreams).map(|(l, u)| (&l[..], &u.latency)),
+        )
+    }
+
     fn components(&self, f: &mut Families<'_, '_>) -> fmt::Result {
         let by_origin: Vec<[(&str, &str); 2]> = self
             .components
@@ -485,6 +564,11 @@ impl HostReport {
                 "budget_fallback_grants_total",
                 "Grants made by the local fallback while Redis was unreachable.",
                 |s| s.fallback_grants,
+            ),
+            (
+                "budget_pauses_total",
+                "Times an upstream answered 429 or 503 and paused the budget.",
+                |s| s.pauses,
             ),
         ] {
             f.counter(

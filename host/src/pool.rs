@@ -22,10 +22,12 @@ use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 
 use crate::config::InstanceConfig;
 use crate::error::CallError;
+use crate::lanes::Lane;
 use crate::meter::{Allowance, Stop};
 use crate::session::SessionBinding;
 use crate::state::HostState;
 use crate::stats::{Histogram, Recorder};
+use crate::upstream::{Call, Gate, Traffic};
 
 /// A world whose instances a pool can hold: how to check a component
 /// against it once, and how to instantiate it.
@@ -118,6 +120,8 @@ struct Shared<W: World> {
     /// Cleared when priming an instance fails: the pool then stops priming
     /// rather than make and lose instances in a loop.
     priming: AtomicBool,
+    /// The door every instance's outgoing requests pass.
+    gate: Gate,
     counters: Counters,
 }
 
@@ -140,6 +144,7 @@ impl<W: World> Pool<W> {
         limits: InstanceConfig,
         most_ready: usize,
         tick: Duration,
+        gate: Gate,
     ) -> Self {
         let shared = Arc::new(Shared {
             name,
@@ -158,6 +163,7 @@ impl<W: World> Pool<W> {
             retargeted: Mutex::new(Instant::now()),
             in_flight: AtomicUsize::new(0),
             priming: AtomicBool::new(true),
+            gate,
             counters: Counters::default(),
         });
         let worker = shared.clone();
@@ -212,6 +218,11 @@ impl<W: World> Pool<W> {
             }
         };
         let data = warm.store.data_mut();
+        data.gate.call = Call {
+            session: session.as_ref().map(|s| s.id.as_str().into()),
+            job: job.clone(),
+            ..Call::default()
+        };
         data.session = session;
         data.job = job;
         shared.counters.acquire.record(start.elapsed());
@@ -324,7 +335,12 @@ impl<W: World> Shared<W> {
     fn instantiate(&self) -> Result<Warm<W>, CallError> {
         let mut store = Store::new(
             &self.engine,
-            HostState::new(self.name.clone(), self.limits.memory_bytes(), self.tick),
+            HostState::new(
+                self.name.clone(),
+                self.limits.memory_bytes(),
+                self.tick,
+                self.gate.clone(),
+            ),
         );
         store.limiter(|s| &mut s.limiter);
         let first = store.data_mut().meter.start(self.allowance());
@@ -537,6 +553,21 @@ impl<W: World> Lease<'_, W> {
         self.cpu
     }
 
+    /// Serves the lease's calls in `lane`: what their outgoing requests draw
+    /// from their upstreams' budgets as. Light unless set.
+    pub(crate) fn in_lane(&mut self, lane: Lane) {
+        if let Some(warm) = self.warm.as_mut() {
+            warm.store.data_mut().gate.call.lane = lane;
+        }
+    }
+
+    /// Counts what the lease's calls send upstream into `traffic`.
+    pub(crate) fn count_traffic(&mut self, traffic: Arc<Traffic>) {
+        if let Some(warm) = self.warm.as_mut() {
+            warm.store.data_mut().gate.call.traffic = traffic;
+        }
+    }
+
     /// Like [`Lease::call`], allowing the call at most `cpu` of CPU time
     /// when that is less than the component's own limit.
     pub(crate) fn call_within<R>(
@@ -564,6 +595,10 @@ impl<W: World> Lease<'_, W> {
             allowance.cpu = allowance.cpu.min(cpu);
         }
         let first = warm.store.data_mut().meter.start(allowance);
+        let now = Instant::now();
+        warm.store.data_mut().gate.call.deadline = now
+            .checked_add(allowance.wall)
+            .unwrap_or(now + Duration::from_secs(86_400));
         warm.store.set_epoch_deadline(first);
         warm.store.data_mut().limiter.hit = false;
         warm.store.data_mut().wanted_session = false;

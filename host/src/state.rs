@@ -9,10 +9,12 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
 use crate::meter::Meter;
 use crate::session::{IncrementError, SessionBinding, StoreError, is_host_key};
+use crate::upstream::Gate;
 
 /// How much of a guest's stderr is kept for error messages.
 const STDERR_CAPTURE: usize = 4096;
@@ -32,10 +34,19 @@ pub(crate) struct HostState {
     /// Whether the current call asked for its session without having one.
     pub(crate) wanted_session: bool,
     pub(crate) job: Option<Arc<str>>,
+    http: WasiHttpCtx,
+    /// The door to the component's upstreams: `wasi:http`'s hooks.
+    pub(crate) gate: Gate,
 }
 
 impl HostState {
-    pub(crate) fn new(component: Arc<str>, memory_cap: u64, tick: std::time::Duration) -> Self {
+    /// The state of an instance of `component` whose requests pass `gate`.
+    pub(crate) fn new(
+        component: Arc<str>,
+        memory_cap: u64,
+        tick: std::time::Duration,
+        gate: Gate,
+    ) -> Self {
         let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
@@ -56,6 +67,8 @@ impl HostState {
             session: None,
             wanted_session: false,
             job: None,
+            http: WasiHttpCtx::new(),
+            gate,
         }
     }
 
@@ -72,6 +85,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
         }
     }
 }
@@ -110,10 +133,13 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Links WASI (denied by policy, not by absence) and warmlane's own imports.
+/// Links WASI (sockets denied by policy, not by absence), `wasi:http`'s
+/// outgoing requests (through each instance's [`Gate`]), and warmlane's own
+/// imports.
 pub(crate) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_sync(&mut linker)?;
     wit_session::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     log::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)

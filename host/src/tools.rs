@@ -15,6 +15,7 @@ use crate::pool::{Pool, PoolStats};
 use crate::schema::InputSchema;
 use crate::session::SessionBinding;
 use crate::stats::{Histogram, Recorder};
+use crate::upstream::Traffic;
 
 /// What a tool says about itself.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,8 +136,10 @@ impl Tool {
         input: &str,
         session: Option<SessionBinding>,
         job: Option<Arc<str>>,
+        traffic: &Arc<Traffic>,
     ) -> Result<String, ToolError> {
         let mut lease = self.pool.take(session, job)?;
+        lease.count_traffic(traffic.clone());
         let called =
             lease.call(|world, store| world.warmlane_worker_tool().call_invoke(&mut *store, input));
         // A panic or an uncaught exception is the tool failing with its

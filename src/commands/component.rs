@@ -174,8 +174,39 @@ pub(crate) fn main(args: Args) -> Result<ExitCode> {
     }
 }
 
-/// The WIT every project carries: the host's own.
-const WIT: &str = include_str!("../../wit/worker.wit");
+/// The WIT every project carries: the host's own, and the WASI packages
+/// its `wasi:http` import needs.
+const WIT: &[(&str, &str)] = &[
+    ("wit/worker.wit", include_str!("../../wit/worker.wit")),
+    (
+        "wit/deps/http/package.wit",
+        include_str!("../../wit/deps/http/package.wit"),
+    ),
+    (
+        "wit/deps/io/package.wit",
+        include_str!("../../wit/deps/io/package.wit"),
+    ),
+    (
+        "wit/deps/clocks/package.wit",
+        include_str!("../../wit/deps/clocks/package.wit"),
+    ),
+    (
+        "wit/deps/cli/package.wit",
+        include_str!("../../wit/deps/cli/package.wit"),
+    ),
+    (
+        "wit/deps/random/package.wit",
+        include_str!("../../wit/deps/random/package.wit"),
+    ),
+    (
+        "wit/deps/filesystem/package.wit",
+        include_str!("../../wit/deps/filesystem/package.wit"),
+    ),
+    (
+        "wit/deps/sockets/package.wit",
+        include_str!("../../wit/deps/sockets/package.wit"),
+    ),
+];
 
 /// `(language, world or "", file in the project, its template)`; a template
 /// whose world is "" is every world's.
@@ -328,7 +359,10 @@ fn new(name: &str, lang: Lang, world: World, dir: &Path) -> Result<()> {
             }
         }
     }
-    files.push(("wit/worker.wit".into(), WIT.into()));
+    files.extend(
+        WIT.iter()
+            .map(|(path, text)| (path.to_string(), text.to_string())),
+    );
     files.push((".gitignore".into(), gitignore(lang).into()));
     let mut binary = Vec::new();
     if !matches!(world, World::Tool) {

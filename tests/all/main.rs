@@ -24,3 +24,4 @@ mod support;
 mod telemetry;
 mod tools;
 mod uploads;
+mod upstreams;

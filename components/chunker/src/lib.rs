@@ -83,7 +83,7 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../wit", world: "chunker-component" });
+    wit_bindgen::generate!({ path: "../../wit", world: "chunker-component", generate_all });
 
     use exports::warmlane::worker::chunker::{Chunk, Guest, Options, PageText, SizeUnit};
 

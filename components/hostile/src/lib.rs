@@ -2,7 +2,7 @@
 //! allocates without bound, traps, panics, or answers normally, as asked. It is
 //! built with the other components but never embedded in the binary.
 
-wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
+wit_bindgen::generate!({ path: "../../wit", world: "tool-component", generate_all });
 
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 

@@ -2,7 +2,7 @@
 //! session through the `session` import, so every call may run in a fresh
 //! instance and still see the notes earlier calls added.
 
-wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
+wit_bindgen::generate!({ path: "../../wit", world: "tool-component", generate_all });
 
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 use serde_json::{Value, json};

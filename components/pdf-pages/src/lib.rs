@@ -187,7 +187,7 @@ fn font_names(doc: &Document, resources: Option<&lopdf::Dictionary>) -> String {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    wit_bindgen::generate!({ path: "../../wit", world: "page-parser-component" });
+    wit_bindgen::generate!({ path: "../../wit", world: "page-parser-component", generate_all });
 
     use exports::warmlane::worker::page_parser::{Guest, ParsedPage};
 

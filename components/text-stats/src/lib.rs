@@ -1,7 +1,7 @@
 //! A stateless tool: statistics of a text (characters, words, lines,
 //! sentences, cl100k-style token estimate, reading time).
 
-wit_bindgen::generate!({ path: "../../wit", world: "tool-component" });
+wit_bindgen::generate!({ path: "../../wit", world: "tool-component", generate_all });
 
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 use serde_json::{Value, json};

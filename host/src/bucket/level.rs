@@ -92,6 +92,10 @@ pub(crate) struct Levels {
     /// Draws made on each bucket so far (shared, reserved): a draw's number
     /// tells a refund whether anyone drew after it.
     pub(crate) draws: [u64; 2],
+    /// Until when the budget is paused (an upstream pushed back), in
+    /// microseconds: nothing refills and no draw may be used before it. 0
+    /// for never.
+    pub(crate) hold_us: i64,
 }
 
 impl Levels {
@@ -137,6 +141,10 @@ pub(crate) enum Op {
     },
     /// Give back `cost` tokens of draw `ticket` on `part`.
     Refund { part: Part, cost: f64, ticket: u64 },
+    /// Pause the budget for `for_us` from now (or longer, if it is already
+    /// paused longer): both buckets are emptied, nothing refills until the
+    /// pause ends, and every draw waits for it.
+    Pause { for_us: f64 },
     /// Read the levels.
     Peek,
 }
@@ -149,15 +157,18 @@ pub(crate) fn refilled(stored: Option<Levels>, p: &Params, now_us: i64) -> Level
             reserved: p.cap(Part::Reserved),
             at_us: now_us,
             draws: [0; 2],
+            hold_us: 0,
         };
     };
-    // A clock that steps back refills nothing and never moves `at` back.
-    let dt = (now_us - l.at_us).max(0) as f64;
+    // A clock that steps back refills nothing and never moves `at` back;
+    // a paused budget refills from the end of its pause.
+    let dt = (now_us - l.at_us.max(l.hold_us)).max(0) as f64;
     Levels {
         shared: (l.shared + dt * p.rate(Part::Shared)).min(p.cap(Part::Shared)),
         reserved: (l.reserved + dt * p.rate(Part::Reserved)).min(p.cap(Part::Reserved)),
         at_us: l.at_us.max(now_us),
         draws: l.draws,
+        hold_us: l.hold_us,
     }
 }
 
@@ -207,11 +218,13 @@ pub(crate) fn step(stored: Option<Levels>, p: &Params, op: Op, now_us: i64) -> O
             let part = choose(&l, p, lane, cost);
             let after = *l.level(part) - cost;
             out.part = part;
-            out.wait_us = if after < 0.0 {
-                -after / p.rate(part)
-            } else {
-                0.0
-            };
+            let paused = (l.hold_us - now_us).max(0) as f64;
+            out.wait_us = paused
+                + if after < 0.0 {
+                    -after / p.rate(part)
+                } else {
+                    0.0
+                };
             if max_wait_us.is_some_and(|max| out.wait_us > max) {
                 return out;
             }
@@ -235,6 +248,11 @@ pub(crate) fn step(stored: Option<Levels>, p: &Params, op: Op, now_us: i64) -> O
             }
             out.part = part;
             out.returned = *level - before;
+        }
+        Op::Pause { for_us } => {
+            l.hold_us = l.hold_us.max(now_us + for_us.ceil() as i64);
+            l.shared = l.shared.min(0.0);
+            l.reserved = l.reserved.min(0.0);
         }
         Op::Peek => {}
     }
@@ -308,6 +326,27 @@ mod tests {
         // Never above the burst.
         let much_later = step(Some(o.levels), &p, Op::Peek, 3600 * SECOND);
         assert_eq!(much_later.levels.shared, 100.0);
+    }
+
+    #[test]
+    fn a_pause_empties_the_budget_and_holds_every_draw_until_it_ends() {
+        let p = params(600.0, 100.0, 0.2);
+        let o = draw(None, &p, Lane::Heavy, 10.0, 0);
+        let paused = step(Some(o.levels), &p, Op::Pause { for_us: 2e6 }, SECOND);
+        assert_eq!((paused.levels.shared, paused.levels.reserved), (0.0, 0.0));
+        // Nothing refills during the pause.
+        let during = step(Some(paused.levels), &p, Op::Peek, 2 * SECOND);
+        assert_eq!(during.levels.shared, 0.0);
+        // A draw during it waits for its end, then for its tokens at the
+        // rate (8 a second shared, 2 reserved).
+        let d = draw(Some(during.levels), &p, Lane::Heavy, 8.0, 2 * SECOND);
+        assert!((d.wait_us - 2.0 * SECOND as f64).abs() < 1.0, "{d:?}");
+        // A shorter pause does not shorten a longer one.
+        let again = step(Some(d.levels), &p, Op::Pause { for_us: 1.0 }, 2 * SECOND);
+        assert_eq!(again.levels.hold_us, 3 * SECOND);
+        // After it, the refill starts from its end.
+        let after = step(Some(paused.levels), &p, Op::Peek, 4 * SECOND);
+        assert!((after.levels.shared - 8.0).abs() < 1e-9, "{after:?}");
     }
 
     #[test]

@@ -200,6 +200,8 @@ pub struct BudgetStats {
     pub unreachable: u64,
     /// Grants made by the local fallback while Redis was unreachable.
     pub fallback_grants: u64,
+    /// Times an upstream pushed back (429 or 503) and paused the budget.
+    pub pauses: u64,
     /// How long granted draws waited for their tokens.
     pub wait: Histogram,
 }
@@ -213,6 +215,7 @@ struct Counters {
     refused: AtomicU64,
     unreachable: AtomicU64,
     fallback_grants: AtomicU64,
+    pauses: AtomicU64,
     wait: Recorder,
 }
 
@@ -448,9 +451,56 @@ impl Budget {
     /// tokens return if no later draw on the same bucket is waiting;
     /// otherwise they are forfeit (see [`BudgetStats::forfeited`]).
     pub fn refund(&self, grant: Grant) {
+        self.give_back(grant, grant.cost);
+    }
+
+    /// Settles a grant drawn on an estimate against what its call really
+    /// used: the excess is charged at once (the draws after it wait for
+    /// it), and what went unused is given back as [`Budget::refund`] gives.
+    pub(crate) fn settle(&self, grant: Grant, lane: Lane, used: Cost) {
+        if used.0 < grant.cost.0 {
+            self.give_back(grant, Cost(grant.cost.0 - used.0));
+        } else if used.0 > grant.cost.0 {
+            let extra = used.0 - grant.cost.0;
+            let op = Op::Reserve {
+                lane,
+                cost: extra as f64,
+                max_wait_us: None,
+            };
+            match self.reserve(op) {
+                Ok(_) => {
+                    self.counters.drawn[lane as usize].fetch_add(extra, Ordering::Relaxed);
+                }
+                // Overspending is what the budget exists to prevent, but the
+                // tokens are used already: all that is lost is their record.
+                Err(Unreachable(why)) => {
+                    tracing::warn!(budget = %self.name, "{extra} tokens used beyond the estimate were not charged: {why}")
+                }
+            }
+        }
+    }
+
+    /// Pauses the budget for `d`, for every host sharing it: an upstream
+    /// asked for no requests until then. Nothing refills meanwhile, and
+    /// draws wait for the pause to end.
+    pub(crate) fn pause(&self, d: Duration) -> Result<(), BudgetError> {
+        let op = Op::Pause {
+            for_us: d.as_micros() as f64,
+        };
+        self.reserve(op)
+            .map_err(|Unreachable(reason)| BudgetError::Unavailable {
+                budget: self.name.clone(),
+                reason,
+            })?;
+        self.counters.pauses.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Gives back `cost` of `grant`'s tokens.
+    fn give_back(&self, grant: Grant, cost: Cost) {
         let op = Op::Refund {
             part: grant.part,
-            cost: grant.cost.0 as f64,
+            cost: cost.0 as f64,
             ticket: grant.ticket,
         };
         let result = match (&self.fallback, grant.local) {
@@ -461,14 +511,12 @@ impl Budget {
             Ok(o) => {
                 let c = &self.counters;
                 c.refunded.fetch_add(o.returned as u64, Ordering::Relaxed);
-                c.forfeited.fetch_add(
-                    grant.cost.0 - (o.returned as u64).min(grant.cost.0),
-                    Ordering::Relaxed,
-                );
+                c.forfeited
+                    .fetch_add(cost.0 - (o.returned as u64).min(cost.0), Ordering::Relaxed);
             }
             // Losing a refund under-spends; it never overspends.
             Err(Unreachable(why)) => {
-                tracing::warn!(budget = %self.name, "refund of {} tokens lost: {why}", grant.cost.0)
+                tracing::warn!(budget = %self.name, "refund of {} tokens lost: {why}", cost.0)
             }
         }
     }
@@ -488,6 +536,7 @@ impl Budget {
             refused: c.refused.load(Ordering::Relaxed),
             unreachable: c.unreachable.load(Ordering::Relaxed),
             fallback_grants: c.fallback_grants.load(Ordering::Relaxed),
+            pauses: c.pauses.load(Ordering::Relaxed),
             wait: c.wait.snapshot(),
         }
     }

@@ -50,6 +50,7 @@ impl Store for RedisStore {
                 max_wait_us,
             } => ("reserve", lane, cost, Part::Shared, 0, max_wait_us),
             Op::Refund { part, cost, ticket } => ("refund", Lane::Heavy, cost, part, ticket, None),
+            Op::Pause { for_us } => ("pause", Lane::Heavy, 0.0, Part::Shared, 0, Some(for_us)),
             Op::Peek => ("peek", Lane::Heavy, 0.0, Part::Shared, 0, None),
         };
         let reply: Vec<String> = self
@@ -92,8 +93,10 @@ fn parse(reply: &[String]) -> Option<Outcome> {
             shared: num(s)?,
             reserved: num(r)?,
             at_us: num(at)? as i64,
-            // The counts stay in Redis; only the arithmetic's tests read them.
+            // The counts and the pause stay in Redis; only the arithmetic's
+            // tests read them.
             draws: [0; 2],
+            hold_us: 0,
         },
     })
 }

@@ -152,6 +152,9 @@ fn the_script_and_the_rust_arithmetic_agree_step_for_step() {
                 ticket: local.map_or(0, |l: level::Levels| l.draws[(x % 2) as usize]) - x % 2,
             },
             6 => Op::Peek,
+            5 if x.is_multiple_of(4) => Op::Pause {
+                for_us: (x % 5_000_000) as f64,
+            },
             _ => Op::Reserve {
                 lane,
                 cost: 1.0 + (x % 120) as f64,

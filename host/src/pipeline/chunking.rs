@@ -291,6 +291,7 @@ fn split(ctx: &ChunkerCtx<'_>, input: &[PageText]) -> Result<Vec<wit::Chunk>, St
         }
         e.to_string()
     })?;
+    lease.in_lane(ctx.lane);
     let input: Vec<wit::PageText> = input.iter().map(PageText::wit).collect();
     let result = lease.call_within(Some(allowance), |world, store| {
         world

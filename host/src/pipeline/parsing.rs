@@ -151,6 +151,7 @@ fn call(
         .pool
         .take(None, Some(ctx.job.clone()))
         .map_err(|e| refund(e.to_string()))?;
+    lease.in_lane(ctx.lane);
     let parsed = lease
         .call_within(Some(cpu), |world, store| {
             world

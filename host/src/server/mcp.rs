@@ -407,6 +407,7 @@ pub(super) fn usage_json(usage: &Usage) -> Value {
     json!({
         "calls": usage.calls, "micros": usage.micros,
         "cpu_nanos": usage.cpu_nanos, "tokens": usage.tokens,
+        "requests": usage.requests,
     })
 }
 
@@ -422,7 +423,8 @@ pub(super) fn calls_json(calls: &[CallRecord]) -> Value {
         .map(|c| {
             let mut v = json!({
                 "tool": c.tool, "at_ms": c.at_ms, "micros": c.micros,
-                "cpu_nanos": c.cpu_nanos, "tokens": c.tokens, "ok": c.error.is_none(),
+                "cpu_nanos": c.cpu_nanos, "tokens": c.tokens, "requests": c.requests,
+                "ok": c.error.is_none(),
             });
             if let Some(e) = &c.error {
                 v["error"] = json!(e);

@@ -200,6 +200,7 @@ impl SessionStore for MemorySessionStore {
             e.usage.micros += usage.micros;
             e.usage.cpu_nanos += usage.cpu_nanos;
             e.usage.tokens += usage.tokens;
+            e.usage.requests += usage.requests;
             e.calls.push_back(call.clone());
             while e.calls.len() > keep {
                 e.calls.pop_front();

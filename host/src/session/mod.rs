@@ -133,8 +133,10 @@ pub struct Usage {
     /// CPU time they used on the thread that ran them (the component and
     /// the host work it asked for), in nanoseconds.
     pub cpu_nanos: u64,
-    /// Budget tokens they drew.
+    /// Budget tokens they drew, their upstream requests' included.
     pub tokens: u64,
+    /// Requests they sent to upstreams.
+    pub requests: u64,
 }
 
 /// One tool call made in a session, as the session's call log keeps it:
@@ -149,8 +151,11 @@ pub struct CallRecord {
     pub micros: u64,
     /// CPU time it used on the thread that ran it, in nanoseconds.
     pub cpu_nanos: u64,
-    /// Budget tokens it drew.
+    /// Budget tokens it drew, its upstream requests' included.
     pub tokens: u64,
+    /// Requests it sent to upstreams.
+    #[serde(default)]
+    pub requests: u64,
     /// The error it ended with (its first [`CallRecord::ERROR_BYTES`]
     /// bytes); `None` if it succeeded.
     pub error: Option<String>,
@@ -167,6 +172,7 @@ impl CallRecord {
             micros: self.micros,
             cpu_nanos: self.cpu_nanos,
             tokens: self.tokens,
+            requests: self.requests,
         }
     }
 

@@ -204,12 +204,13 @@ impl SessionStore for RedisSessionStore {
 
     fn record(&self, session: &SessionId, call: &CallRecord) -> Result<(), StoreError> {
         let usage = call.usage();
-        let [calls, micros, tokens, cpu, keep] = [
+        let [calls, micros, tokens, cpu, keep, requests] = [
             usage.calls,
             usage.micros,
             usage.tokens,
             usage.cpu_nanos,
             self.call_log as u64,
+            usage.requests,
         ]
         .map(|n| n.to_string());
         let record = serde_json::to_vec(call).expect("a call record is plain data");
@@ -223,6 +224,7 @@ impl SessionStore for RedisSessionStore {
                 cpu.as_bytes(),
                 &record,
                 keep.as_bytes(),
+                requests.as_bytes(),
             ],
         )
         .map(|_| ())
@@ -235,6 +237,7 @@ impl SessionStore for RedisSessionStore {
             micros: int(reply.get(1))?,
             tokens: int(reply.get(2))?,
             cpu_nanos: int(reply.get(3))?,
+            requests: int(reply.get(4))?,
         })
     }
 

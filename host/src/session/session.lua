@@ -2,12 +2,13 @@
 --
 -- KEYS[1]  the session's hash: v:KEY fields hold values, m:bytes the size
 --          of keys and values, u:calls / u:micros / u:tokens / u:cpu the
---          usage, c:N the N-th call's record (the last KEEP kept) and
+--          usage (and u:requests, upstream requests), c:N the N-th call's record (the last KEEP kept) and
 --          c:next the number of calls logged. It expires after ttl_ms
 --          without use.
 -- ARGV     op, ttl_ms, max_bytes, then per op: get/delete KEY; set KEY VALUE;
 --          cas KEY HAS_EXPECTED EXPECTED HAS_NEW NEW (flags '1' or '0');
---          incr KEY BY; record CALLS MICROS TOKENS CPU_NANOS RECORD KEEP;
+--          incr KEY BY; record CALLS MICROS TOKENS CPU_NANOS RECORD KEEP
+--          REQUESTS;
 --          calls LIMIT.
 -- Returns  { status, ... }: status 'ok', 'no-session', 'too-large' or
 --          (incr) 'not-a-counter'.
@@ -105,6 +106,7 @@ elseif op == 'record' then
   redis.call('HINCRBY', k, 'u:micros', ARGV[5])
   redis.call('HINCRBY', k, 'u:tokens', ARGV[6])
   redis.call('HINCRBY', k, 'u:cpu', ARGV[7])
+  redis.call('HINCRBY', k, 'u:requests', tonumber(ARGV[10]) or 0)
   local keep = tonumber(ARGV[9])
   local n = redis.call('HINCRBY', k, 'c:next', 1) - 1
   redis.call('HSET', k, 'c:' .. n, ARGV[8])
@@ -119,7 +121,8 @@ elseif op == 'calls' then
   end
   return { 'ok', out }
 elseif op == 'usage' then
-  local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens', 'u:cpu')
-  return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0, tonumber(u[4]) or 0 }
+  local u = redis.call('HMGET', k, 'u:calls', 'u:micros', 'u:tokens', 'u:cpu', 'u:requests')
+  return { 'ok', tonumber(u[1]) or 0, tonumber(u[2]) or 0, tonumber(u[3]) or 0, tonumber(u[4]) or 0,
+    tonumber(u[5]) or 0 }
 end
 return redis.error_reply('warmlane session script: unknown op ' .. tostring(op))

@@ -137,6 +137,7 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
         micros: 250,
         cpu_nanos: 90,
         tokens: 7,
+        requests: n,
         error: (n % 2 == 1).then(|| format!("error {n}")),
     };
     assert_eq!(store.calls(&a, 10).unwrap(), vec![]);
@@ -149,6 +150,7 @@ fn suite(store: &dyn SessionStore, ttl: Duration) {
             micros: 500,
             tokens: 14,
             cpu_nanos: 180,
+            requests: 1,
         }
     );
     assert_eq!(store.usage(&b).unwrap(), Usage::default());

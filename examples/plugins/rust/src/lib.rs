@@ -4,7 +4,7 @@
 //! the instance that served the call (every instance serves one call and is
 //! then thrown away). Build it with `build.sh` beside this file.
 
-wit_bindgen::generate!({ path: "../../../wit", world: "tool-component" });
+wit_bindgen::generate!({ path: "../../../wit", world: "tool-component", generate_all });
 
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 use serde_json::{Value, json};

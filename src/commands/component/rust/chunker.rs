@@ -7,7 +7,7 @@
 //! never span pages. It counts characters only, so run it with
 //! `--unit characters` (or `pipeline.chunk_unit = "characters"`).
 
-wit_bindgen::generate!({ path: "wit", world: "chunker-component" });
+wit_bindgen::generate!({ path: "wit", world: "chunker-component", generate_all });
 
 use exports::warmlane::worker::chunker::{Chunk, Guest, Options, PageText, SizeUnit};
 

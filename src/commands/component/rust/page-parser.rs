@@ -9,7 +9,7 @@
 //! neighbours; an error for the whole batch makes the host retry its pages
 //! one by one.
 
-wit_bindgen::generate!({ path: "wit", world: "page-parser-component" });
+wit_bindgen::generate!({ path: "wit", world: "page-parser-component", generate_all });
 
 use exports::warmlane::worker::page_parser::{Guest, ParsedPage};
 

@@ -4,7 +4,7 @@
 //! Every instance serves one call and is then thrown away: what must outlive
 //! a call goes into the host's session store (`session`).
 
-wit_bindgen::generate!({ path: "wit", world: "tool-component" });
+wit_bindgen::generate!({ path: "wit", world: "tool-component", generate_all });
 
 use exports::warmlane::worker::tool::{Description, Guest, ToolError};
 use serde_json::{Value, json};

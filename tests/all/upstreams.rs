@@ -1,0 +1,440 @@
+//! Components calling paid APIs through the host: a real HTTP upstream on
+//! loopback (started here) that keeps its own request and token limits,
+//! answers chat completions with a `usage` block and parses page batches;
+//! the `llm-chat` and `hosted-parser` example components calling it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use warmlane_host::{Config, Host, SessionId, ToolError};
+
+use crate::redis_server::RedisServer;
+use crate::support::{open, plugin_dir};
+
+/// What the upstream saw and said.
+#[derive(Default)]
+struct Seen {
+    /// Every request: when it arrived, its path, the status answered.
+    requests: Vec<(Instant, String, u16)>,
+    /// The `usage.total_tokens` of every chat completion answered.
+    usage: u64,
+    /// The `Authorization` headers requests carried.
+    authorizations: Vec<String>,
+    /// The `messages` of the last chat completion.
+    last_messages: Value,
+}
+
+/// A small HTTP/1.1 upstream on loopback: one thread per connection.
+struct Upstream {
+    port: u16,
+    seen: Arc<Mutex<Seen>>,
+    /// Requests still to be answered 429 with `Retry-After: 2`.
+    refuse: Arc<AtomicU32>,
+    /// Requests allowed per second (a sliding window); 0 for no limit.
+    per_second: u32,
+}
+
+impl Upstream {
+    fn start(per_second: u32) -> Upstream {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
+        let port = listener.local_addr().unwrap().port();
+        let seen: Arc<Mutex<Seen>> = Arc::default();
+        let refuse: Arc<AtomicU32> = Arc::default();
+        let (s, r) = (seen.clone(), refuse.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (s, r) = (s.clone(), r.clone());
+                std::thread::spawn(move || serve(stream, &s, &r, per_second));
+            }
+        });
+        Upstream {
+            port,
+            seen,
+            refuse,
+            per_second,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn statuses(&self) -> Vec<u16> {
+        let seen = self.seen.lock().unwrap();
+        seen.requests.iter().map(|r| r.2).collect()
+    }
+}
+
+/// Answers one connection's requests.
+fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, per_second: u32) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let target = line.split(' ').nth(1).unwrap_or("/").to_string();
+        let mut headers = Vec::new();
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end().to_string();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = h.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+                headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let (status, extra, answer) = answer(&target, &headers, &body, seen, refuse, per_second);
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n",
+            answer.len()
+        );
+        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&answer).is_err() {
+            return;
+        }
+    }
+}
+
+/// The status, extra header lines and body for one request.
+fn answer(
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    seen: &Mutex<Seen>,
+    refuse: &AtomicU32,
+    per_second: u32,
+) -> (u16, String, Vec<u8>) {
+    let now = Instant::now();
+    let path = target.split('?').next().unwrap_or("").to_string();
+    let authorization = headers
+        .iter()
+        .find(|(n, _)| n == "authorization")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let message = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            v["messages"].as_array()?.last()?["content"]
+                .as_str()
+                .map(String::from)
+        })
+        .unwrap_or_default();
+    if message == "hang" {
+        std::thread::sleep(Duration::from_secs(30));
+    }
+    let mut s = seen.lock().unwrap();
+    s.authorizations.push(authorization.clone());
+    // Over the limit, or told to refuse: 429 with Retry-After.
+    let recent = s
+        .requests
+        .iter()
+        .filter(|r| r.2 != 429 && now.duration_since(r.0) < Duration::from_secs(1))
+        .count() as u32;
+    let over = per_second > 0 && recent >= per_second;
+    let told = refuse
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if over || told {
+        s.requests.push((now, path, 429));
+        return (
+            429,
+            "retry-after: 2\r\n".into(),
+            b"{\"error\":\"rate limited\"}".to_vec(),
+        );
+    }
+    let (status, out) = match path.as_str() {
+        "/v1/chat/completions" => {
+            let request: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+            let max = request["max_tokens"].as_u64().unwrap_or(16);
+            let content = match message.as_str() {
+                "echo" => format!("you sent authorization {authorization}"),
+                "big" => "x".repeat(2 << 20),
+                m => format!("reply to {m}"),
+            };
+            // Prompt tokens: one per 8 bytes; completion: at most max.
+            let used = body.len() as u64 / 8 + max.min(12);
+            s.usage += used;
+            s.last_messages = request["messages"].clone();
+            let reply = json!({
+                "choices": [{ "message": { "role": "assistant", "content": content } }],
+                "usage": { "total_tokens": used },
+            });
+            (200, reply.to_string())
+        }
+        "/parse" => {
+            let first: u32 = target
+                .split("first_page=")
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            match pdf_pages::parse_batch(body, first) {
+                Ok(pages) => {
+                    let pages: Vec<Value> = pages
+                        .into_iter()
+                        .map(|(number, text)| match text {
+                            Ok(text) => json!({ "number": number, "text": text }),
+                            Err(error) => json!({ "number": number, "error": error }),
+                        })
+                        .collect();
+                    (200, json!({ "pages": pages }).to_string())
+                }
+                Err(e) => (422, json!({ "error": e }).to_string()),
+            }
+        }
+        _ => (404, "{}".into()),
+    };
+    s.requests.push((now, path, status));
+    (status, String::new(), out.into_bytes())
+}
+
+/// A host running `llm-chat` (and `hosted-parser` as the pipeline's
+/// parser) against `llm` at `url`, with `extra` configuration.
+fn host(url: &str, timeout_ms: u64, extra: &str) -> Host {
+    static HOSTS: AtomicU32 = AtomicU32::new(0);
+    let n = HOSTS.fetch_add(1, Ordering::Relaxed);
+    let dir = plugin_dir(
+        &format!("upstreams-{n}"),
+        &[("llm_chat", "llm-chat"), ("hosted_parser", "hosted-parser")],
+    );
+    let key = dir.join("api-key");
+    std::fs::write(&key, format!("{SECRET}\n")).unwrap();
+    let text = format!(
+        "[upstreams.llm]\nurls = [\"{url}/v1\"]\nplain_http = true\n\
+         headers.authorization = {{ file = \"{}\", prefix = \"Bearer \" }}\n\
+         budget = \"tokens\"\ncost = {{ tokens = {{ estimate = \"/max_tokens\", usage = \"/usage/total_tokens\" }} }}\n\
+         max_response_kib = 1024\ntotal_timeout_ms = {timeout_ms}\n\
+         [budgets.tokens]\ncapacity = 1000000\nburst = 100000\nlight_share = 0.0\n\
+         [components.llm-chat]\nupstreams = [\"llm\"]\n{extra}",
+        key.display()
+    );
+    let mut config = Config::from_toml(&text).expect("config");
+    config.plugins.dir = Some(dir);
+    let host = Host::new(config).expect("start the host");
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    host
+}
+
+const SECRET: &str = "sk-test-5e3ac7e1b0d94f2a";
+
+fn chat(host: &Host, message: &str, session: Option<&SessionId>) -> Result<Value, ToolError> {
+    let input = json!({ "message": message, "max_tokens": 20 }).to_string();
+    host.call_tool("chat", &input, session)
+        .map(|out| serde_json::from_str(&out).unwrap())
+}
+
+fn metric(host: &Host, name: &str, labels: &str) -> f64 {
+    host.metrics()
+        .lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn an_llm_tool_talks_through_the_host_keeps_its_conversation_and_its_tokens_balance() {
+    let upstream = Upstream::start(0);
+    let host = host(&upstream.url(), 1500, "");
+    let session = host.create_session().unwrap();
+    let first = chat(&host, "hello", Some(&session)).unwrap();
+    assert_eq!(first["reply"], "reply to hello");
+    let second = chat(&host, "and again", Some(&session)).unwrap();
+    assert_eq!(second["reply"], "reply to and again");
+    assert_eq!(second["turns"], 2);
+    // The conversation went with the second request, from the session.
+    let messages = upstream.seen.lock().unwrap().last_messages.clone();
+    assert_eq!(messages.as_array().unwrap().len(), 3, "{messages}");
+    assert_eq!(messages[0]["content"], "hello");
+    assert_eq!(messages[1]["content"], "reply to hello");
+    // The host injected the key; the component never had it.
+    for a in &upstream.seen.lock().unwrap().authorizations {
+        assert_eq!(a, &format!("Bearer {SECRET}"));
+    }
+    // The books balance: what was settled is what the upstream reported,
+    // and the budget was charged exactly that.
+    let reported = upstream.seen.lock().unwrap().usage;
+    assert!(reported > 0);
+    assert_eq!(
+        metric(
+            &host,
+            "warmlane_upstream_tokens_used_total",
+            "upstream=\"llm\""
+        ),
+        reported as f64
+    );
+    let b = host.budget_stats().into_iter().next().unwrap();
+    assert_eq!(b.drawn_light - b.refunded - b.forfeited, reported);
+    // The session's usage counts the requests and their tokens.
+    let usage = host.session_usage(&session).unwrap();
+    assert_eq!(
+        (usage.calls, usage.requests, usage.tokens),
+        (2, 2, reported)
+    );
+    assert_eq!(
+        metric(
+            &host,
+            "warmlane_upstream_requests_total",
+            "component=\"llm-chat\",status=\"200\""
+        ),
+        2.0
+    );
+}
+
+#[test]
+fn secrets_denials_limits_timeouts_and_a_down_upstream_are_clear_errors_and_the_host_serves_on() {
+    let upstream = Upstream::start(0);
+    let host = host(&upstream.url(), 1500, "");
+    // An upstream that echoes what it was sent: the key is taken out.
+    let echoed = chat(&host, "echo", None).unwrap();
+    let reply = echoed["reply"].as_str().unwrap();
+    assert!(!reply.contains(SECRET), "{reply}");
+    assert!(reply.contains("Bearer [redacted]"), "{reply}");
+    // A response over max_response_kib.
+    let e = chat(&host, "big", None).unwrap_err().to_string();
+    assert!(
+        e.contains("over the upstream's limit of 1048576 bytes"),
+        "{e}"
+    );
+    // An upstream that never answers: stopped at total_timeout_ms.
+    let started = Instant::now();
+    let e = chat(&host, "hang", None).unwrap_err().to_string();
+    assert!(e.contains("did not answer in time"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        metric(
+            &host,
+            "warmlane_upstream_requests_total",
+            "status=\"timeout\""
+        ),
+        1.0
+    );
+    // And the host serves on.
+    assert_eq!(
+        chat(&host, "still there?", None).unwrap()["reply"],
+        "reply to still there?"
+    );
+
+    // A component without the upstream is denied, and told so.
+    let denied = self::host(&upstream.url(), 1500, "").config().clone();
+    let mut config = denied;
+    config
+        .components
+        .get_mut("llm-chat")
+        .unwrap()
+        .upstreams
+        .clear();
+    let closed = Host::new(config).unwrap();
+    let session = closed.create_session().unwrap();
+    let e = chat(&closed, "hello", Some(&session))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("denied"), "{e}");
+    assert_eq!(
+        metric(
+            &closed,
+            "warmlane_upstream_denied_total",
+            "component=\"llm-chat\""
+        ),
+        1.0
+    );
+
+    // An upstream that is down.
+    let gone = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = gone.local_addr().unwrap().port();
+    drop(gone);
+    let down = self::host(&format!("http://127.0.0.1:{port}"), 1500, "");
+    let session = down.create_session().unwrap();
+    let e = chat(&down, "hello", Some(&session))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("cannot be reached"), "{e}");
+    assert_eq!(
+        metric(
+            &down,
+            "warmlane_upstream_requests_total",
+            "status=\"unreachable\""
+        ),
+        1.0
+    );
+}
+
+#[test]
+fn a_hosted_parser_parses_documents_through_the_host() {
+    let upstream = Upstream::start(0);
+    let extra = format!(
+        "[upstreams.parser]\nurls = [\"{}\"]\nplain_http = true\n\
+         [components.hosted-parser]\nupstreams = [\"parser\"]\n[pipeline]\nparser = \"hosted-parser\"\n",
+        upstream.url()
+    );
+    let host = host(&upstream.url(), 1500, &extra);
+    let doc = open("en-lppl.pdf", None);
+    let summary = host
+        .process(doc, &host.document_options(), "hosted", &mut |_| {})
+        .expect("process");
+    assert!(summary.pages > 0 && summary.page_errors == 0, "{summary:?}");
+    let parsed = upstream
+        .statuses()
+        .into_iter()
+        .filter(|s| *s == 200)
+        .count();
+    assert!(parsed >= 1, "the service parsed nothing");
+}
+
+#[test]
+fn a_429_pauses_the_budget_for_every_host_sharing_it() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::start(0);
+    let extra = format!(
+        "[redis]\nurl = \"{}\"\nkey_prefix = \"pause-{}\"\n",
+        redis.url(),
+        std::process::id()
+    );
+    let a = host(&upstream.url(), 8000, &extra);
+    let b = host(&upstream.url(), 8000, &extra);
+    upstream.refuse.store(1, Ordering::SeqCst);
+    // The first host's request is refused with Retry-After: 2, which the
+    // component gets (the upstream is not marked safe to retry).
+    let e = chat(&a, "first", None).unwrap_err().to_string();
+    assert!(e.contains("429") && e.contains("retry after 2"), "{e}");
+    let refused_at = Instant::now();
+    // The other host sends nothing until the pause is over.
+    let _ = chat(&b, "second", None);
+    let seen = upstream.seen.lock().unwrap();
+    let t429 = seen.requests.iter().find(|r| r.2 == 429).unwrap().0;
+    let next = seen
+        .requests
+        .iter()
+        .find(|r| r.0 > t429)
+        .map(|r| r.0)
+        .expect("the second host's request arrived");
+    let gap = next.duration_since(t429);
+    assert!(
+        gap >= Duration::from_millis(1900),
+        "sent {gap:?} after the 429"
+    );
+    assert!(refused_at.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        metric(&a, "warmlane_budget_pauses_total", "budget=\"tokens\""),
+        1.0
+    );
+}
