@@ -176,8 +176,11 @@ fn verdict(name: &str) -> Verdict {
         "wasi:cli/stderr" if wasi => {
             Verdict::Denied("kept (its first 4 KiB) for the message of a panic or exception")
         }
-        _ if interface.starts_with("wasi:http/") => Verdict::Missing(
-            "the host gives components no HTTP; jco adds this import unless told `--disable http fetch-event`",
+        "wasi:http/types" | "wasi:http/outgoing-handler" if wasi => Verdict::Denied(
+            "requests go out only to the component's upstreams ([components.NAME] upstreams), with the host's headers and limits",
+        ),
+        "wasi:http/incoming-handler" if wasi => Verdict::Missing(
+            "components are called through their world's exports, not as HTTP handlers; jco exports it unless told `--disable fetch-event`",
         ),
         _ if wasi && WASI.contains(&interface) => Verdict::Provided,
         _ => Verdict::Missing("the host does not provide it"),
@@ -407,7 +410,7 @@ mod tests {
         ));
         assert!(matches!(
             verdict("wasi:http/outgoing-handler@0.2.3"),
-            Verdict::Missing(_)
+            Verdict::Denied(_)
         ));
         assert!(matches!(verdict("acme:thing/x"), Verdict::Missing(_)));
     }

@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use warmlane_host::{Config, Host, SessionId, ToolError};
 
 use crate::redis_server::RedisServer;
+use crate::serve::Serve;
 use crate::support::{open, plugin_dir};
 
 /// What the upstream saw and said.
@@ -26,6 +27,16 @@ struct Seen {
     authorizations: Vec<String>,
     /// The `messages` of the last chat completion.
     last_messages: Value,
+    /// The limiter's theoretical arrival time (GCRA), if it has a limit.
+    tat: Option<Instant>,
+}
+
+/// The upstream's own limit: `rate` requests a second, at most `burst` at
+/// once (a token bucket, as APIs' per-minute limits are kept).
+#[derive(Clone, Copy)]
+struct Limit {
+    rate: f64,
+    burst: f64,
 }
 
 /// A small HTTP/1.1 upstream on loopback: one thread per connection.
@@ -34,12 +45,10 @@ struct Upstream {
     seen: Arc<Mutex<Seen>>,
     /// Requests still to be answered 429 with `Retry-After: 2`.
     refuse: Arc<AtomicU32>,
-    /// Requests allowed per second (a sliding window); 0 for no limit.
-    per_second: u32,
 }
 
 impl Upstream {
-    fn start(per_second: u32) -> Upstream {
+    fn start(limit: Option<Limit>) -> Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the upstream");
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Seen>> = Arc::default();
@@ -48,15 +57,10 @@ impl Upstream {
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let (s, r) = (s.clone(), r.clone());
-                std::thread::spawn(move || serve(stream, &s, &r, per_second));
+                std::thread::spawn(move || serve(stream, &s, &r, limit));
             }
         });
-        Upstream {
-            port,
-            seen,
-            refuse,
-            per_second,
-        }
+        Upstream { port, seen, refuse }
     }
 
     fn url(&self) -> String {
@@ -70,7 +74,7 @@ impl Upstream {
 }
 
 /// Answers one connection's requests.
-fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, per_second: u32) {
+fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, limit: Option<Limit>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
     loop {
@@ -101,7 +105,7 @@ fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, per_second: 
         if reader.read_exact(&mut body).is_err() {
             return;
         }
-        let (status, extra, answer) = answer(&target, &headers, &body, seen, refuse, per_second);
+        let (status, extra, answer) = answer(&target, &headers, &body, seen, refuse, limit);
         let head = format!(
             "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n",
             answer.len()
@@ -119,7 +123,7 @@ fn answer(
     body: &[u8],
     seen: &Mutex<Seen>,
     refuse: &AtomicU32,
-    per_second: u32,
+    limit: Option<Limit>,
 ) -> (u16, String, Vec<u8>) {
     let now = Instant::now();
     let path = target.split('?').next().unwrap_or("").to_string();
@@ -141,16 +145,21 @@ fn answer(
     }
     let mut s = seen.lock().unwrap();
     s.authorizations.push(authorization.clone());
-    // Over the limit, or told to refuse: 429 with Retry-After.
-    let recent = s
-        .requests
-        .iter()
-        .filter(|r| r.2 != 429 && now.duration_since(r.0) < Duration::from_secs(1))
-        .count() as u32;
-    let over = per_second > 0 && recent >= per_second;
+    // Told to refuse, or over the limit: 429 with Retry-After.
     let told = refuse
         .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
         .is_ok();
+    let over = !told
+        && limit.is_some_and(|l| {
+            let interval = Duration::from_secs_f64(1.0 / l.rate);
+            let tolerance = interval.mul_f64(l.burst - 1.0);
+            let tat = s.tat.unwrap_or(now).max(now);
+            if tat.duration_since(now) > tolerance {
+                return true;
+            }
+            s.tat = Some(tat + interval);
+            false
+        });
     if over || told {
         s.requests.push((now, path, 429));
         return (
@@ -249,7 +258,7 @@ fn metric(host: &Host, name: &str, labels: &str) -> f64 {
 
 #[test]
 fn an_llm_tool_talks_through_the_host_keeps_its_conversation_and_its_tokens_balance() {
-    let upstream = Upstream::start(0);
+    let upstream = Upstream::start(None);
     let host = host(&upstream.url(), 1500, "");
     let session = host.create_session().unwrap();
     let first = chat(&host, "hello", Some(&session)).unwrap();
@@ -298,7 +307,7 @@ fn an_llm_tool_talks_through_the_host_keeps_its_conversation_and_its_tokens_bala
 
 #[test]
 fn secrets_denials_limits_timeouts_and_a_down_upstream_are_clear_errors_and_the_host_serves_on() {
-    let upstream = Upstream::start(0);
+    let upstream = Upstream::start(None);
     let host = host(&upstream.url(), 1500, "");
     // An upstream that echoes what it was sent: the key is taken out.
     let echoed = chat(&host, "echo", None).unwrap();
@@ -379,31 +388,57 @@ fn secrets_denials_limits_timeouts_and_a_down_upstream_are_clear_errors_and_the_
 }
 
 #[test]
-fn a_hosted_parser_parses_documents_through_the_host() {
-    let upstream = Upstream::start(0);
+fn a_hosted_parser_is_metered_by_pages_and_its_requests_draw_in_their_documents_lane() {
+    let upstream = Upstream::start(None);
+    // Every document is heavy here; the parser's requests draw from a budget
+    // whose light reserve heavy work may not take.
     let extra = format!(
-        "[upstreams.parser]\nurls = [\"{}\"]\nplain_http = true\n\
-         [components.hosted-parser]\nupstreams = [\"parser\"]\n[pipeline]\nparser = \"hosted-parser\"\n",
+        "[upstreams.parser]\nurls = [\"{}\"]\nplain_http = true\nbudget = \"requests\"\n\
+         [budgets.requests]\ncapacity = 10\nburst = 10\nlight_share = 0.5\n\
+         [budgets.pages]\ncapacity = 100000\nburst = 1000\nlight_share = 0.0\n\
+         [components.hosted-parser]\nupstreams = [\"parser\"]\nbudget = \"pages\"\n\
+         [pipeline]\nparser = \"hosted-parser\"\nbatch_pages = 2\n[lanes]\nheavy_from_pages = 1\n",
         upstream.url()
     );
     let host = host(&upstream.url(), 1500, &extra);
     let doc = open("en-lppl.pdf", None);
+    let pages = doc.page_count() as u64;
     let summary = host
         .process(doc, &host.document_options(), "hosted", &mut |_| {})
         .expect("process");
     assert!(summary.pages > 0 && summary.page_errors == 0, "{summary:?}");
-    let parsed = upstream
-        .statuses()
-        .into_iter()
-        .filter(|s| *s == 200)
-        .count();
-    assert!(parsed >= 1, "the service parsed nothing");
+    // The service parsed every batch, and the text is the real one.
+    let batches = pages.div_ceil(2);
+    let parsed = upstream.statuses().iter().filter(|s| **s == 200).count() as u64;
+    assert_eq!(parsed, batches);
+    assert!(summary.chunks > 0, "{summary:?}");
+    let stats = host.budget_stats();
+    let by = |name: &str| stats.iter().find(|b| b.name == name).unwrap().clone();
+    // The component's cost: its pages, in the document's lane.
+    assert_eq!(
+        (by("pages").drawn_heavy, by("pages").drawn_light),
+        (pages, 0)
+    );
+    // Its requests: one per batch, heavy, none from the light reserve.
+    let requests = by("requests");
+    assert_eq!((requests.drawn_heavy, requests.drawn_light), (batches, 0));
+    let (_, reserved) = host
+        .budgets()
+        .find(|b| b.name() == "requests")
+        .unwrap()
+        .levels()
+        .unwrap();
+    // Heavy work may skim the light reserve only above half full.
+    assert!(
+        reserved >= 2.5,
+        "heavy work drained the light reserve: {reserved}"
+    );
 }
 
 #[test]
 fn a_429_pauses_the_budget_for_every_host_sharing_it() {
     let redis = RedisServer::start();
-    let upstream = Upstream::start(0);
+    let upstream = Upstream::start(None);
     let extra = format!(
         "[redis]\nurl = \"{}\"\nkey_prefix = \"pause-{}\"\n",
         redis.url(),
@@ -437,4 +472,168 @@ fn a_429_pauses_the_budget_for_every_host_sharing_it() {
         metric(&a, "warmlane_budget_pauses_total", "budget=\"tokens\""),
         1.0
     );
+}
+
+/// The upstream's limit in the replicas' test, and the budget kept for it:
+/// a little under the rate, a burst of one, so that requests granted on
+/// time still fit the upstream's burst when the network delays some more
+/// than others.
+const LIMIT: Limit = Limit {
+    rate: 50.0,
+    burst: 5.0,
+};
+const BUDGET_RATE: u32 = 48;
+
+#[test]
+fn three_replicas_keep_a_shared_upstream_inside_its_limit_and_pause_together() {
+    let _one = crate::replicas::one_at_a_time();
+    let redis = RedisServer::start();
+    let upstream = Upstream::start(Some(LIMIT));
+    let dir = plugin_dir(
+        "upstreams-replicas",
+        &[("llm_chat", "llm-chat"), ("hosted_parser", "hosted-parser")],
+    );
+    let url = upstream.url();
+    let config = format!(
+        "[redis]\nurl = \"{}\"\n[plugins]\ndir = {:?}\n\
+         [upstreams.llm]\nurls = [\"{url}/v1\"]\nplain_http = true\nbudget = \"account\"\nretry = true\n\
+         headers.authorization = {{ env = \"TEST_LLM_API_KEY\", prefix = \"Bearer \" }}\n\
+         [upstreams.parser]\nurls = [\"{url}\"]\nplain_http = true\nbudget = \"account\"\nretry = true\n\
+         [budgets.account]\ncapacity = {BUDGET_RATE}\nburst = 1\nperiod_secs = 1\nlight_share = 0.0\n\
+         [components.llm-chat]\nupstreams = [\"llm\"]\n\
+         [components.hosted-parser]\nupstreams = [\"parser\"]\n\
+         [pipeline]\nparser = \"hosted-parser\"\nbatch_pages = 1\n",
+        redis.url(),
+        dir.display().to_string()
+    );
+    let servers: Vec<Serve> = (0..3)
+        .map(|_| Serve::start_with_env(&config, &[], &[("TEST_LLM_API_KEY", SECRET)]))
+        .collect();
+    for s in &servers {
+        s.wait_ready();
+    }
+    let pdf = std::fs::read(crate::support::data("en-lppl.pdf")).unwrap();
+    let stop = AtomicBool::new(false);
+    // Tool calls from 8 callers a replica, and a document on each replica,
+    // for `secs` seconds; what the callers got back.
+    let load = |secs: u64, during: &dyn Fn()| {
+        let failures = Mutex::new(Vec::new());
+        stop.store(false, Ordering::SeqCst);
+        std::thread::scope(|scope| {
+            for server in &servers {
+                for _ in 0..8 {
+                    scope.spawn(|| {
+                        while !stop.load(Ordering::SeqCst) {
+                            let r = server.post(
+                                "/v1/tools/chat",
+                                "application/json",
+                                br#"{"message":"hi","max_tokens":5}"#,
+                            );
+                            if r.status != 200 {
+                                failures.lock().unwrap().push(r.json().to_string());
+                            }
+                        }
+                    });
+                }
+            }
+            let jobs: Vec<(usize, String)> = servers
+                .iter()
+                .enumerate()
+                .map(|(i, server)| {
+                    let r = server.post("/v1/documents", "application/pdf", &pdf);
+                    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+                    (i, r.json()["job"].as_str().unwrap().to_string())
+                })
+                .collect();
+            during();
+            std::thread::sleep(Duration::from_secs(secs));
+            stop.store(true, Ordering::SeqCst);
+            for (i, job) in jobs {
+                let state = servers[i].wait_done(&job);
+                assert_eq!(state["errors"], json!([]), "{state}");
+            }
+        });
+        failures.into_inner().unwrap()
+    };
+
+    // Under a load well past its limit, the upstream never has to refuse,
+    // and the replicas use nearly all it allows.
+    let failures = load(8, &|| {});
+    assert!(failures.is_empty(), "{failures:?}");
+    let (served, refused, rate) = {
+        let seen = upstream.seen.lock().unwrap();
+        let first = seen.requests[0].0 + Duration::from_secs(1);
+        let last = seen.requests.last().unwrap().0;
+        let steady = seen
+            .requests
+            .iter()
+            .filter(|r| r.0 >= first && r.2 != 429)
+            .count();
+        let refused = seen.requests.iter().filter(|r| r.2 == 429).count();
+        (
+            seen.requests.len(),
+            refused,
+            steady as f64 / last.duration_since(first).as_secs_f64(),
+        )
+    };
+    eprintln!(
+        "three replicas against an upstream allowing {} requests/s (burst {}): {served} requests, {refused} answered 429, {rate:.1} requests/s in the steady state = {:.1}% of the allowed rate",
+        LIMIT.rate,
+        LIMIT.burst,
+        100.0 * rate / LIMIT.rate
+    );
+    assert_eq!(refused, 0, "the upstream had to refuse requests");
+    assert!(
+        rate >= 0.95 * LIMIT.rate,
+        "only {rate:.1} of {} requests/s used",
+        LIMIT.rate
+    );
+    // The key was injected on every request.
+    assert!(
+        upstream
+            .seen
+            .lock()
+            .unwrap()
+            .authorizations
+            .iter()
+            .all(|a| a == &format!("Bearer {SECRET}") || a.is_empty())
+    );
+
+    // The upstream answers one request 429 with Retry-After: 2: no replica
+    // sends anything more until the pause is over (bar requests already on
+    // the wire when the 429 was sent), and the refused call is retried.
+    let before = upstream.seen.lock().unwrap().requests.len();
+    let failures = load(4, &|| {
+        std::thread::sleep(Duration::from_millis(500));
+        upstream.refuse.store(1, Ordering::SeqCst);
+    });
+    assert!(failures.is_empty(), "{failures:?}");
+    let seen = upstream.seen.lock().unwrap();
+    let after = &seen.requests[before..];
+    let t429 = after.iter().find(|r| r.2 == 429).expect("a 429").0;
+    let on_the_wire = Duration::from_millis(50);
+    let during: Vec<Duration> = after
+        .iter()
+        .map(|r| r.0.saturating_duration_since(t429))
+        .filter(|d| *d > on_the_wire && *d < Duration::from_millis(1950))
+        .collect();
+    let resumed = after
+        .iter()
+        .filter(|r| r.0 > t429 + Duration::from_secs(2))
+        .count();
+    let in_flight = after
+        .iter()
+        .filter(|r| r.0 > t429 && r.0 <= t429 + on_the_wire)
+        .count();
+    eprintln!(
+        "after a 429 with Retry-After: 2, the upstream saw {in_flight} request(s) already on the wire within 50 ms, {} during the pause, {resumed} after it",
+        during.len()
+    );
+    assert!(during.is_empty(), "requests during the pause at {during:?}");
+    assert!(resumed > 0, "nothing was sent after the pause");
+    let pauses: f64 = servers
+        .iter()
+        .map(|s| s.metric("warmlane_budget_pauses_total", "budget=\"account\""))
+        .sum();
+    assert!(pauses >= 1.0, "{pauses}");
 }

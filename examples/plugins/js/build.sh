@@ -19,5 +19,7 @@ if [ ! -x node_modules/.bin/jco ]; then
   echo "jco is not installed here; run: npm ci --prefix $(pwd)" >&2
   exit 1
 fi
+# jco's default features: `wasi:http` is imported (for `fetch`), which the
+# host links (a request goes out only to the component's upstreams).
 node_modules/.bin/jco componentize counter.js --wit ../../../wit --world-name tool-component \
-  --disable http fetch-event -o "$out"
+  -o "$out"

@@ -385,6 +385,32 @@ impl Budget {
         limit: WaitLimit<'_>,
     ) -> Result<Grant, BudgetError> {
         let start = Instant::now();
+        loop {
+            let (grant, waited) = self.acquire_once(lane, cost, limit, start)?;
+            // A pause recorded while the draw waited for its time (an
+            // upstream pushed back) sends it back in line after the pause:
+            // its tokens, promised before the pause, would be spent during
+            // it. Given back as a refund is (most likely forfeit: under-
+            // spending, never over).
+            if waited
+                && let Ok(o) = self.step(Op::Peek, None)
+                && o.levels.hold_us > o.levels.at_us
+            {
+                self.refund(grant);
+                continue;
+            }
+            return Ok(grant);
+        }
+    }
+
+    /// One draw; the grant, and whether it waited for its time.
+    fn acquire_once(
+        &self,
+        lane: Lane,
+        cost: Cost,
+        limit: WaitLimit<'_>,
+        start: Instant,
+    ) -> Result<(Grant, bool), BudgetError> {
         let mut backoff = Duration::from_millis(10);
         let (outcome, local) = loop {
             let max_wait_us = match limit {
@@ -444,7 +470,7 @@ impl Budget {
         c.drawn[lane as usize].fetch_add(cost.0, Ordering::Relaxed);
         c.grants.fetch_add(1, Ordering::Relaxed);
         c.wait.record(start.elapsed());
-        Ok(grant)
+        Ok((grant, !wait.is_zero()))
     }
 
     /// Gives back a grant whose call failed before using its tokens. The

@@ -79,7 +79,7 @@ impl Store for RedisStore {
 }
 
 fn parse(reply: &[String]) -> Option<Outcome> {
-    let [part, granted, wait, ticket, returned, s, r, at] = reply else {
+    let [part, granted, wait, ticket, returned, s, r, at, h] = reply else {
         return None;
     };
     let num = |t: &String| t.parse::<f64>().ok().filter(|x| x.is_finite());
@@ -93,10 +93,9 @@ fn parse(reply: &[String]) -> Option<Outcome> {
             shared: num(s)?,
             reserved: num(r)?,
             at_us: num(at)? as i64,
-            // The counts and the pause stay in Redis; only the arithmetic's
-            // tests read them.
+            // The counts stay in Redis; only the arithmetic's tests read them.
             draws: [0; 2],
-            hold_us: 0,
+            hold_us: num(h)? as i64,
         },
     })
 }

@@ -9,7 +9,7 @@
 --          ticket (refund: the draw's number), max_wait_us (reserve: empty
 --          for no limit; pause: how long), now_us (empty: the server's TIME; tests pass a
 --          fake clock).
--- Returns  { part, granted (0|1), wait_us, ticket, returned, s, r, at }
+-- Returns  { part, granted (0|1), wait_us, ticket, returned, s, r, at, h }
 --          as strings.
 local op = ARGV[1]
 local capacity, period, burst, share =
@@ -97,4 +97,5 @@ if write then
   end
   redis.call('PEXPIRE', KEYS[1], math.ceil(full / 1000) + 1000)
 end
-return { part, tostring(granted), f(wait), f(ticket), f(returned), f(l.s), f(l.r), f(l.at) }
+return { part, tostring(granted), f(wait), f(ticket), f(returned), f(l.s), f(l.r), f(l.at),
+  f(l.h) }

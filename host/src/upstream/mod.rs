@@ -395,6 +395,27 @@ mod tests {
     }
 
     #[test]
+    fn an_upstream_addressed_by_name_stands_for_its_first_base_url() {
+        let config = Config::from_toml(
+            "[upstreams.llm]\nurls = [\"http://127.0.0.1:9000/v1\", \"https://api.example.com/v1\"]\nplain_http = true\n",
+        )
+        .unwrap();
+        let u = Upstream::new("llm", &config.upstreams["llm"], None).unwrap();
+        let resolved = u
+            .by_name(&"http://llm/chat/completions?x=1".parse().unwrap())
+            .unwrap();
+        assert_eq!(
+            resolved.to_string(),
+            "http://127.0.0.1:9000/v1/chat/completions?x=1"
+        );
+        assert!(u.serves(&"https://api.example.com/v1/models".parse().unwrap()));
+        // Not by name with a port, nor another name, nor climbing out.
+        assert!(u.by_name(&"http://llm:80/x".parse().unwrap()).is_none());
+        assert!(u.by_name(&"http://llm2/x".parse().unwrap()).is_none());
+        assert!(u.by_name(&"http://llm/../admin".parse().unwrap()).is_none());
+    }
+
+    #[test]
     fn a_secret_header_comes_from_the_environment_or_a_file_and_is_kept_secret() {
         let dir = std::env::temp_dir().join(format!("warmlane-secret-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

@@ -1,0 +1,175 @@
+//! One outbound request through the host against the same request made
+//! natively, in the same run, to one loopback upstream answering a small
+//! chat completion: the `llm-chat` tool's call (a fresh warm instance, its
+//! JSON, `wasi:http` across the boundary, the gate, the upstream's exchange)
+//! against a plain HTTP/1.1 request on a fresh connection (as the host
+//! makes them), and a tool call that sends nothing (`text-stats`), so the
+//! request's own share of the call shows. Also the host's side alone: the
+//! exchange's mean time from its `upstream_request_seconds` histogram.
+//!
+//! Run: `cargo bench --bench upstream`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::median;
+use warmlane_host::{Config, Host};
+
+const CALLS: usize = 2000;
+const REPLY: &str = r#"{"choices":[{"message":{"role":"assistant","content":"reply"}}],"usage":{"total_tokens":12}}"#;
+
+/// A loopback upstream answering every request with `REPLY`.
+fn upstream() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || answer(stream));
+        }
+    });
+    port
+}
+
+fn answer(stream: TcpStream) {
+    stream.set_nodelay(true).ok();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            if h.trim_end().is_empty() {
+                break;
+            }
+            if let Some((n, v)) = h.split_once(':')
+                && n.eq_ignore_ascii_case("content-length")
+            {
+                length = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let out = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{REPLY}",
+            REPLY.len()
+        );
+        if stream.write_all(out.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// The request the tool sends, made natively on a fresh connection.
+fn native(port: u16, body: &[u8]) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_nodelay(true).ok();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: 127.0.0.1:{port}\r\ncontent-type: application/json\r\nauthorization: Bearer sk-bench\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut reader = BufReader::new(s);
+    let mut length = 0;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h.trim_end().is_empty() {
+            break;
+        }
+        if let Some((n, v)) = h.split_once(':')
+            && n.eq_ignore_ascii_case("content-length")
+        {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    std::hint::black_box(body);
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let port = upstream();
+    let dir = std::env::temp_dir().join(format!("warmlane-bench-upstream-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let guest = std::path::Path::new(warmlane_host::builtin::ARTIFACTS_DIR).join("llm_chat.wasm");
+    std::fs::copy(&guest, dir.join("llm-chat.wasm")).expect("the llm-chat example is built");
+    let config = Config::from_toml(&format!(
+        "[plugins]\ndir = {:?}\n\
+         [upstreams.llm]\nurls = [\"http://127.0.0.1:{port}/v1\"]\nplain_http = true\n\
+         headers.authorization = {{ value = \"Bearer sk-bench\" }}\n\
+         [components.llm-chat]\nupstreams = [\"llm\"]\nwarm = 4\n[components.text-stats]\nwarm = 4\n",
+        dir.display().to_string()
+    ))
+    .unwrap();
+    let host = Host::new(config).unwrap();
+    assert!(host.wait_warm(Duration::from_secs(60)));
+
+    let input = r#"{"message":"hi","max_tokens":5}"#;
+    // The body the tool sends, for the native request.
+    let body = br#"{"max_tokens":5,"messages":[{"content":"hi","role":"user"}],"model":"default"}"#;
+    for _ in 0..200 {
+        host.call_tool("chat", input, None).unwrap();
+        native(port, body);
+    }
+    let before = host.metrics();
+    let through_host = median(CALLS, || {
+        host.call_tool("chat", input, None).unwrap();
+    });
+    let after = host.metrics();
+    let exchange_mean = {
+        let sum = metric(&after, "warmlane_upstream_request_seconds_sum")
+            - metric(&before, "warmlane_upstream_request_seconds_sum");
+        let count = metric(&after, "warmlane_upstream_request_seconds_count")
+            - metric(&before, "warmlane_upstream_request_seconds_count");
+        Duration::from_secs_f64(sum / count)
+    };
+    let natively = median(CALLS, || native(port, body));
+    let no_request = median(CALLS, || {
+        host.call_tool("text-stats", r#"{"text":"hi"}"#, None)
+            .unwrap();
+    });
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!("one request to a loopback upstream, medians of {CALLS}:");
+    println!(
+        "  natively (fresh connection)          {:8.1} µs",
+        us(natively)
+    );
+    println!(
+        "  the llm-chat tool call through host  {:8.1} µs",
+        us(through_host)
+    );
+    println!(
+        "  a tool call that sends nothing       {:8.1} µs",
+        us(no_request)
+    );
+    println!(
+        "  the host's exchange alone (mean)     {:8.1} µs",
+        us(exchange_mean)
+    );
+    println!(
+        "overhead of the request through the host: {:.1} µs (tool call - call sending nothing - native); exchange alone {:.1} µs over native; ratio tool/native {:.2}x",
+        us(through_host) - us(no_request) - us(natively),
+        us(exchange_mean) - us(natively),
+        us(through_host) / us(natively)
+    );
+}
