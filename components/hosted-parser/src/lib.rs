@@ -7,7 +7,6 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "page-parser-component", generate_all });
 
-#[allow(dead_code)]
 mod outbound;
 
 use exports::warmlane::worker::page_parser::{Guest, ParsedPage};
