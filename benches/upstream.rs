@@ -1,11 +1,12 @@
 //! One outbound request through the host against the same request made
 //! natively, in the same run, to one loopback upstream answering a small
-//! chat completion: the `llm-chat` tool's call (a fresh warm instance, its
-//! JSON, `wasi:http` across the boundary, the gate, the upstream's exchange)
-//! against a plain HTTP/1.1 request on a fresh connection (as the host
-//! makes them), and a tool call that sends nothing (`text-stats`), so the
-//! request's own share of the call shows. Also the host's side alone: the
-//! exchange's mean time from its `upstream_request_seconds` histogram.
+//! chat completion. Through the host: the `http-ping` test tool, whose call
+//! is one POST and nothing else (a warm instance, `wasi:http` across the
+//! boundary, the gate, the exchange), less a tool call that sends nothing
+//! (`text-stats`): that difference against a plain HTTP/1.1 request on a
+//! fresh connection (as the host makes them) is the request's overhead.
+//! Also the `llm-chat` example's whole call, and the host's side alone (the
+//! exchange's mean from its `upstream_request_seconds` histogram).
 //!
 //! Run: `cargo bench --bench upstream`.
 
@@ -100,9 +101,10 @@ fn native(port: u16, body: &[u8]) {
     std::hint::black_box(body);
 }
 
+/// Sample `name` of upstream `ping`.
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
-        .find(|l| l.starts_with(name))
+        .find(|l| l.starts_with(name) && l.contains("upstream=\"ping\""))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0)
 }
@@ -111,13 +113,18 @@ fn main() {
     let port = upstream();
     let dir = std::env::temp_dir().join(format!("warmlane-bench-upstream-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let guest = std::path::Path::new(warmlane_host::builtin::ARTIFACTS_DIR).join("llm_chat.wasm");
-    std::fs::copy(&guest, dir.join("llm-chat.wasm")).expect("the llm-chat example is built");
+    for (stem, name) in [("llm_chat", "llm-chat"), ("http_ping", "http-ping")] {
+        let guest = std::path::Path::new(warmlane_host::builtin::ARTIFACTS_DIR)
+            .join(format!("{stem}.wasm"));
+        std::fs::copy(&guest, dir.join(format!("{name}.wasm"))).expect("the guests are built");
+    }
     let config = Config::from_toml(&format!(
         "[plugins]\ndir = {:?}\n\
          [upstreams.llm]\nurls = [\"http://127.0.0.1:{port}/v1\"]\nplain_http = true\n\
          headers.authorization = {{ value = \"Bearer sk-bench\" }}\n\
-         [components.llm-chat]\nupstreams = [\"llm\"]\nwarm = 4\n[components.text-stats]\nwarm = 4\n",
+         [upstreams.ping]\nurls = [\"http://127.0.0.1:{port}/v1/chat/completions\"]\nplain_http = true\n\
+         [components.llm-chat]\nupstreams = [\"llm\"]\nwarm = 4\n\
+         [components.http-ping]\nupstreams = [\"ping\"]\nwarm = 4\n[components.text-stats]\nwarm = 4\n",
         dir.display().to_string()
     ))
     .unwrap();
@@ -129,11 +136,17 @@ fn main() {
     let body = br#"{"max_tokens":5,"messages":[{"content":"hi","role":"user"}],"model":"default"}"#;
     for _ in 0..200 {
         host.call_tool("chat", input, None).unwrap();
+        host.call_tool("ping", std::str::from_utf8(body).unwrap(), None)
+            .unwrap();
         native(port, body);
     }
+    let chat = median(CALLS, || {
+        host.call_tool("chat", input, None).unwrap();
+    });
     let before = host.metrics();
     let through_host = median(CALLS, || {
-        host.call_tool("chat", input, None).unwrap();
+        host.call_tool("ping", std::str::from_utf8(body).unwrap(), None)
+            .unwrap();
     });
     let after = host.metrics();
     let exchange_mean = {
@@ -155,13 +168,14 @@ fn main() {
         us(natively)
     );
     println!(
-        "  the llm-chat tool call through host  {:8.1} µs",
+        "  the http-ping tool call (one POST)   {:8.1} µs",
         us(through_host)
     );
     println!(
         "  a tool call that sends nothing       {:8.1} µs",
         us(no_request)
     );
+    println!("  the llm-chat example's call          {:8.1} µs", us(chat));
     println!(
         "  the host's exchange alone (mean)     {:8.1} µs",
         us(exchange_mean)
