@@ -27,7 +27,7 @@ use crate::meter::{Allowance, Stop};
 use crate::session::SessionBinding;
 use crate::state::HostState;
 use crate::stats::{Histogram, Recorder};
-use crate::upstream::{Call, Gate, Traffic};
+use crate::upstream::{Gate, Traffic};
 
 /// A world whose instances a pool can hold: how to check a component
 /// against it once, and how to instantiate it.
@@ -218,11 +218,8 @@ impl<W: World> Pool<W> {
             }
         };
         let data = warm.store.data_mut();
-        data.gate.call = Call {
-            session: session.as_ref().map(|s| s.id.as_str().into()),
-            job: job.clone(),
-            ..Call::default()
-        };
+        data.gate
+            .bind(session.as_ref().map(|s| s.id.as_str()), job.as_ref());
         data.session = session;
         data.job = job;
         shared.counters.acquire.record(start.elapsed());
@@ -564,7 +561,7 @@ impl<W: World> Lease<'_, W> {
     /// Counts what the lease's calls send upstream into `traffic`.
     pub(crate) fn count_traffic(&mut self, traffic: Arc<Traffic>) {
         if let Some(warm) = self.warm.as_mut() {
-            warm.store.data_mut().gate.call.traffic = traffic;
+            warm.store.data_mut().gate.call.traffic = Some(traffic);
         }
     }
 

@@ -11,6 +11,7 @@ mod hostile;
 mod kubernetes;
 mod lanes;
 mod limits;
+mod loopback_http;
 mod mcp;
 mod metrics;
 mod plugins;

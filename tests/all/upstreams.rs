@@ -3,7 +3,7 @@
 //! answers chat completions with a `usage` block and parses page batches;
 //! the `llm-chat` and `hosted-parser` example components calling it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::BufReader;
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use warmlane_host::{Config, Host, SessionId, ToolError};
 
+use crate::loopback_http::{read_request, respond};
 use crate::redis_server::RedisServer;
 use crate::serve::Serve;
 use crate::support::{open, plugin_dir};
@@ -77,40 +78,9 @@ impl Upstream {
 fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, limit: Option<Limit>) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
-        }
-        let target = line.split(' ').nth(1).unwrap_or("/").to_string();
-        let mut headers = Vec::new();
-        let mut length = 0;
-        loop {
-            let mut h = String::new();
-            if reader.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end().to_string();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = h.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = value.trim().parse().unwrap_or(0);
-                }
-                headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        let (status, extra, answer) = answer(&target, &headers, &body, seen, refuse, limit);
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}\r\n",
-            answer.len()
-        );
-        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(&answer).is_err() {
+    while let Some(r) = read_request(&mut reader) {
+        let (status, extra, answer) = answer(&r.target, &r.headers, &r.body, seen, refuse, limit);
+        if !respond(&mut stream, status, &extra, &answer) {
             return;
         }
     }

@@ -38,7 +38,7 @@ pub(super) struct Exchange {
     pub(super) component: Arc<str>,
     pub(super) lane: Lane,
     pub(super) deadline: Instant,
-    pub(super) traffic: Arc<Traffic>,
+    pub(super) traffic: Option<Arc<Traffic>>,
     pub(super) span: tracing::Span,
 }
 
@@ -184,9 +184,8 @@ impl Exchange {
         let mut retries = 0;
         loop {
             let grant = self.draw(estimate, left()).await?;
-            let mut request = Request::from_parts(parts.clone(), body.clone());
-            *request.uri_mut() = parts.uri.clone();
-            self.traffic.requests.fetch_add(1, Ordering::Relaxed);
+            let request = Request::from_parts(parts.clone(), body.clone());
+            self.count(|t| &t.requests, 1);
             u.counters
                 .sent_bytes
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
@@ -321,9 +320,7 @@ impl Exchange {
             return;
         };
         let Counting::Tokens { usage, .. } = &u.counting else {
-            self.traffic
-                .tokens
-                .fetch_add(grant.cost().0, Ordering::Relaxed);
+            self.count(|t| &t.tokens, grant.cost().0);
             return;
         };
         let used = serde_json::from_slice::<serde_json::Value>(body)
@@ -332,8 +329,15 @@ impl Exchange {
             .unwrap_or(0);
         budget.settle(grant, self.lane, Cost(used));
         u.counters.tokens_used.fetch_add(used, Ordering::Relaxed);
-        self.traffic.tokens.fetch_add(used, Ordering::Relaxed);
+        self.count(|t| &t.tokens, used);
         self.span.record("tokens", used);
+    }
+
+    /// Adds `n` to the call's count that `which` picks, if it is counted.
+    fn count(&self, which: fn(&Traffic) -> &std::sync::atomic::AtomicU64, n: u64) {
+        if let Some(t) = &self.traffic {
+            which(t).fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// `answer` with every injected secret replaced, in its headers and

@@ -53,7 +53,8 @@ pub(crate) struct Call {
     pub(crate) job: Option<Arc<str>>,
     pub(crate) lane: Lane,
     pub(crate) deadline: Instant,
-    pub(crate) traffic: Arc<Traffic>,
+    /// Where the call's requests are counted, if its caller counts them.
+    pub(crate) traffic: Option<Arc<Traffic>>,
 }
 
 impl Default for Call {
@@ -63,7 +64,7 @@ impl Default for Call {
             job: None,
             lane: Lane::Light,
             deadline: Instant::now(),
-            traffic: Arc::default(),
+            traffic: None,
         }
     }
 }
@@ -81,6 +82,19 @@ impl Gate {
             component,
             call: Call::default(),
         }
+    }
+
+    /// Binds the gate to a new call for `session` and `job`. A gate with no
+    /// upstreams has nothing to attribute, and costs the call nothing.
+    pub(crate) fn bind(&mut self, session: Option<&str>, job: Option<&Arc<str>>) {
+        if self.granted.is_empty() {
+            return;
+        }
+        self.call = Call {
+            session: session.map(Into::into),
+            job: job.cloned(),
+            ..Call::default()
+        };
     }
 
     /// A gate that lets nothing through (instances made to check a

@@ -23,7 +23,7 @@ use crate::bucket::Budget;
 use crate::config::{Config, HeaderSource, UpstreamConfig, UpstreamCost};
 use crate::stats::{Histogram, Recorder};
 
-pub(crate) use gate::{Call, Gate, Traffic};
+pub(crate) use gate::{Gate, Traffic};
 
 /// Requests refused before reaching an upstream, by component.
 pub(crate) type Denied = Vec<(String, u64)>;
