@@ -537,9 +537,17 @@ pub struct UpstreamConfig {
     /// The largest response body, in KiB. By default 8,192.
     #[serde(default = "default_response_kib")]
     pub max_response_kib: u64,
-    /// Requests in flight at once from this host. By default 16.
+    /// Requests in flight at once from this host. By default 16; as many
+    /// connections are kept open between requests.
     #[serde(default = "default_concurrency")]
     pub concurrency: u32,
+    /// How long a connection is kept open for the next request after its
+    /// last, in milliseconds; 0 opens a new one for every request. By
+    /// default 30,000 (keep it under the upstream's own idle timeout; a
+    /// kept connection the upstream closed anyway costs a reconnect, not
+    /// an error).
+    #[serde(default = "default_idle_ms")]
+    pub idle_timeout_ms: u64,
     /// The budget (a name under `[budgets]`) each request draws from. By
     /// default none. Several upstreams may share one.
     #[serde(default)]
@@ -559,6 +567,9 @@ fn default_connect_ms() -> u64 {
     5_000
 }
 fn default_first_byte_ms() -> u64 {
+    30_000
+}
+fn default_idle_ms() -> u64 {
     30_000
 }
 fn default_total_ms() -> u64 {

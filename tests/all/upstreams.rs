@@ -46,6 +46,12 @@ struct Upstream {
     seen: Arc<Mutex<Seen>>,
     /// Requests still to be answered 429 with `Retry-After: 2`.
     refuse: Arc<AtomicU32>,
+    /// Connections accepted.
+    connections: Arc<AtomicU32>,
+    /// Whether a connection that answered once closes on reading its next
+    /// request, unanswered: a server whose idle timeout fires as a request
+    /// arrives, as the client sees it.
+    hang_up: Arc<AtomicBool>,
 }
 
 impl Upstream {
@@ -54,14 +60,28 @@ impl Upstream {
         let port = listener.local_addr().unwrap().port();
         let seen: Arc<Mutex<Seen>> = Arc::default();
         let refuse: Arc<AtomicU32> = Arc::default();
-        let (s, r) = (seen.clone(), refuse.clone());
+        let connections: Arc<AtomicU32> = Arc::default();
+        let hang_up: Arc<AtomicBool> = Arc::default();
+        let (s, r, c, h) = (
+            seen.clone(),
+            refuse.clone(),
+            connections.clone(),
+            hang_up.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (s, r) = (s.clone(), r.clone());
-                std::thread::spawn(move || serve(stream, &s, &r, limit));
+                c.fetch_add(1, Ordering::SeqCst);
+                let (s, r, h) = (s.clone(), r.clone(), h.clone());
+                std::thread::spawn(move || serve(stream, &s, &r, &h, limit));
             }
         });
-        Upstream { port, seen, refuse }
+        Upstream {
+            port,
+            seen,
+            refuse,
+            connections,
+            hang_up,
+        }
     }
 
     fn url(&self) -> String {
@@ -75,14 +95,25 @@ impl Upstream {
 }
 
 /// Answers one connection's requests.
-fn serve(stream: TcpStream, seen: &Mutex<Seen>, refuse: &AtomicU32, limit: Option<Limit>) {
+fn serve(
+    stream: TcpStream,
+    seen: &Mutex<Seen>,
+    refuse: &AtomicU32,
+    hang_up: &AtomicBool,
+    limit: Option<Limit>,
+) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut stream = stream;
+    let mut answered = 0;
     while let Some(r) = read_request(&mut reader) {
+        if answered > 0 && hang_up.load(Ordering::SeqCst) {
+            return;
+        }
         let (status, extra, answer) = answer(&r.target, &r.headers, &r.body, seen, refuse, limit);
         if !respond(&mut stream, status, &extra, &answer) {
             return;
         }
+        answered += 1;
     }
 }
 
@@ -273,6 +304,49 @@ fn an_llm_tool_talks_through_the_host_keeps_its_conversation_and_its_tokens_bala
         ),
         2.0
     );
+}
+
+#[test]
+fn connections_are_kept_alive_and_one_the_upstream_dropped_costs_a_reconnect_not_an_error() {
+    let upstream = Upstream::start(None);
+    let host = host(&upstream.url(), 10_000, "");
+    for i in 0..10 {
+        chat(&host, &format!("kept {i}"), None).expect("a call on a kept connection");
+    }
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        1,
+        "ten sequential requests share one connection"
+    );
+    // From now on the upstream drops a connection that answered once as
+    // the next request arrives on it: every request's kept connection
+    // fails without an answer, and the request goes out on a new one.
+    upstream.hang_up.store(true, Ordering::SeqCst);
+    for i in 0..10 {
+        chat(&host, &format!("dropped {i}"), None).expect("a dropped connection is no error");
+    }
+    assert_eq!(
+        upstream.connections.load(Ordering::SeqCst),
+        11,
+        "each request dropped on its kept connection went out on a new one"
+    );
+    assert!(upstream.statuses().iter().all(|&s| s == 200));
+    assert_eq!(upstream.statuses().len(), 20, "every request answered once");
+
+    // No keeping: a connection per request.
+    let fresh = Upstream::start(None);
+    let text = format!(
+        "[upstreams.llm]\nurls = [\"{}/v1\"]\nplain_http = true\nidle_timeout_ms = 0\n\
+         [components.llm-chat]\nupstreams = [\"llm\"]\n",
+        fresh.url()
+    );
+    let mut config = Config::from_toml(&text).expect("config");
+    config.plugins.dir = Some(plugin_dir("upstreams-fresh", &[("llm_chat", "llm-chat")]));
+    let host = Host::new(config).expect("start the host");
+    for i in 0..3 {
+        chat(&host, &format!("fresh {i}"), None).expect("a call on a fresh connection");
+    }
+    assert_eq!(fresh.connections.load(Ordering::SeqCst), 3);
 }
 
 #[test]

@@ -37,17 +37,26 @@ pub(crate) fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Answer,
     set(request.set_authority(Some(authority)), "authority")?;
     set(request.set_path_with_query(Some(path)), "path")?;
     let outgoing = request.body().map_err(|()| "the request body was taken")?;
-    // Sent first, so the host reads the body as it is written.
-    let future = outgoing_handler::handle(request, None).map_err(describe)?;
-    let written = {
-        let stream = outgoing.write().map_err(|()| "the body stream was taken")?;
-        body.chunks(WRITE)
-            .try_for_each(|chunk| stream.blocking_write_and_flush(chunk))
-    };
-    match written {
-        Ok(()) => OutgoingBody::finish(outgoing, None).map_err(describe)?,
-        // The host stopped reading: its answer says why.
-        Err(e) => {
+    let stream = outgoing.write().map_err(|()| "the body stream was taken")?;
+    // A body the stream takes in one write goes before the request: the
+    // host then finds it whole and nothing waits on anything. A longer one
+    // is written after, as the host reads it.
+    let whole = stream
+        .check_write()
+        .is_ok_and(|n| n >= body.len() as u64)
+        && stream.write(body).is_ok();
+    let future = if whole {
+        drop(stream);
+        OutgoingBody::finish(outgoing, None).map_err(describe)?;
+        outgoing_handler::handle(request, None).map_err(describe)?
+    } else {
+        let future = outgoing_handler::handle(request, None).map_err(describe)?;
+        let written = body
+            .chunks(WRITE)
+            .try_for_each(|chunk| stream.blocking_write_and_flush(chunk));
+        drop(stream);
+        if let Err(e) = written {
+            // The host stopped reading: its answer says why.
             drop(outgoing);
             future.subscribe().block();
             return Err(match future.get() {
@@ -55,7 +64,9 @@ pub(crate) fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Answer,
                 _ => format!("sending the request failed: {e:?}"),
             });
         }
-    }
+        OutgoingBody::finish(outgoing, None).map_err(describe)?;
+        future
+    };
     let response = loop {
         match future.get() {
             Some(Ok(result)) => break result.map_err(describe)?,

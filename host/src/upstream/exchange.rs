@@ -170,7 +170,7 @@ impl Exchange {
         let started = Instant::now();
         let left = || limit.saturating_sub(started.elapsed());
         let (mut parts, body) = request.into_parts();
-        let body = read_whole(body, u.max_request, Failure::RequestTooLarge).await?;
+        let body = read_whole(body, u.max_request, Failure::RequestTooLarge, Duration::MAX).await?;
         for h in &u.headers {
             parts.headers.insert(h.name.clone(), h.value.clone());
         }
@@ -184,12 +184,11 @@ impl Exchange {
         let mut retries = 0;
         loop {
             let grant = self.draw(estimate, left()).await?;
-            let request = Request::from_parts(parts.clone(), body.clone());
             self.count(|t| &t.requests, 1);
             u.counters
                 .sent_bytes
                 .fetch_add(body.len() as u64, Ordering::Relaxed);
-            let sent = self.send(request, options).await;
+            let sent = self.send(&parts, &body, options).await;
             let answer = match sent {
                 Ok(answer) => answer,
                 Err(failure) => {
@@ -236,26 +235,30 @@ impl Exchange {
         }
     }
 
-    /// Sends one request and reads its response whole.
+    /// Sends one request on a kept-alive connection and reads its response
+    /// whole, each piece within the between-bytes timeout; the connection
+    /// goes back to the pool once the body is read.
     async fn send(
         &self,
-        request: Request<Bytes>,
+        parts: &http::request::Parts,
+        body: &Bytes,
         options: RequestOptions,
     ) -> Result<Answer, Failure> {
         let u = &*self.upstream;
-        let request = request.map(|b| Full::new(b).map_err(|never| match never {}));
-        let (response, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+        let sent = u
+            .pool
+            .send(parts, body, &options)
             .await
             .map_err(Failure::Http)?;
-        // The connection is driven beside the body's reading, and ends with
-        // it.
-        tokio::spawn(async move {
-            if let Err(e) = io.await {
-                tracing::debug!("upstream connection ended: {e}");
-            }
-        });
-        let (parts, body) = response.into_parts();
-        let body = read_whole(body, u.max_response, Failure::ResponseTooLarge).await?;
+        let (parts, incoming) = sent.response.into_parts();
+        let closing = parts
+            .headers
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let between = options.between_bytes_timeout.unwrap_or(Duration::MAX);
+        let incoming = incoming.map_err(Error::from);
+        let body = read_whole(incoming, u.max_response, Failure::ResponseTooLarge, between).await?;
+        u.pool.put(sent.connection, closing);
         Ok(Answer { parts, body })
     }
 
@@ -365,15 +368,22 @@ impl Exchange {
     }
 }
 
-/// `body` read whole, or `too_large(limit)` once it passes `limit` bytes.
+/// `body` read whole, or `too_large(limit)` once it passes `limit` bytes;
+/// no more than `between` waiting for any one piece.
 async fn read_whole(
     body: impl http_body::Body<Data = Bytes, Error = Error>,
     limit: u64,
     too_large: fn(u64) -> Failure,
+    between: Duration,
 ) -> Result<Bytes, Failure> {
     let mut body = std::pin::pin!(body);
     let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = match tokio::time::timeout(between, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(Failure::Http(Error::ConnectionReadTimeout)),
+        };
         let frame = frame.map_err(Failure::Http)?;
         if let Ok(data) = frame.into_data() {
             if (buf.len() + data.len()) as u64 > limit {

@@ -9,6 +9,7 @@
 
 mod exchange;
 mod gate;
+mod pool;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -177,6 +178,8 @@ pub(crate) struct Upstream {
     max_response: u64,
     /// Requests in flight from this host.
     slots: tokio::sync::Semaphore,
+    /// Its kept-alive connections.
+    pool: pool::Pool,
     budget: Option<Arc<Budget>>,
     counting: Counting,
     retry: bool,
@@ -220,6 +223,10 @@ impl Upstream {
             max_request: config.max_request_kib << 10,
             max_response: config.max_response_kib << 10,
             slots: tokio::sync::Semaphore::new(config.concurrency as usize),
+            pool: pool::Pool::new(
+                Duration::from_millis(config.idle_timeout_ms),
+                config.concurrency as usize,
+            ),
             budget,
             counting,
             retry: config.retry,
