@@ -41,10 +41,8 @@ pub(crate) fn post(url: &str, content_type: &str, body: &[u8]) -> Result<Answer,
     // A body the stream takes in one write goes before the request: the
     // host then finds it whole and nothing waits on anything. A longer one
     // is written after, as the host reads it.
-    let whole = stream
-        .check_write()
-        .is_ok_and(|n| n >= body.len() as u64)
-        && stream.write(body).is_ok();
+    let whole =
+        stream.check_write().is_ok_and(|n| n >= body.len() as u64) && stream.write(body).is_ok();
     let future = if whole {
         drop(stream);
         OutgoingBody::finish(outgoing, None).map_err(describe)?;

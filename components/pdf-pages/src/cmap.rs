@@ -2,8 +2,6 @@
 //! stream of a Type0 font), and Adobe's CID → Unicode tables for the CJK
 //! character collections, embedded in the component.
 
-use std::collections::HashMap;
-
 use pdf_syntax::{is_delim, is_white};
 
 /// Most code → Unicode entries one CMap keeps: real ones (a CJK font's)
@@ -15,8 +13,12 @@ const MAX_ENTRIES: usize = 1 << 18;
 pub(crate) struct CMap {
     /// `begincodespacerange` entries: (byte length, low, high).
     codespace: Vec<(u8, u32, u32)>,
-    /// `bfchar` / `bfrange` targets: code → Unicode text.
-    unicode: HashMap<u32, String>,
+    /// `bfchar` / `bfrange` targets: code → Unicode text, as (code, start,
+    /// end) in `text`; sorted by code (the last entry for a code wins) once
+    /// parsed. A sorted list, not a hash map: cheaper to build for the few
+    /// hundred entries of a font's map, and no input makes it slow.
+    unicode: Vec<(u32, u32, u32)>,
+    text: String,
     /// `cidchar` / `cidrange` targets: code → CID.
     cids: Vec<(u32, u32, u32)>,
 }
@@ -30,7 +32,7 @@ impl CMap {
         let mut i = 0;
         while i < tokens.len() {
             match &tokens[i] {
-                Tok::Op(op) if op == b"begincodespacerange" => {
+                Tok::Op(op) if *op == b"begincodespacerange" => {
                     i += 1;
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
@@ -43,17 +45,18 @@ impl CMap {
                         }
                     }
                 }
-                Tok::Op(op) if op == b"beginbfchar" => {
+                Tok::Op(op) if *op == b"beginbfchar" => {
                     i += 1;
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(src), Tok::Hex(dst)) => {
-                                cmap.map(be(src), utf16(dst));
+                                cmap.map(be(src), &utf16_units(dst), true);
                                 i += 2;
                             }
                             (Tok::Hex(src), Tok::Name(name)) => {
                                 if let Some(c) = crate::fonts::glyph_name_to_char(name) {
-                                    cmap.map(be(src), c.to_string());
+                                    let mut units = [0; 2];
+                                    cmap.map(be(src), c.encode_utf16(&mut units), true);
                                 }
                                 i += 2;
                             }
@@ -61,7 +64,7 @@ impl CMap {
                         }
                     }
                 }
-                Tok::Op(op) if op == b"beginbfrange" => {
+                Tok::Op(op) if *op == b"beginbfrange" => {
                     i += 1;
                     while i + 2 < tokens.len() {
                         let (Tok::Hex(lo), Tok::Hex(hi)) = (&tokens[i], &tokens[i + 1]) else {
@@ -77,9 +80,7 @@ impl CMap {
                                     if cmap.unicode.len() >= MAX_ENTRIES {
                                         break;
                                     }
-                                    if let Ok(s) = String::from_utf16(&units) {
-                                        cmap.map(code, s);
-                                    }
+                                    cmap.map(code, &units, false);
                                     if let Some(last) = units.last_mut() {
                                         *last = last.wrapping_add(1);
                                     }
@@ -93,7 +94,7 @@ impl CMap {
                                     match &tokens[j] {
                                         Tok::Hex(dst) => {
                                             if code <= hi {
-                                                cmap.map(code, utf16(dst));
+                                                cmap.map(code, &utf16_units(dst), true);
                                             }
                                             code = code.saturating_add(1);
                                         }
@@ -108,7 +109,7 @@ impl CMap {
                         }
                     }
                 }
-                Tok::Op(op) if op == b"begincidchar" => {
+                Tok::Op(op) if *op == b"begincidchar" => {
                     i += 1;
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
@@ -123,7 +124,7 @@ impl CMap {
                         }
                     }
                 }
-                Tok::Op(op) if op == b"begincidrange" => {
+                Tok::Op(op) if *op == b"begincidrange" => {
                     i += 1;
                     while i + 2 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1], &tokens[i + 2]) {
@@ -141,14 +142,34 @@ impl CMap {
             }
         }
         cmap.cids.sort_unstable();
+        // By code; of several entries for one code the last stands (the
+        // sort is stable, so reversed first, the last comes first).
+        cmap.unicode.reverse();
+        cmap.unicode.sort_by_key(|e| e.0);
+        cmap.unicode.dedup_by_key(|e| e.0);
         cmap
     }
 
-    /// Maps `code` to `text`, while the map has room.
-    fn map(&mut self, code: u32, text: String) {
-        if self.unicode.len() < MAX_ENTRIES || self.unicode.contains_key(&code) {
-            self.unicode.insert(code, text);
+    /// Maps `code` to the text of UTF-16 `units`, while the map has room;
+    /// unpaired surrogates become U+FFFD where `lossy`, else the entry is
+    /// dropped.
+    fn map(&mut self, code: u32, units: &[u16], lossy: bool) {
+        if self.unicode.len() >= MAX_ENTRIES {
+            return;
         }
+        let start = self.text.len();
+        for c in char::decode_utf16(units.iter().copied()) {
+            match c {
+                Ok(c) => self.text.push(c),
+                Err(_) if lossy => self.text.push(char::REPLACEMENT_CHARACTER),
+                Err(_) => {
+                    self.text.truncate(start);
+                    return;
+                }
+            }
+        }
+        self.unicode
+            .push((code, start as u32, self.text.len() as u32));
     }
 
     /// Whether the CMap declares its own code space.
@@ -177,7 +198,9 @@ impl CMap {
 
     /// The Unicode text for `code`, if the CMap maps it.
     pub(crate) fn unicode(&self, code: u32) -> Option<&str> {
-        self.unicode.get(&code).map(String::as_str)
+        let at = self.unicode.binary_search_by_key(&code, |e| e.0).ok()?;
+        let (_, start, end) = self.unicode[at];
+        self.text.get(start as usize..end as usize)
     }
 
     /// Whether the CMap maps any code to text.
@@ -235,20 +258,17 @@ fn utf16_units(bytes: &[u8]) -> Vec<u16> {
         .collect()
 }
 
-fn utf16(bytes: &[u8]) -> String {
-    String::from_utf16_lossy(&utf16_units(bytes))
-}
-
-enum Tok {
+/// A CMap token; names and operators borrowed from the stream.
+enum Tok<'a> {
     Hex(Vec<u8>),
     Int(u32),
-    Name(Vec<u8>),
-    Op(Vec<u8>),
+    Name(&'a [u8]),
+    Op(&'a [u8]),
     ArrayStart,
     ArrayEnd,
 }
 
-fn tokenize(data: &[u8]) -> Vec<Tok> {
+fn tokenize(data: &[u8]) -> Vec<Tok<'_>> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < data.len() {
@@ -284,7 +304,7 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
                 while i < data.len() && !is_delim(data[i]) {
                     i += 1;
                 }
-                out.push(Tok::Name(data[start..i].to_vec()));
+                out.push(Tok::Name(&data[start..i]));
             }
             _ if is_white(c) => i += 1,
             _ => {
@@ -302,7 +322,7 @@ fn tokenize(data: &[u8]) -> Vec<Tok> {
                     .and_then(|s| s.parse::<u32>().ok())
                 {
                     Some(n) => out.push(Tok::Int(n)),
-                    None => out.push(Tok::Op(word.to_vec())),
+                    None => out.push(Tok::Op(word)),
                 }
             }
         }
@@ -328,6 +348,24 @@ mod tests {
         assert_eq!(cmap.unicode(0x12), Some("C"));
         assert_eq!(cmap.unicode(0x21), Some("文"));
         assert_eq!(cmap.unicode(0x13), None);
+    }
+
+    #[test]
+    fn the_last_entry_for_a_code_stands_and_bad_surrogates_are_handled() {
+        let cmap = CMap::parse(
+            b"2 beginbfchar <01> <0041> <01> <0042> <02> <D800> endbfchar\n\
+              1 beginbfrange <03> <04> <D800> endbfrange\n\
+              1 beginbfchar <05> <D83DDE00> endbfchar",
+        );
+        assert_eq!(cmap.unicode(1), Some("B"));
+        assert_eq!(cmap.unicode(2), Some("\u{FFFD}"));
+        assert_eq!(
+            cmap.unicode(3),
+            None,
+            "a range of bad surrogates maps nothing"
+        );
+        assert_eq!(cmap.unicode(5), Some("😀"));
+        assert_eq!(cmap.unicode(6), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use lopdf::{Dictionary, Document, Object};
 
 use crate::Batch;
 use crate::cmap::{self, CMap};
+use crate::glyph_list::GLYPHS;
 use crate::truetype;
 
 /// One decoded glyph.
@@ -80,7 +81,11 @@ impl Font {
         let to_unicode = batch
             .stream(dict.get(b"ToUnicode").ok(), &mut limit)
             .map(|d| CMap::parse(&d));
-        let base = simple_base_table(batch, dict, &mut limit);
+        let base = simple_base_table(batch, dict, &mut limit, |code| {
+            to_unicode
+                .as_ref()
+                .is_some_and(|m| m.unicode(u32::from(code)).is_some())
+        });
         let mut table: Vec<Box<str>> = Vec::with_capacity(256);
         for code in 0..256u32 {
             let text = to_unicode
@@ -334,56 +339,59 @@ fn legacy_code_len(enc: &'static encoding_rs::Encoding, bytes: &[u8]) -> usize {
     if two && bytes.len() >= 2 { 2 } else { 1 }
 }
 
-/// Unicode for each code of a simple font without (or beyond) `/ToUnicode`.
+/// Unicode for each code of a simple font without (or beyond) `/ToUnicode`;
+/// `None` for the codes `covered` says `/ToUnicode` maps (not looked up).
 fn simple_base_table(
     batch: &Batch,
     dict: &Dictionary,
     limit: &mut Option<String>,
+    covered: impl Fn(u8) -> bool,
 ) -> Vec<Option<String>> {
     let doc = &batch.doc;
+    // lopdf reads the base encoding off a probe font; the differences are
+    // resolved here, name by name (lopdf drops a whole encoding for one
+    // name it does not know).
     let mut probe = Dictionary::new();
     probe.set("Type", Object::Name(b"Font".to_vec()));
     probe.set("Subtype", Object::Name(b"Type1".to_vec()));
-    let mut explicit_names: HashMap<u8, Vec<u8>> = HashMap::new();
+    let mut explicit_names: Vec<Option<Vec<u8>>> = vec![None; 256];
     match dict.get(b"Encoding").map(|o| deref(doc, o)) {
         Ok(Object::Name(n)) => probe.set("Encoding", Object::Name(n.clone())),
         Ok(Object::Dictionary(enc)) => {
-            let mut enc = enc.clone();
             if let Ok(diffs) = enc
                 .get(b"Differences")
                 .and_then(|o| deref(doc, o).as_array())
             {
                 let mut code = 0i64;
-                let mut kept = Vec::new();
                 for item in diffs {
                     match deref(doc, item) {
-                        Object::Integer(n) => {
-                            code = *n;
-                            kept.push(Object::Integer(*n));
-                        }
+                        Object::Integer(n) => code = *n,
                         Object::Name(name) => {
-                            if (0..256).contains(&code) {
-                                explicit_names.insert(code as u8, name.clone());
+                            if let Ok(at) = usize::try_from(code)
+                                && let Some(slot) = explicit_names.get_mut(at)
+                            {
+                                *slot = Some(name.clone());
                             }
-                            kept.push(Object::Name(name.clone()));
                             code += 1;
                         }
                         _ => {}
                     }
                 }
-                enc.set("Differences", Object::Array(kept));
             }
-            if enc.get(b"BaseEncoding").is_err() && is_symbolic_type1(doc, dict) {
-                // No base encoding: the font's built-in one applies.
-                for (code, name) in builtin_type1_encoding(batch, dict, limit) {
-                    explicit_names.entry(code).or_insert(name);
+            match enc.get(b"BaseEncoding").map(|o| deref(doc, o)) {
+                Ok(Object::Name(base)) => probe.set("Encoding", Object::Name(base.clone())),
+                _ if is_symbolic_type1(doc, dict) => {
+                    // No base encoding: the font's built-in one applies.
+                    for (code, name) in builtin_type1_encoding(batch, dict, limit) {
+                        explicit_names[code as usize].get_or_insert(name);
+                    }
                 }
+                _ => {}
             }
-            probe.set("Encoding", Object::Dictionary(enc));
         }
         _ => {
             for (code, name) in builtin_type1_encoding(batch, dict, limit) {
-                explicit_names.insert(code, name);
+                explicit_names[code as usize] = Some(name);
             }
         }
     }
@@ -391,11 +399,14 @@ fn simple_base_table(
     let encoding = probe.get_font_encoding_with_limit(doc, 1).ok();
     (0..256u32)
         .map(|code| {
-            if let Some(name) = explicit_names.get(&(code as u8)) {
+            if covered(code as u8) {
+                return None;
+            }
+            if let Some(name) = &explicit_names[code as usize] {
                 if let Some(c) = glyph_name_to_char(name) {
                     return Some(c.to_string());
                 }
-                return glyph_via_lopdf(doc, name);
+                return glyph_from_list(name);
             }
             let s = encoding.as_ref()?.bytes_to_string(&[code as u8]).ok()?;
             if s.is_empty() || s.chars().all(|c| c == '\u{FFFD}' || c == '\0') {
@@ -415,27 +426,14 @@ fn is_symbolic_type1(doc: &Document, dict: &Dictionary) -> bool {
         .unwrap_or(false)
 }
 
-/// Resolves a glyph name through lopdf's Adobe Glyph List.
-fn glyph_via_lopdf(doc: &Document, name: &[u8]) -> Option<String> {
-    let mut enc = Dictionary::new();
-    enc.set(
-        "Differences",
-        Object::Array(vec![Object::Integer(65), Object::Name(name.to_vec())]),
-    );
-    let mut probe = Dictionary::new();
-    probe.set("Type", Object::Name(b"Font".to_vec()));
-    probe.set("Subtype", Object::Name(b"Type1".to_vec()));
-    probe.set("Encoding", Object::Dictionary(enc));
-    let s = probe
-        .get_font_encoding_with_limit(doc, 1)
-        .ok()?
-        .bytes_to_string(b"A")
+/// Resolves a glyph name through the Adobe Glyph List; `None` for a name
+/// it lacks (such a glyph has no text, rather than some other letter's).
+fn glyph_from_list(name: &[u8]) -> Option<String> {
+    let at = GLYPHS
+        .binary_search_by(|(n, _)| n.as_bytes().cmp(name))
         .ok()?;
-    if s.is_empty() || s.contains('\u{FFFD}') || s.contains('\0') {
-        None
-    } else {
-        Some(s)
-    }
+    let c = char::from_u32(u32::from(GLYPHS[at].1))?;
+    (c != '\0' && c != '\u{FFFD}').then(|| c.to_string())
 }
 
 /// `uniXXXX`, `uXXXX[XX]` and a few names TeX fonts use that the Adobe
@@ -652,6 +650,28 @@ mod tests {
         assert_eq!(glyph_name_to_char(b"u1F600"), Some('😀'));
         assert_eq!(glyph_name_to_char(b"fi"), Some('\u{FB01}'));
         assert_eq!(glyph_name_to_char(b"A"), None);
+    }
+
+    #[test]
+    fn glyph_names_resolve_through_the_glyph_list_and_unknown_ones_to_nothing() {
+        assert!(
+            GLYPHS
+                .windows(2)
+                .all(|w| w[0].0.as_bytes() < w[1].0.as_bytes())
+        );
+        assert_eq!(glyph_from_list(b"A").as_deref(), Some("A"));
+        assert_eq!(
+            glyph_from_list(b"quotedblleft").as_deref(),
+            Some("\u{201C}")
+        );
+        assert_eq!(glyph_from_list(b"Euro").as_deref(), Some("\u{20AC}"));
+        assert_eq!(
+            glyph_from_list(b"alefhamzaabovearabic").as_deref(),
+            Some("\u{0623}")
+        );
+        // Before, a name the list lacks read as "A" (lopdf's fallback).
+        assert_eq!(glyph_from_list(b"g123"), None);
+        assert_eq!(glyph_from_list(b""), None);
     }
 
     #[test]

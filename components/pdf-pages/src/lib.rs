@@ -14,6 +14,7 @@ mod bidi;
 mod cmap;
 mod content;
 mod fonts;
+mod glyph_list;
 mod layout;
 mod truetype;
 
