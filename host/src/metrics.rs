@@ -303,6 +303,11 @@ impl HostReport {
                 |u| u.retries,
             ),
             (
+                "upstream_connections_total",
+                "Connections opened to the upstream; each kept open serves many requests.",
+                |u| u.connections,
+            ),
+            (
                 "upstream_tokens_reserved_total",
                 "Budget tokens reserved on requests' estimates.",
                 |u| u.tokens_reserved,

@@ -318,6 +318,14 @@ fn connections_are_kept_alive_and_one_the_upstream_dropped_costs_a_reconnect_not
         1,
         "ten sequential requests share one connection"
     );
+    assert_eq!(
+        metric(
+            &host,
+            "warmlane_upstream_connections_total",
+            "upstream=\"llm\""
+        ),
+        1.0
+    );
     // From now on the upstream drops a connection that answered once as
     // the next request arrives on it: every request's kept connection
     // fails without an answer, and the request goes out on a new one.
@@ -329,6 +337,14 @@ fn connections_are_kept_alive_and_one_the_upstream_dropped_costs_a_reconnect_not
         upstream.connections.load(Ordering::SeqCst),
         11,
         "each request dropped on its kept connection went out on a new one"
+    );
+    assert_eq!(
+        metric(
+            &host,
+            "warmlane_upstream_connections_total",
+            "upstream=\"llm\""
+        ),
+        11.0
     );
     assert!(upstream.statuses().iter().all(|&s| s == 200));
     assert_eq!(upstream.statuses().len(), 20, "every request answered once");

@@ -291,6 +291,7 @@ impl Upstream {
             sent_bytes: c.sent_bytes.load(Ordering::Relaxed),
             received_bytes: c.received_bytes.load(Ordering::Relaxed),
             retries: c.retries.load(Ordering::Relaxed),
+            connections: self.pool.opened(),
             tokens_reserved: c.tokens_reserved.load(Ordering::Relaxed),
             tokens_used: c.tokens_used.load(Ordering::Relaxed),
             latency: c.latency.snapshot(),
@@ -366,6 +367,8 @@ pub(crate) struct UpstreamStats {
     pub(crate) received_bytes: u64,
     /// Requests sent again after a pause the upstream asked for.
     pub(crate) retries: u64,
+    /// Connections opened (kept ones serve many requests).
+    pub(crate) connections: u64,
     /// Tokens reserved on estimates (token-counted upstreams).
     pub(crate) tokens_reserved: u64,
     /// Tokens the upstream reported using, what the estimates settled to.

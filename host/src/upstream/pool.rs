@@ -3,6 +3,7 @@
 //! idle ones closed after the upstream's `idle_timeout_ms`, and one TLS
 //! configuration for the whole process.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +70,8 @@ pub(super) struct Pool {
     keep: Duration,
     /// How many may wait at once.
     most: usize,
+    /// Connections opened so far.
+    opened: AtomicU64,
 }
 
 /// What a sent request came back with: the response and the connection to
@@ -84,7 +87,13 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             keep,
             most,
+            opened: AtomicU64::new(0),
         }
+    }
+
+    /// Connections opened so far (a kept one serves many requests).
+    pub(super) fn opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
     }
 
     /// Sends the request `parts` + `body` on an idle connection to its
@@ -102,7 +111,10 @@ impl Pool {
         loop {
             let mut connection = match self.take(&origin) {
                 Some(c) => c,
-                None => connect(origin.clone(), options).await?,
+                None => {
+                    self.opened.fetch_add(1, Ordering::Relaxed);
+                    connect(origin.clone(), options).await?
+                }
             };
             let reused = connection.reused;
             if connection.sender.ready().await.is_err() {
