@@ -112,8 +112,9 @@ impl Pool {
             let mut connection = match self.take(&origin) {
                 Some(c) => c,
                 None => {
+                    let c = connect(origin.clone(), options).await?;
                     self.opened.fetch_add(1, Ordering::Relaxed);
-                    connect(origin.clone(), options).await?
+                    c
                 }
             };
             let reused = connection.reused;
@@ -154,26 +155,31 @@ impl Pool {
         if closing || self.keep.is_zero() || connection.sender.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        idle.retain(|i| now.duration_since(i.since) < self.keep);
+        let mut idle = self.idle();
         if idle.len() >= self.most {
             idle.remove(0);
         }
         idle.push(Idle {
             connection,
-            since: now,
+            since: Instant::now(),
         });
     }
 
-    /// The most recently used idle connection to `origin` that is still
-    /// open and not past its keep.
-    fn take(&self, origin: &Origin) -> Option<Connection> {
+    /// The idle connections, those past their keep or closed by the
+    /// upstream dropped.
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         idle.retain(|i| {
             now.duration_since(i.since) < self.keep && !i.connection.sender.is_closed()
         });
+        idle
+    }
+
+    /// The most recently used idle connection to `origin` that is still
+    /// open and not past its keep.
+    fn take(&self, origin: &Origin) -> Option<Connection> {
+        let mut idle = self.idle();
         let at = idle.iter().rposition(|i| i.connection.origin == *origin)?;
         Some(idle.remove(at).connection)
     }
