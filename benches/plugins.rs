@@ -7,7 +7,9 @@
 //! after the tool's first call and after its 1,000th; the median of 200
 //! calls 5 ms apart (as an agent's calls come: the pool has time to prime
 //! what it made); then a burst of 16 clients calling at once, and its
-//! misses.
+//! misses; and the median of 200 sequential calls each in a new session
+//! (so each on a fresh instance, as every call was before a session's calls
+//! reused one).
 //!
 //! Run: `cargo bench --bench plugins` (needs componentize-py and the
 //! JavaScript example's toolchain: `pip install componentize-py==0.25.*`,
@@ -27,6 +29,7 @@ const PACED: usize = 200;
 const PACE: Duration = Duration::from_millis(5);
 const BURST_CLIENTS: usize = 16;
 const BURST_CALLS: usize = 25;
+const SESSIONLESS: usize = 200;
 
 /// The tools, with an input each: the built-in first, as the baseline.
 const TOOLS: [(&str, &str); 4] = [
@@ -101,7 +104,7 @@ fn main() {
     let mut conn = Conn::open(&server.addr);
 
     println!(
-        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>11} {:>11} {:>7} {:>9} {:>7} {:>10} {:>7}",
+        "{:<16} {:>9} {:>9} {:>7} {:>7} {:>11} {:>11} {:>7} {:>9} {:>7} {:>10} {:>7} {:>11} {:>7}",
         "tool",
         "median",
         "p99",
@@ -113,8 +116,11 @@ fn main() {
         "paced",
         "ratio",
         "burst p99",
-        "misses"
+        "misses",
+        "new session",
+        "ratio"
     );
+    let mut sessionless_baseline = None;
     let mut paced_baseline = None;
     let mut baseline = None;
     for (tool, input) in TOOLS {
@@ -178,8 +184,26 @@ fn main() {
             .collect();
         burst.sort();
         let burst_misses = misses(&mut conn, tool) - missed;
+
+        // A new session for every call: a fresh instance for every call.
+        let mut sessionless: Vec<Duration> = (0..SESSIONLESS)
+            .map(|_| {
+                let (_, body) = conn.send("POST", "/v1/sessions", b"");
+                let session = body.split('"').nth(3).expect("a session id").to_string();
+                let path = format!("/v1/tools/{tool}?session={session}");
+                let t = Instant::now();
+                let (status, body) = conn.send("POST", &path, input.as_bytes());
+                let took = t.elapsed();
+                assert_eq!(status, 200, "{tool}: {body}");
+                conn.send("DELETE", &format!("/v1/sessions/{session}"), b"");
+                took
+            })
+            .collect();
+        sessionless.sort();
+        let sessionless = pct(&sessionless, 0.5);
+        let sessionless_base = *sessionless_baseline.get_or_insert(sessionless);
         println!(
-            "{:<16} {:>6.3} ms {:>6.3} ms {:>6.2}x {:>7} {:>7.1} MiB {:>7.1} MiB {:>6.2}x {:>6.3} ms {:>6.2}x {:>7.2} ms {:>7}",
+            "{:<16} {:>6.3} ms {:>6.3} ms {:>6.2}x {:>7} {:>7.1} MiB {:>7.1} MiB {:>6.2}x {:>6.3} ms {:>6.2}x {:>7.2} ms {:>7} {:>8.3} ms {:>6.2}x",
             tool,
             ms(median),
             ms(pct(&times, 0.99)),
@@ -192,6 +216,8 @@ fn main() {
             paced.as_secs_f64() / paced_base.as_secs_f64(),
             ms(pct(&burst, 0.99)),
             burst_misses,
+            ms(sessionless),
+            sessionless.as_secs_f64() / sessionless_base.as_secs_f64(),
         );
     }
 }

@@ -439,9 +439,16 @@ pub struct InstanceConfig {
     /// milliseconds: what stops a guest that spins, however busy the
     /// machine. By default 10000.
     pub cpu_ms: u64,
-    /// Calls an instance serves before it is thrown away. By default 1:
-    /// every call gets a fresh instance and nothing leaks between calls.
+    /// Calls an instance serves, for any caller, before it is thrown away.
+    /// By default 1: nothing leaks from one caller's call to another's.
     pub calls_per_instance: u32,
+    /// Calls an instance serves for one caller: a session's next tool call,
+    /// or a document's next batch, takes the instance the last one used,
+    /// when that one is free and did not fail, until it has served this
+    /// many. Such an instance never serves another session or document, and
+    /// waits at most 30 s for its caller's next call. By default 100; 1 gives
+    /// every call a fresh instance.
+    pub reuse_calls: u32,
 }
 
 impl Default for InstanceConfig {
@@ -452,6 +459,7 @@ impl Default for InstanceConfig {
             deadline_ms: 30_000,
             cpu_ms: 10_000,
             calls_per_instance: 1,
+            reuse_calls: 100,
         }
     }
 }
@@ -487,6 +495,8 @@ pub struct InstanceOverride {
     pub cpu_ms: Option<u64>,
     /// See [`InstanceConfig::calls_per_instance`].
     pub calls_per_instance: Option<u32>,
+    /// See [`InstanceConfig::reuse_calls`].
+    pub reuse_calls: Option<u32>,
     /// The budget (a name under `[budgets]`) each call draws from. By
     /// default none: calls are free.
     pub budget: Option<String>,
@@ -1045,9 +1055,10 @@ impl Config {
                 || limits.deadline_ms == 0
                 || limits.cpu_ms == 0
                 || limits.calls_per_instance == 0
+                || limits.reuse_calls == 0
             {
                 bail!(
-                    "[{name}]: memory_mib, deadline_ms, cpu_ms and calls_per_instance must be at least 1"
+                    "[{name}]: memory_mib, deadline_ms, cpu_ms, calls_per_instance and reuse_calls must be at least 1"
                 );
             }
         }
@@ -1094,6 +1105,7 @@ impl Config {
                 deadline_ms: o.deadline_ms.unwrap_or(base.deadline_ms),
                 cpu_ms: o.cpu_ms.unwrap_or(base.cpu_ms),
                 calls_per_instance: o.calls_per_instance.unwrap_or(base.calls_per_instance),
+                reuse_calls: o.reuse_calls.unwrap_or(base.reuse_calls),
             },
         }
     }

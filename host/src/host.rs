@@ -691,6 +691,9 @@ impl Host {
 
     /// Ends session `id` and forgets its state; whether it existed.
     pub fn delete_session(&self, id: &SessionId) -> Result<bool, StoreError> {
+        for tool in self.tools.values() {
+            tool.pool().forget_session(id);
+        }
         self.sessions.remove(id)
     }
 

@@ -31,6 +31,7 @@ pub mod server;
 mod session;
 mod state;
 mod stats;
+mod stderr;
 mod telemetry;
 mod tools;
 mod upstream;

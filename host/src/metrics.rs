@@ -393,6 +393,11 @@ impl HostReport {
             by(|s| s.ready as u64),
         )?;
         f.gauge(
+            "pool_bound_instances",
+            "Instances waiting for their caller's (a session's or a document's) next call.",
+            by(|s| s.bound as u64),
+        )?;
+        f.gauge(
             "pool_warm_target",
             "Instances the pool keeps ready.",
             by(|s| s.target as u64),
@@ -401,13 +406,13 @@ impl HostReport {
             .pools
             .iter()
             .flat_map(|(c, s)| {
-                [("hit", s.hits), ("miss", s.misses)]
+                [("hit", s.hits), ("miss", s.misses), ("reuse", s.reuses)]
                     .map(|(result, n)| ([("component", c.as_str()), ("result", result)], n))
             })
             .collect();
         f.counter(
             "pool_takes_total",
-            "Instances taken: from the warm pool (hit) or instantiated on demand (miss).",
+            "Instances taken: from the warm pool (hit), instantiated on demand (miss), or the one the caller's last call used (reuse).",
             takes.iter().map(|(l, n)| (&l[..], *n)),
         )?;
         let failures: Vec<_> = self

@@ -9,7 +9,12 @@
 //! so neither instantiation nor teardown sits on the hot path. A miss raises the pool's target (up to
 //! what its share of instance slots allows), so that a burst or a run of
 //! calls faster than one refill is absorbed next time; a target that has
-//! not been needed for a while comes back down. A pool never decides what
+//! not been needed for a while comes back down. An instance that served a
+//! caller (a session's tool call, a document's batch) and did not fail
+//! waits, bound to that caller, for its next call (a *reuse*: no
+//! instantiation, and its pages are written already); it never serves
+//! another caller. Ready and bound instances together stay within the
+//! target. A pool never decides what
 //! to call; it hands out instances and takes them back.
 
 use std::collections::VecDeque;
@@ -24,7 +29,7 @@ use crate::config::InstanceConfig;
 use crate::error::CallError;
 use crate::lanes::Lane;
 use crate::meter::{Allowance, Stop};
-use crate::session::SessionBinding;
+use crate::session::{SessionBinding, SessionId};
 use crate::state::HostState;
 use crate::stats::{Histogram, Recorder};
 use crate::upstream::{Gate, Traffic};
@@ -58,6 +63,11 @@ pub struct PoolStats {
     pub hits: u64,
     /// Takes that had to instantiate on demand.
     pub misses: u64,
+    /// Takes served by the instance the caller's last call used (a
+    /// session's, or a document's).
+    pub reuses: u64,
+    /// Instances waiting for their caller's next call.
+    pub bound: usize,
     /// Calls stopped at their wall-clock deadline.
     pub timeouts: u64,
     /// Calls stopped when they had used their CPU time.
@@ -77,6 +87,7 @@ pub struct PoolStats {
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    reuses: AtomicU64,
     timeouts: AtomicU64,
     cpu_limits: AtomicU64,
     out_of_memory: AtomicU64,
@@ -93,6 +104,20 @@ struct Warm<W> {
     primed: bool,
 }
 
+/// Whom an instance may serve again: one session, or one document's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Owner {
+    Session(SessionId),
+    Job(Arc<str>),
+}
+
+/// An instance waiting for its owner's next call.
+struct Bound<W> {
+    owner: Owner,
+    warm: Warm<W>,
+    since: Instant,
+}
+
 struct Shared<W: World> {
     name: Arc<str>,
     engine: Engine,
@@ -100,6 +125,9 @@ struct Shared<W: World> {
     limits: InstanceConfig,
     tick: Duration,
     ready: Mutex<VecDeque<Warm<W>>>,
+    /// Instances bound to an owner, oldest first. Locked after `ready`
+    /// when both are.
+    bound: Mutex<Vec<Bound<W>>>,
     /// Signalled when the refill thread has work, or when an instance becomes ready.
     changed: Condvar,
     graveyard: Mutex<Vec<Store<HostState>>>,
@@ -127,6 +155,8 @@ struct Shared<W: World> {
 
 /// How long a raised target stays unneeded before it falls by one.
 const TARGET_DECAY: Duration = Duration::from_secs(30);
+/// How long an instance waits for its owner's next call.
+const OWNER_KEEP: Duration = Duration::from_secs(30);
 
 /// A warm pool of one component's instances.
 pub(crate) struct Pool<W: World> {
@@ -153,6 +183,7 @@ impl<W: World> Pool<W> {
             limits: limits.clone(),
             tick,
             ready: Mutex::new(VecDeque::new()),
+            bound: Mutex::new(Vec::new()),
             changed: Condvar::new(),
             graveyard: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
@@ -186,10 +217,28 @@ impl<W: World> Pool<W> {
         &self.shared.pre
     }
 
-    /// Takes an instance bound to `session` and `job`: a ready one if there
-    /// is one, else a new one.
+    /// Takes an instance bound to `session` and `job`: the one the
+    /// session's last call used if it waits, else a ready one if there is
+    /// one, else a new one.
     pub(crate) fn take(
         &self,
+        session: Option<SessionBinding>,
+        job: Option<Arc<str>>,
+    ) -> Result<Lease<'_, W>, CallError> {
+        let owner = session.as_ref().map(|s| Owner::Session(s.id.clone()));
+        self.take_as(owner, session, job)
+    }
+
+    /// Takes an instance for one of `job`'s calls: the one its last call
+    /// used if it waits, else as [`Pool::take`] does. Call
+    /// [`Pool::forget_job`] when the job is done.
+    pub(crate) fn take_for_job(&self, job: Arc<str>) -> Result<Lease<'_, W>, CallError> {
+        self.take_as(Some(Owner::Job(job.clone())), None, Some(job))
+    }
+
+    fn take_as(
+        &self,
+        owner: Option<Owner>,
         session: Option<SessionBinding>,
         job: Option<Arc<str>>,
     ) -> Result<Lease<'_, W>, CallError> {
@@ -200,22 +249,19 @@ impl<W: World> Pool<W> {
         let mut lease = Lease {
             pool: shared,
             warm: None,
+            owner: None,
             poisoned: false,
             cpu: Duration::ZERO,
         };
         // The refill thread is woken when the lease is dropped, after the
         // call, so that refilling never competes with the call it serves.
-        let popped = shared.lock_ready().pop_front();
-        let mut warm = match popped {
+        let reused = owner.as_ref().and_then(|o| shared.take_bound(o));
+        let mut warm = match reused {
             Some(warm) => {
-                shared.counters.hits.fetch_add(1, Ordering::Relaxed);
+                shared.counters.reuses.fetch_add(1, Ordering::Relaxed);
                 warm
             }
-            None => {
-                shared.counters.misses.fetch_add(1, Ordering::Relaxed);
-                shared.raise_target(in_flight);
-                shared.instantiate_under_pressure()?
-            }
+            None => shared.take_ready(in_flight)?,
         };
         let data = warm.store.data_mut();
         data.gate
@@ -224,6 +270,7 @@ impl<W: World> Pool<W> {
         data.job = job;
         shared.counters.acquire.record(start.elapsed());
         lease.warm = Some(warm);
+        lease.owner = owner;
         Ok(lease)
     }
 
@@ -263,11 +310,42 @@ impl<W: World> Pool<W> {
         true
     }
 
+    /// Throws away the instances waiting for `session`'s next call (the
+    /// session ended: a new one of the same id starts afresh).
+    pub(crate) fn forget_session(&self, session: &SessionId) {
+        self.forget(&Owner::Session(session.clone()));
+    }
+
+    /// Throws away the instances waiting for `job`'s next call (it is done:
+    /// they would only hold the room of ready ones).
+    pub(crate) fn forget_job(&self, job: &Arc<str>) {
+        self.forget(&Owner::Job(job.clone()));
+    }
+
+    fn forget(&self, owner: &Owner) {
+        let gone: Vec<Bound<W>> = {
+            let mut bound = self.shared.lock_bound();
+            if bound.is_empty() {
+                return;
+            }
+            let (gone, kept) = std::mem::take(&mut *bound)
+                .into_iter()
+                .partition(|b| b.owner == *owner);
+            *bound = kept;
+            gone
+        };
+        for b in gone {
+            self.shared.dispose(b.warm.store);
+        }
+    }
+
     /// What the pool has done so far.
     pub(crate) fn stats(&self) -> PoolStats {
         let c = &self.shared.counters;
         PoolStats {
             ready: self.shared.lock_ready().len(),
+            bound: self.shared.lock_bound().len(),
+            reuses: c.reuses.load(Ordering::Relaxed),
             target: self.shared.target.load(Ordering::Relaxed),
             hits: c.hits.load(Ordering::Relaxed),
             misses: c.misses.load(Ordering::Relaxed),
@@ -291,6 +369,77 @@ impl<W: World> Drop for Pool<W> {
 impl<W: World> Shared<W> {
     fn lock_ready(&self) -> MutexGuard<'_, VecDeque<Warm<W>>> {
         self.ready.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_bound(&self) -> MutexGuard<'_, Vec<Bound<W>>> {
+        self.bound.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The instance waiting for `owner`'s next call, if one does.
+    fn take_bound(&self, owner: &Owner) -> Option<Warm<W>> {
+        if self.limits.reuse_calls <= 1 {
+            return None;
+        }
+        let mut bound = self.lock_bound();
+        let at = bound.iter().rposition(|b| b.owner == *owner)?;
+        Some(bound.remove(at).warm)
+    }
+
+    /// A ready instance, or a new one made on the caller's time.
+    fn take_ready(&self, in_flight: usize) -> Result<Warm<W>, CallError> {
+        if let Some(warm) = self.lock_ready().pop_front() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(warm);
+        }
+        self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        self.raise_target(in_flight);
+        self.instantiate_under_pressure()
+    }
+
+    /// Keeps `warm`, which served `owner`'s call, for its next call. The
+    /// oldest bound instance makes way when as many wait as the target,
+    /// and ready instances beyond the target are thrown away, so ready and
+    /// bound together stay within it (a call that then finds none ready
+    /// misses, and raises the target).
+    fn bind(&self, owner: Owner, warm: Warm<W>) {
+        let target = self.target.load(Ordering::Relaxed);
+        let mut ready = self.lock_ready();
+        let mut bound = self.lock_bound();
+        let mut gone = Vec::new();
+        if bound.len() >= target.max(1) {
+            gone.push(bound.remove(0).warm);
+        }
+        bound.push(Bound {
+            owner,
+            warm,
+            since: Instant::now(),
+        });
+        while ready.len() + bound.len() > target.max(1) {
+            match ready.pop_back() {
+                Some(warm) => gone.push(warm),
+                None => break,
+            }
+        }
+        drop((ready, bound));
+        for warm in gone {
+            self.dispose(warm.store);
+        }
+    }
+
+    /// Throws away bound instances whose owner has not called again
+    /// within [`OWNER_KEEP`].
+    fn expire_bound(&self) {
+        let gone: Vec<Bound<W>> = {
+            let mut bound = self.lock_bound();
+            let keep = bound
+                .iter()
+                .position(|b| b.since.elapsed() < OWNER_KEEP)
+                .unwrap_or(bound.len());
+            bound.drain(..keep).collect()
+        };
+        for b in gone {
+            self.dispose(b.warm.store);
+        }
     }
 
     /// After a miss with `in_flight` leases out: keep one more ready, and
@@ -386,10 +535,12 @@ impl<W: World> Shared<W> {
                 return;
             }
             self.lower_target();
+            self.expire_bound();
             let short = {
                 let mut ready = self.lock_ready();
                 let target = self.target.load(Ordering::Relaxed);
-                if ready.len() >= target && self.graveyard_empty() {
+                let idle = ready.len() + self.lock_bound().len();
+                if idle >= target && self.graveyard_empty() {
                     // Nothing to make: prime what is ready but not primed
                     // (under a steady load there is no time for it, and
                     // instances go out as they are).
@@ -408,7 +559,7 @@ impl<W: World> Shared<W> {
                     }
                     continue;
                 }
-                ready.len() < target
+                idle < target
             };
             if !short {
                 continue;
@@ -479,8 +630,13 @@ impl<W: World> Shared<W> {
         loop {
             match self.instantiate() {
                 Err(CallError::PoolExhausted { .. }) if Instant::now() < deadline => {
-                    let dead = std::mem::take(
+                    let mut dead = std::mem::take(
                         &mut *self.graveyard.lock().unwrap_or_else(|p| p.into_inner()),
+                    );
+                    dead.extend(
+                        std::mem::take(&mut *self.lock_bound())
+                            .into_iter()
+                            .map(|b| b.warm.store),
                     );
                     if dead.is_empty() {
                         std::thread::sleep(Duration::from_millis(1));
@@ -513,6 +669,8 @@ impl<W: World> Shared<W> {
 pub(crate) struct Lease<'a, W: World> {
     pool: &'a Shared<W>,
     warm: Option<Warm<W>>,
+    /// Whom the instance may serve again after this call.
+    owner: Option<Owner>,
     poisoned: bool,
     /// CPU time the last call used.
     cpu: Duration,
@@ -599,6 +757,7 @@ impl<W: World> Lease<'_, W> {
         warm.store.set_epoch_deadline(first);
         warm.store.data_mut().limiter.hit = false;
         warm.store.data_mut().wanted_session = false;
+        warm.store.data().clear_stderr();
         warm.calls += 1;
         let result = f(&warm.world, &mut warm.store);
         self.cpu = warm.store.data().meter.cpu_used();
@@ -657,11 +816,21 @@ impl<W: World> Drop for Lease<'_, W> {
         };
         let peak = warm.store.data().limiter.peak;
         pool.counters.memory_peak.fetch_max(peak, Ordering::Relaxed);
-        if !self.poisoned && warm.calls < pool.limits.calls_per_instance {
-            warm.primed = true;
-            let data = warm.store.data_mut();
-            data.session = None;
-            data.job = None;
+        if self.poisoned {
+            pool.dispose(warm.store);
+            return;
+        }
+        warm.primed = true;
+        let data = warm.store.data_mut();
+        data.session = None;
+        data.job = None;
+        if let Some(owner) = self.owner.take()
+            && warm.calls < pool.limits.reuse_calls
+        {
+            pool.bind(owner, warm);
+            return;
+        }
+        if warm.calls < pool.limits.calls_per_instance {
             let mut ready = pool.lock_ready();
             if ready.len() < pool.target.load(Ordering::Relaxed) {
                 ready.push_front(warm);

@@ -7,13 +7,13 @@ use std::sync::Arc;
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::bindings::tool::warmlane::worker::{log, session as wit_session};
 use crate::meter::Meter;
 use crate::session::{IncrementError, SessionBinding, StoreError, is_host_key};
+use crate::stderr::Capture;
 use crate::upstream::Gate;
 
 /// How much of a guest's stderr is kept for error messages.
@@ -25,7 +25,7 @@ const MAX_LOG_LINE: usize = 4096;
 pub(crate) struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
-    stderr: MemoryOutputPipe,
+    stderr: Capture,
     pub(crate) limiter: MemoryCap,
     /// What the current call may spend, and what it has.
     pub(crate) meter: Meter,
@@ -47,7 +47,7 @@ impl HostState {
         tick: std::time::Duration,
         gate: Gate,
     ) -> Self {
-        let stderr = MemoryOutputPipe::new(STDERR_CAPTURE);
+        let stderr = Capture::new(STDERR_CAPTURE);
         let wasi = WasiCtx::builder()
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -74,9 +74,12 @@ impl HostState {
 
     /// What the guest wrote to stderr (a panic message, usually), trimmed.
     pub(crate) fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.contents())
-            .trim()
-            .to_string()
+        self.stderr.contents().trim().to_string()
+    }
+
+    /// Forgets what the guest wrote to stderr before (a new call begins).
+    pub(crate) fn clear_stderr(&self) {
+        self.stderr.clear();
     }
 }
 

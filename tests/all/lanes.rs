@@ -254,3 +254,40 @@ fn a_cost_rule_that_does_not_fit_the_component_is_refused_at_start() {
     let err = Host::new(config).err().expect("refused");
     assert!(format!("{err:#}").contains("is a tool"), "{err:#}");
 }
+
+/// A document's batches reuse the parser and chunker instances its earlier
+/// batches used, and once it is done none waits for it.
+#[test]
+fn a_documents_batches_reuse_its_instances_until_it_is_done() {
+    let host = host("");
+    let stats = |name: &str| {
+        host.pool_stats()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .unwrap()
+            .1
+    };
+    let (_, pages, errors) = run(&host, "en-lppl.pdf");
+    assert!(pages >= 4 && errors == 0, "{pages} pages, {errors} errors");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Eight batches of one page: the parser is reused (the chunker, called
+    // once for so short a document, may not be).
+    assert!(stats("pdf-pages").reuses >= 1, "{:?}", stats("pdf-pages"));
+    for pool in ["pdf-pages", "chunker"] {
+        while stats(pool).bound > 0 {
+            assert!(Instant::now() < deadline, "{pool}: {:?}", stats(pool));
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    // With reuse off, every batch gets an instance of its own.
+    let host_fresh = self::host("[components.pdf-pages]\nreuse_calls = 1\n");
+    let (_, pages, _) = run(&host_fresh, "en-lppl.pdf");
+    let fresh = host_fresh
+        .pool_stats()
+        .into_iter()
+        .find(|(n, _)| n == "pdf-pages")
+        .unwrap()
+        .1;
+    assert_eq!(fresh.reuses, 0, "{fresh:?}");
+    assert!(fresh.hits + fresh.misses >= u64::from(pages), "{fresh:?}");
+}

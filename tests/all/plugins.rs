@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use warmlane_host::{Config, Host, WorldKind};
+use warmlane_host::{Config, Host, SessionId, WorldKind};
 
 use crate::support;
 
@@ -261,4 +261,73 @@ fn misses_raise_the_pools_target_within_its_share() {
         assert!(std::time::Instant::now() < deadline, "{:?}", target());
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A session's next call takes the instance its last call used, up to
+/// `reuse_calls` calls; no instance ever serves two sessions, a call
+/// outside a session always gets a fresh one, and neither a failed call's
+/// instance nor a deleted session's is used again.
+#[test]
+fn a_sessions_calls_reuse_its_instance_and_no_other_session_sees_it() {
+    let mut config =
+        Config::from_toml("[components.counted]\nwarm = 2\nreuse_calls = 3\n").unwrap();
+    config.plugins.dir = Some(support::plugin_dir(
+        "plugin-reuse",
+        &[("hostile", "counted")],
+    ));
+    let host = Host::new(config).unwrap();
+    assert!(host.wait_warm(Duration::from_secs(60)));
+    let session = |id: &str| {
+        let id = SessionId::parse(id).unwrap();
+        host.open_session(&id).unwrap();
+        id
+    };
+    let (a, b) = (session("reuse-a"), session("reuse-b"));
+    let count = |s: Option<&SessionId>| -> u64 {
+        let out = host.call_tool("hostile", r#"{"do":"count"}"#, s).unwrap();
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["calls"]
+            .as_u64()
+            .unwrap()
+    };
+    let stats = || {
+        host.pool_stats()
+            .into_iter()
+            .find(|(n, _)| n == "counted")
+            .unwrap()
+            .1
+    };
+    // Interleaved, each session counts on its own instance; three calls
+    // each, then a fresh one.
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        seen.push((count(Some(&a)), count(Some(&b)), count(None)));
+    }
+    assert_eq!(seen, [(1, 1, 1), (2, 2, 1), (3, 3, 1), (1, 1, 1)]);
+    assert_eq!(stats().reuses, 4, "{:?}", stats());
+    // Bound and ready instances together stay within the target.
+    let s = stats();
+    assert!(s.bound == 2 && s.bound + s.ready <= s.target, "{s:?}");
+    // A failed call's instance is thrown away.
+    assert_eq!(count(Some(&a)), 2);
+    host.call_tool("hostile", r#"{"do":"trap"}"#, Some(&a))
+        .unwrap_err();
+    assert_eq!(count(Some(&a)), 1);
+    // A deleted session's instance is thrown away: the same id starts afresh.
+    host.delete_session(&a).unwrap();
+    let a = session("reuse-a");
+    assert_eq!(count(Some(&a)), 1);
+    // An instance that talks on stderr at length keeps serving, and what a
+    // failed call says is its own, not the last call's chatter.
+    for _ in 0..5 {
+        host.call_tool("hostile", r#"{"do":"chatter"}"#, Some(&b))
+            .unwrap();
+    }
+    let e = host
+        .call_tool("hostile", r#"{"do":"panic"}"#, Some(&b))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("asked to panic") && !e.contains("chatter"),
+        "{e}"
+    );
 }

@@ -37,13 +37,14 @@ pub(crate) fn plugin_dir(name: &str, guests: &[(&str, &str)]) -> PathBuf {
 }
 
 /// The host most tests share: defaults, plus the hostile tool as a plugin
-/// with a short deadline and a small memory cap.
+/// with a short deadline and a small memory cap; `notes` gives every call a
+/// fresh instance, so its tests show the state lives in the host.
 pub(crate) fn host() -> &'static Host {
     static HOST: OnceLock<Host> = OnceLock::new();
     HOST.get_or_init(|| {
         let dir = plugin_dir("shared-plugins", &[("hostile", "hostile")]);
         let mut config = Config::from_toml(
-            "[components.hostile]\ndeadline_ms = 300\nmemory_mib = 32\nwarm = 1\n[components.notes]\nwarm = 1\n",
+            "[components.hostile]\ndeadline_ms = 300\nmemory_mib = 32\nwarm = 1\n[components.notes]\nwarm = 1\nreuse_calls = 1\n",
         )
         .expect("config");
         config.plugins.dir = Some(dir);

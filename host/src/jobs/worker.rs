@@ -576,6 +576,10 @@ impl Shared {
             counters: &host.documents,
             retry_cpu: Duration::from_millis(pipeline.page_retry_cpu_ms),
             batch_cpu_per_page: Duration::from_millis(pipeline.cpu_ms_per_page) / 4,
+            // A job's units are spread over replicas, and nothing here
+            // knows when its last one is done: every unit gets a fresh
+            // instance.
+            reuse: false,
         };
         let retry = matches!(entry.unit, Unit::Page(_));
         let outcome = attempt(&ctx, range.clone(), retry, unfinished, || {
@@ -716,6 +720,7 @@ impl Shared {
             input_max: spec.chunk_input,
             max_page_text: spec.max_page_text,
             emit_pages: false,
+            reuse: false,
         };
         loop {
             let peek = self.store.peek(id)?;

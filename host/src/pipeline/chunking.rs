@@ -64,6 +64,9 @@ pub(crate) struct ChunkerCtx<'a> {
     pub(crate) max_page_text: u64,
     /// Whether to report each page's text as [`Event::Page`].
     pub(crate) emit_pages: bool,
+    /// Whether the job's calls may reuse the instance its last call used
+    /// (its owner calls [`Pool::forget_job`] when it is done).
+    pub(crate) reuse: bool,
 }
 
 /// What chunking remembers between feeds: the text of the chunk held back,
@@ -285,7 +288,12 @@ fn split(ctx: &ChunkerCtx<'_>, input: &[PageText]) -> Result<Vec<wit::Chunk>, St
         .map(|d| d.charge(ctx.lane, d.for_pages(input.len()), limit))
         .transpose()
         .map_err(|e| e.to_string())?;
-    let mut lease = ctx.pool.take(None, Some(ctx.job.clone())).map_err(|e| {
+    let lease = if ctx.reuse {
+        ctx.pool.take_for_job(ctx.job.clone())
+    } else {
+        ctx.pool.take(None, Some(ctx.job.clone()))
+    };
+    let mut lease = lease.map_err(|e| {
         if let Some(c) = charge {
             c.refund();
         }

@@ -180,6 +180,7 @@ impl Drop for Job {
     fn drop(&mut self) {
         // Workers stop drawing budget for it; the ticket leaves the lane.
         self.cancel.store(true, Ordering::Relaxed);
+        self.chunker.forget_job(&self.id);
     }
 }
 
@@ -226,6 +227,7 @@ impl Job {
             input_max: self.chunk_input,
             max_page_text: self.max_page_text,
             emit_pages: self.options.emit_pages,
+            reuse: true,
         };
         let mut chunking = ChunkState::default();
         let mut waiting: BTreeMap<usize, Vec<PageResult>> = BTreeMap::new();

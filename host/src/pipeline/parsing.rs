@@ -52,6 +52,9 @@ pub(crate) struct ParserCtx<'a> {
     pub(crate) retry_cpu: Duration,
     /// CPU time per page a batch's first try may use, at most.
     pub(crate) batch_cpu_per_page: Duration,
+    /// Whether the job's batches may reuse the instance its last batch
+    /// used (its owner calls [`Pool::forget_job`] when it is done).
+    pub(crate) reuse: bool,
 }
 
 /// One try at pages `range` (0-based) of a document of which `unfinished`
@@ -147,10 +150,12 @@ fn call(
         Failure::Other(why)
     };
     let pdf = pdf().map_err(|e| refund(format!("cannot cut the page out of the document: {e}")))?;
-    let mut lease = ctx
-        .pool
-        .take(None, Some(ctx.job.clone()))
-        .map_err(|e| refund(e.to_string()))?;
+    let mut lease = if ctx.reuse {
+        ctx.pool.take_for_job(ctx.job.clone())
+    } else {
+        ctx.pool.take(None, Some(ctx.job.clone()))
+    }
+    .map_err(|e| refund(e.to_string()))?;
     lease.in_lane(ctx.lane);
     let parsed = lease
         .call_within(Some(cpu), |world, store| {
@@ -273,6 +278,14 @@ impl Parsing {
     }
 }
 
+impl Drop for Parsing {
+    fn drop(&mut self) {
+        // Its batches are all done: the instance kept for the next one
+        // would only hold the room of a ready one.
+        self.parser.forget_job(&self.job);
+    }
+}
+
 impl Batches for Parsing {
     fn run(&self, index: usize, worker: Lane) -> Ran {
         let taken = {
@@ -314,6 +327,7 @@ impl Batches for Parsing {
             counters: &self.counters,
             retry_cpu: self.retry_cpu,
             batch_cpu_per_page: self.batch_cpu_per_page,
+            reuse: true,
         };
         let unfinished = self.unfinished.load(Ordering::Relaxed);
         let outcome = attempt(&ctx, range.clone(), retry, unfinished, || {
