@@ -14,8 +14,8 @@
 //! waits, bound to that caller, for its next call (a *reuse*: no
 //! instantiation, and its pages are written already); it never serves
 //! another caller. Ready and bound instances together stay within the
-//! target. A pool never decides what
-//! to call; it hands out instances and takes them back.
+//! target. A pool never decides what to call; it hands out instances and
+//! takes them back.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -229,11 +229,16 @@ impl<W: World> Pool<W> {
         self.take_as(owner, session, job)
     }
 
-    /// Takes an instance for one of `job`'s calls: the one its last call
-    /// used if it waits, else as [`Pool::take`] does. Call
-    /// [`Pool::forget_job`] when the job is done.
-    pub(crate) fn take_for_job(&self, job: Arc<str>) -> Result<Lease<'_, W>, CallError> {
-        self.take_as(Some(Owner::Job(job.clone())), None, Some(job))
+    /// Takes an instance for one of `job`'s calls. With `reuse`, the one
+    /// its last call used if it waits, else as [`Pool::take`] does; the
+    /// caller then calls [`Pool::forget_job`] when the job is done.
+    pub(crate) fn take_for_job(
+        &self,
+        job: Arc<str>,
+        reuse: bool,
+    ) -> Result<Lease<'_, W>, CallError> {
+        let owner = reuse.then(|| Owner::Job(job.clone()));
+        self.take_as(owner, None, Some(job))
     }
 
     fn take_as(
@@ -323,20 +328,7 @@ impl<W: World> Pool<W> {
     }
 
     fn forget(&self, owner: &Owner) {
-        let gone: Vec<Bound<W>> = {
-            let mut bound = self.shared.lock_bound();
-            if bound.is_empty() {
-                return;
-            }
-            let (gone, kept) = std::mem::take(&mut *bound)
-                .into_iter()
-                .partition(|b| b.owner == *owner);
-            *bound = kept;
-            gone
-        };
-        for b in gone {
-            self.shared.dispose(b.warm.store);
-        }
+        self.shared.discard_bound(|b| b.owner == *owner);
     }
 
     /// What the pool has done so far.
@@ -429,13 +421,19 @@ impl<W: World> Shared<W> {
     /// Throws away bound instances whose owner has not called again
     /// within [`OWNER_KEEP`].
     fn expire_bound(&self) {
+        self.discard_bound(|b| b.since.elapsed() >= OWNER_KEEP);
+    }
+
+    /// Throws away the bound instances `gone` picks.
+    fn discard_bound(&self, gone: impl Fn(&Bound<W>) -> bool) {
         let gone: Vec<Bound<W>> = {
             let mut bound = self.lock_bound();
-            let keep = bound
-                .iter()
-                .position(|b| b.since.elapsed() < OWNER_KEEP)
-                .unwrap_or(bound.len());
-            bound.drain(..keep).collect()
+            if bound.is_empty() {
+                return;
+            }
+            let (gone, kept) = std::mem::take(&mut *bound).into_iter().partition(gone);
+            *bound = kept;
+            gone
         };
         for b in gone {
             self.dispose(b.warm.store);

@@ -288,17 +288,15 @@ fn split(ctx: &ChunkerCtx<'_>, input: &[PageText]) -> Result<Vec<wit::Chunk>, St
         .map(|d| d.charge(ctx.lane, d.for_pages(input.len()), limit))
         .transpose()
         .map_err(|e| e.to_string())?;
-    let lease = if ctx.reuse {
-        ctx.pool.take_for_job(ctx.job.clone())
-    } else {
-        ctx.pool.take(None, Some(ctx.job.clone()))
-    };
-    let mut lease = lease.map_err(|e| {
-        if let Some(c) = charge {
-            c.refund();
-        }
-        e.to_string()
-    })?;
+    let mut lease = ctx
+        .pool
+        .take_for_job(ctx.job.clone(), ctx.reuse)
+        .map_err(|e| {
+            if let Some(c) = charge {
+                c.refund();
+            }
+            e.to_string()
+        })?;
     lease.in_lane(ctx.lane);
     let input: Vec<wit::PageText> = input.iter().map(PageText::wit).collect();
     let result = lease.call_within(Some(allowance), |world, store| {

@@ -150,12 +150,10 @@ fn call(
         Failure::Other(why)
     };
     let pdf = pdf().map_err(|e| refund(format!("cannot cut the page out of the document: {e}")))?;
-    let mut lease = if ctx.reuse {
-        ctx.pool.take_for_job(ctx.job.clone())
-    } else {
-        ctx.pool.take(None, Some(ctx.job.clone()))
-    }
-    .map_err(|e| refund(e.to_string()))?;
+    let mut lease = ctx
+        .pool
+        .take_for_job(ctx.job.clone(), ctx.reuse)
+        .map_err(|e| refund(e.to_string()))?;
     lease.in_lane(ctx.lane);
     let parsed = lease
         .call_within(Some(cpu), |world, store| {
