@@ -18,7 +18,7 @@
 mod batch;
 mod crypt;
 mod pages;
-mod parse;
+use pdf_syntax::object as parse;
 mod repair;
 mod source;
 

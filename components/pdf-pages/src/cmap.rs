@@ -28,7 +28,11 @@ impl CMap {
     /// so a partially broken CMap still yields what it can.
     pub(crate) fn parse(data: &[u8]) -> CMap {
         let mut cmap = CMap::default();
-        let tokens = tokenize(data);
+        let (tokens, hex) = tokenize(data);
+        let bytes = |span: &Span| &hex[span.0 as usize..span.1 as usize];
+        let be = |span: &Span| be(bytes(span));
+        // One buffer for every target's UTF-16 units, reused.
+        let mut units = Vec::new();
         let mut i = 0;
         while i < tokens.len() {
             match &tokens[i] {
@@ -37,8 +41,11 @@ impl CMap {
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(lo), Tok::Hex(hi)) => {
-                                cmap.codespace
-                                    .push((lo.len().clamp(1, 4) as u8, be(lo), be(hi)));
+                                cmap.codespace.push((
+                                    bytes(lo).len().clamp(1, 4) as u8,
+                                    be(lo),
+                                    be(hi),
+                                ));
                                 i += 2;
                             }
                             _ => break,
@@ -50,7 +57,8 @@ impl CMap {
                     while i + 1 < tokens.len() {
                         match (&tokens[i], &tokens[i + 1]) {
                             (Tok::Hex(src), Tok::Hex(dst)) => {
-                                cmap.map(be(src), &utf16_units(dst), true);
+                                utf16_units(bytes(dst), &mut units);
+                                cmap.map(be(src), &units, true);
                                 i += 2;
                             }
                             (Tok::Hex(src), Tok::Name(name)) => {
@@ -75,7 +83,7 @@ impl CMap {
                         let hi = hi.min(lo.saturating_add(0xFFFF));
                         match &tokens[i + 2] {
                             Tok::Hex(dst) => {
-                                let mut units = utf16_units(dst);
+                                utf16_units(bytes(dst), &mut units);
                                 for code in lo..=hi {
                                     if cmap.unicode.len() >= MAX_ENTRIES {
                                         break;
@@ -94,7 +102,8 @@ impl CMap {
                                     match &tokens[j] {
                                         Tok::Hex(dst) => {
                                             if code <= hi {
-                                                cmap.map(code, &utf16_units(dst), true);
+                                                utf16_units(bytes(dst), &mut units);
+                                                cmap.map(code, &units, true);
                                             }
                                             code = code.saturating_add(1);
                                         }
@@ -248,19 +257,29 @@ fn be(bytes: &[u8]) -> u32 {
         .fold(0u32, |acc, &b| (acc << 8) | b as u32)
 }
 
-fn utf16_units(bytes: &[u8]) -> Vec<u16> {
+/// Replaces `units` with the UTF-16 code units of big-endian `bytes` (a
+/// single byte is one unit).
+fn utf16_units(bytes: &[u8], units: &mut Vec<u16>) {
+    units.clear();
     if bytes.len() == 1 {
-        return vec![bytes[0] as u16];
+        units.push(bytes[0] as u16);
+        return;
     }
-    bytes
-        .chunks(2)
-        .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
-        .collect()
+    units.extend(
+        bytes
+            .chunks(2)
+            .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16),
+    );
 }
 
-/// A CMap token; names and operators borrowed from the stream.
+/// Where a hexadecimal string's decoded bytes are in the buffer
+/// [`tokenize`] returns beside the tokens.
+struct Span(u32, u32);
+
+/// A CMap token; names and operators borrowed from the stream, hexadecimal
+/// strings decoded into one buffer.
 enum Tok<'a> {
-    Hex(Vec<u8>),
+    Hex(Span),
     Int(u32),
     Name(&'a [u8]),
     Op(&'a [u8]),
@@ -268,8 +287,9 @@ enum Tok<'a> {
     ArrayEnd,
 }
 
-fn tokenize(data: &[u8]) -> Vec<Tok<'_>> {
+fn tokenize(data: &[u8]) -> (Vec<Tok<'_>>, Vec<u8>) {
     let mut out = Vec::new();
+    let mut hex = Vec::new();
     let mut i = 0;
     while i < data.len() {
         let c = data[i];
@@ -282,9 +302,9 @@ fn tokenize(data: &[u8]) -> Vec<Tok<'_>> {
             b'<' if data.get(i + 1) == Some(&b'<') => i += 2,
             b'>' if data.get(i + 1) == Some(&b'>') => i += 2,
             b'<' => {
-                let (hex, end) = pdf_syntax::hex_string(data, i);
-                i = end;
-                out.push(Tok::Hex(hex));
+                let start = hex.len() as u32;
+                i = pdf_syntax::hex_string_into(data, i, &mut hex);
+                out.push(Tok::Hex(Span(start, hex.len() as u32)));
             }
             b'[' => {
                 out.push(Tok::ArrayStart);
@@ -327,7 +347,7 @@ fn tokenize(data: &[u8]) -> Vec<Tok<'_>> {
             }
         }
     }
-    out
+    (out, hex)
 }
 
 #[cfg(test)]

@@ -301,7 +301,8 @@ impl<'a> Interpreter<'a> {
             gs.rise,
             gs.ctm,
         );
-        font.decode(bytes, |glyph| {
+        let batch = self.batch;
+        font.decode(batch, bytes, |glyph| {
             let m = mul(tm, &ctm);
             let trm = mul(&[size * scale, 0.0, 0.0, size, 0.0, rise], &m);
             let mut tx = (glyph.width / 1000.0 * size + cs) * scale;
@@ -331,6 +332,11 @@ impl<'a> Interpreter<'a> {
             });
             *tm = mul(&[1.0, 0.0, 0.0, 1.0, tx, 0.0], tm);
         });
+        // Its encoding is read at the first code its /ToUnicode lacks.
+        if let Some(why) = font.limit() {
+            let why = format!("a font of the page: {why}");
+            self.stop(why);
+        }
     }
 
     fn form(&mut self, resources: Option<&Dictionary>, name: &[u8], ctm: &Matrix, depth: usize) {

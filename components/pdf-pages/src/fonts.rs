@@ -27,10 +27,31 @@ pub(crate) struct Glyph<'a> {
 }
 
 enum Decoder {
-    /// One byte per code, table-driven.
-    Simple { table: Vec<Box<str>> },
+    /// One byte per code.
+    Simple(Box<Simple>),
     /// Type0 composite font.
     Composite(Box<Composite>),
+}
+
+/// A simple font's text per code, worked out the first time the code is
+/// shown: a page shows a few dozen of a font's 256 codes.
+struct Simple {
+    to_unicode: Option<CMap>,
+    /// Unicode from the encoding, for codes `/ToUnicode` lacks.
+    base: Base,
+    /// Each code's normalized text, as (start, end) in `text`; `UNREAD`
+    /// until it is first shown.
+    spans: [(u32, u32); 256],
+    text: String,
+}
+
+const UNREAD: (u32, u32) = (u32::MAX, u32::MAX);
+
+/// A simple font's encoding, read at load or at the first code its
+/// `/ToUnicode` lacks (often none is ever shown).
+enum Base {
+    Read(Vec<Option<String>>),
+    Unread(Dictionary),
 }
 
 struct Composite {
@@ -81,24 +102,18 @@ impl Font {
         let to_unicode = batch
             .stream(dict.get(b"ToUnicode").ok(), &mut limit)
             .map(|d| CMap::parse(&d));
-        let base = simple_base_table(batch, dict, &mut limit, |code| {
-            to_unicode
-                .as_ref()
-                .is_some_and(|m| m.unicode(u32::from(code)).is_some())
-        });
-        let mut table: Vec<Box<str>> = Vec::with_capacity(256);
-        for code in 0..256u32 {
-            let text = to_unicode
-                .as_ref()
-                .and_then(|m| m.unicode(code))
-                .map(|s| s.to_string())
-                .or_else(|| base[code as usize].clone())
-                .unwrap_or_default();
-            table.push(normalize(&text).into_boxed_str());
-        }
+        let base = match to_unicode {
+            Some(_) => Base::Unread(dict.clone()),
+            None => Base::Read(simple_base_table(batch, dict, &mut limit, |_| false)),
+        };
         let widths = simple_widths(doc, dict, subtype == b"Type3");
         Font {
-            decoder: Decoder::Simple { table },
+            decoder: Decoder::Simple(Box::new(Simple {
+                to_unicode,
+                base,
+                spans: [UNREAD; 256],
+                text: String::new(),
+            })),
             widths,
             limit,
         }
@@ -202,12 +217,16 @@ impl Font {
     }
 
     /// Decodes `bytes` glyph by glyph.
-    pub(crate) fn decode(&mut self, bytes: &[u8], mut each: impl FnMut(Glyph<'_>)) {
+    pub(crate) fn decode(&mut self, batch: &Batch, bytes: &[u8], mut each: impl FnMut(Glyph<'_>)) {
         match &mut self.decoder {
-            Decoder::Simple { table } => {
+            Decoder::Simple(simple) => {
                 for &b in bytes {
+                    if simple.spans[b as usize] == UNREAD {
+                        simple.read(batch, b, &mut self.limit);
+                    }
+                    let (start, end) = simple.spans[b as usize];
                     each(Glyph {
-                        text: &table[b as usize],
+                        text: &simple.text[start as usize..end as usize],
                         width: self.widths[b as usize],
                         is_space_code: b == b' ',
                     });
@@ -234,6 +253,35 @@ impl Font {
                 }
             }
         }
+    }
+}
+
+impl Simple {
+    /// Works out `code`'s text: its `/ToUnicode` entry, or else its
+    /// encoding's (read now if it was not yet; a stream past a limit is
+    /// noted in `limit`).
+    fn read(&mut self, batch: &Batch, code: u8, limit: &mut Option<String>) {
+        let start = self.text.len();
+        match self
+            .to_unicode
+            .as_ref()
+            .and_then(|m| m.unicode(code.into()))
+        {
+            Some(text) => normalize_into(text, &mut self.text),
+            None => {
+                if let Base::Unread(dict) = &self.base {
+                    let to_unicode = self.to_unicode.as_ref();
+                    let covered = |c: u8| to_unicode.is_some_and(|m| m.unicode(c.into()).is_some());
+                    self.base = Base::Read(simple_base_table(batch, dict, limit, covered));
+                }
+                if let Base::Read(table) = &self.base
+                    && let Some(text) = &table[code as usize]
+                {
+                    normalize_into(text, &mut self.text);
+                }
+            }
+        }
+        self.spans[code as usize] = (start as u32, self.text.len() as u32);
     }
 }
 
@@ -600,6 +648,12 @@ fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
 /// by a search for "file".
 fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_into(text, &mut out);
+    out
+}
+
+/// [`normalize`], appending to `out`.
+fn normalize_into(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '\u{FB00}' => out.push_str("ff"),
@@ -614,7 +668,6 @@ fn normalize(text: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 pub(crate) fn deref<'a>(doc: &'a Document, obj: &'a Object) -> &'a Object {

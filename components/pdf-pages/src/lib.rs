@@ -60,12 +60,18 @@ impl Batch {
 ///
 /// Fails as a whole only when `pdf` cannot be opened at all.
 pub fn parse_batch(pdf: &[u8], first_page: u32) -> Result<Vec<PageResult>, String> {
-    let options = LoadOptions {
-        max_decompressed_size: Some(Limits::default().stream_bytes as usize),
-        ..LoadOptions::default()
+    let doc = match pdf_syntax::object::read_sequential(pdf) {
+        // What the host writes: read in one pass.
+        Some(doc) => doc,
+        None => {
+            let options = LoadOptions {
+                max_decompressed_size: Some(Limits::default().stream_bytes as usize),
+                ..LoadOptions::default()
+            };
+            Document::load_mem_with_options(pdf, options)
+                .map_err(|e| format!("cannot open batch: {e}"))?
+        }
     };
-    let doc = Document::load_mem_with_options(pdf, options)
-        .map_err(|e| format!("cannot open batch: {e}"))?;
     if doc.is_encrypted() {
         return Err("batch is encrypted; the host must decrypt before splitting".into());
     }

@@ -3,9 +3,10 @@
 //! classes, literal and hexadecimal strings, and `#`-escaped names. Every
 //! function is total: malformed input yields what can be read, never a
 //! panic. [`limits`] holds the limits on reading a PDF and the one bounded
-//! way to decode a stream.
+//! way to decode a stream; [`object`] parses objects into `lopdf`'s types.
 
 pub mod limits;
+pub mod object;
 
 /// PDF white space.
 pub fn is_white(c: u8) -> bool {
@@ -108,9 +109,16 @@ pub fn literal_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
 /// Decodes the hexadecimal string whose `<` is at `data[pos]`; returns its
 /// bytes and the position after its `>`. Non-hex characters are skipped and
 /// an odd final digit counts as if followed by 0.
-pub fn hex_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
-    pos += 1;
+pub fn hex_string(data: &[u8], pos: usize) -> (Vec<u8>, usize) {
     let mut out = Vec::new();
+    let end = hex_string_into(data, pos, &mut out);
+    (out, end)
+}
+
+/// [`hex_string`], appending the bytes to `out`; returns the position after
+/// the `>`.
+pub fn hex_string_into(data: &[u8], mut pos: usize, out: &mut Vec<u8>) -> usize {
+    pos += 1;
     let mut high: Option<u8> = None;
     while let Some(&c) = data.get(pos) {
         pos += 1;
@@ -127,7 +135,7 @@ pub fn hex_string(data: &[u8], mut pos: usize) -> (Vec<u8>, usize) {
     if let Some(h) = high {
         out.push(h << 4);
     }
-    (out, pos)
+    pos
 }
 
 /// A name's bytes with `#xx` escapes decoded (without the leading `/`).

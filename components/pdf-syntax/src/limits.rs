@@ -9,9 +9,12 @@
 //! unbounded helpers (`decompressed_content`, `decompress`, …) are
 //! `disallowed-methods` in both workspaces' `clippy.toml`.
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lopdf::{Dictionary, Object, Stream};
+use miniz_oxide::inflate::TINFLStatus;
+use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
 
 /// Outputs up to this size are never refused for their ratio: small streams
 /// of repeated bytes (a blank line, a run of zeros) compress very well.
@@ -188,7 +191,11 @@ impl Inflater {
         let left = l.total_bytes.saturating_sub(self.used());
         let max = l.stream_bytes.min(by_ratio).min(left);
         let cap = usize::try_from(max).unwrap_or(usize::MAX);
-        let decoded = stream.decompressed_content_with_limit(cap);
+        let decoded = if is_plain_flate(stream) {
+            flate_like_lopdf(&stream.content, cap)
+        } else {
+            stream.decompressed_content_with_limit(cap)
+        };
         match decoded {
             Ok(bytes) => {
                 self.used.fetch_add(bytes.len() as u64, Ordering::Relaxed);
@@ -229,21 +236,91 @@ impl Inflater {
     /// parameters can be read this way; `None` for any other, or one that
     /// does not decode.
     pub fn decode_prefix(&self, stream: &Stream, max: u64) -> Option<Vec<u8>> {
-        use std::io::Read;
-        let flate = matches!(stream.filters().as_deref(), Ok([b"FlateDecode"]));
-        let plain = matches!(stream.dict.get(b"DecodeParms"), Err(_) | Ok(Object::Null));
-        if !flate || !plain {
+        if !is_plain_flate(stream) {
             return None;
         }
         let left = self.limits.total_bytes.saturating_sub(self.used());
+        let limit = usize::try_from(max.min(left)).unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        flate2::read::ZlibDecoder::new(stream.content.as_slice())
-            .take(max.min(left))
-            .read_to_end(&mut out)
-            .ok()?;
+        inflate(&stream.content, true, &mut out, limit).ok()?;
         self.used.fetch_add(out.len() as u64, Ordering::Relaxed);
         Some(out)
     }
+}
+
+/// Whether `stream`'s one filter is FlateDecode, without parameters (no
+/// predictor): the streams [`inflate`] decodes itself.
+fn is_plain_flate(stream: &Stream) -> bool {
+    matches!(stream.filters().as_deref(), Ok([b"FlateDecode"]))
+        && matches!(stream.dict.get(b"DecodeParms"), Err(_) | Ok(Object::Null))
+}
+
+/// lopdf's FlateDecode, on this thread's reused inflate state: zlib; when
+/// that fails before any byte came out, raw deflate after the two header
+/// bytes (a damaged header); what came out before an error is kept. More
+/// than `cap` bytes is refused as lopdf refuses it.
+fn flate_like_lopdf(input: &[u8], cap: usize) -> lopdf::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let limit = cap.saturating_add(1);
+    if inflate(input, true, &mut out, limit).is_err() && out.is_empty() && input.len() > 2 {
+        // As lopdf: the raw retry's own failure keeps what it decoded.
+        let _ = inflate(&input[2..], false, &mut out, limit);
+    }
+    if out.len() > cap {
+        return Err(lopdf::DecompressError::MemoryLimitExceeded { limit: cap }.into());
+    }
+    Ok(out)
+}
+
+thread_local! {
+    /// One inflate state per thread, reset for each stream: a new state
+    /// costs more than inflating a small stream (a font's `/ToUnicode`),
+    /// and a page has several.
+    static STATE: RefCell<Option<Box<DecompressorOxide>>> = const { RefCell::new(None) };
+}
+
+/// Inflates `input` (with a zlib header or raw) onto the empty `out` until
+/// the stream ends, the input runs out, or `out` holds `limit` bytes; never
+/// allocates past `limit`. The checksum is not checked: what a damaged
+/// stream decodes to is kept either way. `Err` when the data is not
+/// deflate; `out` keeps what came out before.
+fn inflate(input: &[u8], zlib: bool, out: &mut Vec<u8>, limit: usize) -> Result<(), ()> {
+    use inflate_flags::{
+        TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_PARSE_ZLIB_HEADER,
+        TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    };
+    debug_assert!(out.is_empty());
+    let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF
+        | TINFL_FLAG_IGNORE_ADLER32
+        | if zlib {
+            TINFL_FLAG_PARSE_ZLIB_HEADER
+        } else {
+            0
+        };
+    STATE.with_borrow_mut(|state| {
+        let state = state.get_or_insert_with(Box::default);
+        state.init();
+        // A first guess of three times the input, as real streams go.
+        out.resize(input.len().saturating_mul(3).max(256).min(limit), 0);
+        let (mut read, mut written) = (0, 0);
+        let result = loop {
+            let (status, r, w) = decompress(state, &input[read..], out, written, flags);
+            (read, written) = (read + r, written + w);
+            match status {
+                TINFLStatus::Done => break Ok(()),
+                TINFLStatus::HasMoreOutput if out.len() < limit => {
+                    out.resize(out.len().saturating_mul(2).min(limit), 0);
+                }
+                // At the limit, or a stream cut short: what came out stands.
+                TINFLStatus::HasMoreOutput | TINFLStatus::FailedCannotMakeProgress => {
+                    break Ok(());
+                }
+                _ => break Err(()),
+            }
+        };
+        out.truncate(written);
+        result
+    })
 }
 
 fn mib(bytes: u64) -> String {
@@ -341,6 +418,64 @@ mod tests {
             small.decode_prefix(&deflate(&text), 1000).unwrap().len(),
             100
         );
+    }
+
+    #[test]
+    fn flate_decodes_honest_streams_as_lopdf_does_and_keeps_more_of_damaged_ones() {
+        let over = |e: &lopdf::Error| {
+            matches!(
+                e,
+                lopdf::Error::Decompress(lopdf::DecompressError::MemoryLimitExceeded { .. })
+            )
+        };
+        let text: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let zlib = deflate(&text).content;
+        let mut bad_checksum = zlib.clone();
+        *bad_checksum.last_mut().unwrap() ^= 0xFF;
+        let mut bad_header = zlib.clone();
+        bad_header[0] = 0;
+        let cases = [
+            zlib.clone(),
+            zlib[..zlib.len() / 2].to_vec(),
+            bad_checksum,
+            bad_header,
+            b"not zlib at all".to_vec(),
+            Vec::new(),
+            vec![0x78],
+        ];
+        for (i, input) in cases.iter().enumerate() {
+            for cap in [0, 1, 1000, text.len() - 1, text.len(), 1 << 20] {
+                let mut stream = Stream::new(Dictionary::new(), input.clone());
+                stream
+                    .dict
+                    .set("Filter", Object::Name(b"FlateDecode".to_vec()));
+                let theirs = stream.decompressed_content_with_limit(cap);
+                let ours = flate_like_lopdf(input, cap);
+                let what = format!("case {i}, cap {cap}");
+                match (theirs, ours) {
+                    // An honest stream decodes to the same bytes.
+                    (Ok(a), Ok(b)) if i == 0 => assert!(a == b, "{what}"),
+                    // A damaged one to at least what lopdf keeps, and
+                    // nothing that is not the text.
+                    (Ok(a), Ok(b)) => {
+                        assert!(b.len() >= a.len() && text.starts_with(&b), "{what}")
+                    }
+                    (Err(a), Err(b)) => assert!(over(&a) && over(&b), "{what}"),
+                    // lopdf loses the last read of a stream whose checksum
+                    // fails, so its output may fit under a limit ours passes.
+                    (Ok(a), Err(b)) if i == 2 => {
+                        assert!(a.len() <= cap && over(&b), "{what}")
+                    }
+                    (a, b) => panic!(
+                        "{what}: lopdf {:?}, ours {:?}",
+                        a.map(|v| v.len()),
+                        b.map(|v| v.len())
+                    ),
+                }
+            }
+        }
     }
 
     #[test]
