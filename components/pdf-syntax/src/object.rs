@@ -423,7 +423,8 @@ mod tests {
                 assert!(modern);
                 continue;
             };
-            let written = Document::load_mem(&out).unwrap();
+            let written =
+                Document::load_mem_with_options(&out, lopdf::LoadOptions::default()).unwrap();
             assert_eq!(
                 format!("{:?}", read.objects),
                 format!("{:?}", written.objects)
