@@ -268,9 +268,12 @@ fn a_draining_worker_hands_its_waiting_batches_back_at_once() {
     let before = w2.metric("warmlane_worker_reclaims_total", "");
     let stop = Instant::now();
     w1.signal("TERM");
+    // Taken over after its lease, it would wait 20 s; handed back, it waits
+    // only for one of the second worker's threads, which may be waiting on
+    // the budget with a batch of its own (over 2 s on a loaded machine).
     wait_for(
         "the batch handed back to be taken",
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         || w2.metric("warmlane_worker_reclaims_total", "") > before,
     );
     let taken = stop.elapsed();
@@ -286,7 +289,10 @@ fn a_draining_worker_hands_its_waiting_batches_back_at_once() {
         "SIGTERM: its waiting batch was taken by the other worker {taken:?} later (the lease is 20 s); it exited after {:?}",
         stop.elapsed()
     );
-    assert!(taken < Duration::from_secs(2), "{taken:?}");
+    assert!(
+        taken < Duration::from_secs(10),
+        "{taken:?}: not handed back, taken over after half the lease or more"
+    );
     let state = done(&api, &id, Duration::from_secs(120));
     assert_eq!(
         (state["state"].as_str(), state["pages_done"].as_u64()),
