@@ -241,8 +241,10 @@ impl Inflater {
         }
         let left = self.limits.total_bytes.saturating_sub(self.used());
         let limit = usize::try_from(max.min(left)).unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        inflate(&stream.content, true, &mut out, limit).ok()?;
+        let (out, deflate) = inflate(&stream.content, true, limit);
+        if !deflate {
+            return None;
+        }
         self.used.fetch_add(out.len() as u64, Ordering::Relaxed);
         Some(out)
     }
@@ -260,11 +262,11 @@ fn is_plain_flate(stream: &Stream) -> bool {
 /// bytes (a damaged header); what came out before an error is kept. More
 /// than `cap` bytes is refused as lopdf refuses it.
 fn flate_like_lopdf(input: &[u8], cap: usize) -> lopdf::Result<Vec<u8>> {
-    let mut out = Vec::new();
     let limit = cap.saturating_add(1);
-    if inflate(input, true, &mut out, limit).is_err() && out.is_empty() && input.len() > 2 {
+    let (mut out, deflate) = inflate(input, true, limit);
+    if !deflate && out.is_empty() && input.len() > 2 {
         // As lopdf: the raw retry's own failure keeps what it decoded.
-        let _ = inflate(&input[2..], false, &mut out, limit);
+        out = inflate(&input[2..], false, limit).0;
     }
     if out.len() > cap {
         return Err(lopdf::DecompressError::MemoryLimitExceeded { limit: cap }.into());
@@ -279,17 +281,16 @@ thread_local! {
     static STATE: RefCell<Option<Box<DecompressorOxide>>> = const { RefCell::new(None) };
 }
 
-/// Inflates `input` (with a zlib header or raw) onto the empty `out` until
-/// the stream ends, the input runs out, or `out` holds `limit` bytes; never
-/// allocates past `limit`. The checksum is not checked: what a damaged
-/// stream decodes to is kept either way. `Err` when the data is not
-/// deflate; `out` keeps what came out before.
-fn inflate(input: &[u8], zlib: bool, out: &mut Vec<u8>, limit: usize) -> Result<(), ()> {
+/// Inflates `input` (with a zlib header or raw) until the stream ends, the
+/// input runs out, or `limit` bytes have come out; never allocates past
+/// `limit`. The checksum is not checked: what a damaged stream decodes to
+/// is kept either way. Returns what came out, and `false` when the data
+/// turned out not to be deflate (what came out before that stands).
+fn inflate(input: &[u8], zlib: bool, limit: usize) -> (Vec<u8>, bool) {
     use inflate_flags::{
         TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_PARSE_ZLIB_HEADER,
         TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
     };
-    debug_assert!(out.is_empty());
     let flags = TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF
         | TINFL_FLAG_IGNORE_ADLER32
         | if zlib {
@@ -301,25 +302,25 @@ fn inflate(input: &[u8], zlib: bool, out: &mut Vec<u8>, limit: usize) -> Result<
         let state = state.get_or_insert_with(Box::default);
         state.init();
         // A first guess of three times the input, as real streams go.
-        out.resize(input.len().saturating_mul(3).max(256).min(limit), 0);
+        let mut out = vec![0; input.len().saturating_mul(3).max(256).min(limit)];
         let (mut read, mut written) = (0, 0);
-        let result = loop {
-            let (status, r, w) = decompress(state, &input[read..], out, written, flags);
+        let deflate = loop {
+            let (status, r, w) = decompress(state, &input[read..], &mut out, written, flags);
             (read, written) = (read + r, written + w);
             match status {
-                TINFLStatus::Done => break Ok(()),
+                TINFLStatus::Done => break true,
                 TINFLStatus::HasMoreOutput if out.len() < limit => {
                     out.resize(out.len().saturating_mul(2).min(limit), 0);
                 }
                 // At the limit, or a stream cut short: what came out stands.
                 TINFLStatus::HasMoreOutput | TINFLStatus::FailedCannotMakeProgress => {
-                    break Ok(());
+                    break true;
                 }
-                _ => break Err(()),
+                _ => break false,
             }
         };
         out.truncate(written);
-        result
+        (out, deflate)
     })
 }
 
