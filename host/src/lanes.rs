@@ -13,7 +13,9 @@
 //! are slow falls behind the others instead of holding them back. A turn
 //! may hand its work back as several smaller turns (a batch retried page
 //! by page), each of which waits for its turn like any other. Jobs beyond
-//! `running` wait in order, and beyond `queue` more are refused.
+//! `running` wait in order, and beyond `queue` more are refused. A job's
+//! caller may run its job's turn itself, in the place of an idle worker of
+//! its lane ([`Ticket::run_here`]).
 //!
 //! `lanes` hands out turns; it never touches a document or a `Store`.
 
@@ -341,6 +343,30 @@ impl Ticket {
         self.lane
     }
 
+    /// Runs the job's next turn on the calling thread, when the job is the
+    /// one its lane would serve next and one of the lane's own workers is
+    /// idle: the caller takes that worker's place while it runs, so the
+    /// lane runs no more at once than it has workers, and a small job never
+    /// waits for a worker to wake or crosses threads. Whether it ran one.
+    pub(crate) fn run_here(&self) -> bool {
+        let s = &*self.shared;
+        let mut state = s.lock();
+        if state.shutdown
+            || state.working[self.lane as usize] >= s.settings.lanes[self.lane as usize].workers
+        {
+            return false;
+        }
+        let Some(at) = s.next_job(&mut state, self.lane) else {
+            return false;
+        };
+        if state.lanes[self.lane as usize].running[at].id != self.id {
+            return false;
+        }
+        let turn = s.hand_out(&mut state, self.lane, at);
+        drop(s.run(state, turn, self.lane));
+        true
+    }
+
     /// One batch's results were taken: the job may have another in flight.
     pub(crate) fn consumed(&self) {
         let mut state = self.shared.lock();
@@ -351,8 +377,7 @@ impl Ticket {
         {
             e.in_flight = e.in_flight.saturating_sub(1);
         }
-        drop(state);
-        self.shared.turn.notify_all();
+        self.shared.wake(state);
     }
 }
 
@@ -365,13 +390,12 @@ impl Drop for Ticket {
         l.queued.retain(|e| e.id != self.id);
         let removed = before != l.running.len() + l.queued.len();
         l.promote(self.shared.settings.lanes[self.lane as usize].running);
-        drop(state);
         if removed {
             self.shared.counters[self.lane as usize]
                 .finished
                 .fetch_add(1, Ordering::Relaxed);
         }
-        self.shared.turn.notify_all();
+        self.shared.wake(state);
     }
 }
 
@@ -401,50 +425,91 @@ impl Shared {
             // onto an idle core.
             let lend = state.working[other as usize] >= self.settings.lanes[other as usize].workers
                 && state.working.iter().sum::<usize>() < self.settings.parallelism;
-            let turn = self
-                .pick(&mut state, own)
+            // A caller running its own turn holds one of this lane's places.
+            let serve = state.working[own as usize] < self.settings.lanes[own as usize].workers;
+            let turn = serve
+                .then(|| self.pick(&mut state, own))
+                .flatten()
                 .or_else(|| lend.then(|| self.pick(&mut state, other)).flatten());
             let Some(turn) = turn else {
                 state = self.turn.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
             };
-            state.lanes[turn.lane as usize].busy += 1;
-            state.working[own as usize] += 1;
-            drop(state);
+            state = self.run(state, turn, own);
+        }
+    }
 
-            let c = &self.counters[turn.lane as usize];
-            c.batches.fetch_add(1, Ordering::Relaxed);
-            if turn.lane != own {
-                c.borrowed.fetch_add(1, Ordering::Relaxed);
-            }
-            let run = catch_unwind(AssertUnwindSafe(|| turn.work.run(turn.index, own)));
-            let ran = match run {
-                Ok(ran) => ran,
-                Err(panic) => {
-                    let why = panic
-                        .downcast_ref::<&str>()
-                        .map(|s| s.to_string())
-                        .or_else(|| panic.downcast_ref::<String>().cloned())
-                        .unwrap_or_else(|| "a batch panicked".into());
-                    tracing::error!(lane = %turn.lane, batch = turn.index, "batch panicked: {why}");
-                    turn.work.lost(turn.index, why);
-                    Ran::default()
-                }
-            };
+    /// Runs `turn` on this thread in a place of lane `own`, with `state`'s
+    /// lock released meanwhile; books what it came to and wakes the workers.
+    fn run<'a>(
+        &'a self,
+        mut state: MutexGuard<'a, State>,
+        turn: Turn,
+        own: Lane,
+    ) -> MutexGuard<'a, State> {
+        state.lanes[turn.lane as usize].busy += 1;
+        state.working[own as usize] += 1;
+        drop(state);
 
-            state = self.lock();
-            let l = &mut state.lanes[turn.lane as usize];
-            l.busy -= 1;
-            if let Some(e) = l.running.iter_mut().find(|e| e.id == turn.id) {
-                e.service += ran.cpu;
-                if ran.split_into > 0 {
-                    // Its work comes back as new turns; it reports nothing.
-                    e.batches += ran.split_into;
-                    e.in_flight = e.in_flight.saturating_sub(1);
-                }
+        let c = &self.counters[turn.lane as usize];
+        c.batches.fetch_add(1, Ordering::Relaxed);
+        if turn.lane != own {
+            c.borrowed.fetch_add(1, Ordering::Relaxed);
+        }
+        let run = catch_unwind(AssertUnwindSafe(|| turn.work.run(turn.index, own)));
+        let ran = match run {
+            Ok(ran) => ran,
+            Err(panic) => {
+                let why = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a batch panicked".into());
+                tracing::error!(lane = %turn.lane, batch = turn.index, "batch panicked: {why}");
+                turn.work.lost(turn.index, why);
+                Ran::default()
             }
-            state.working[own as usize] -= 1;
-            // A worker may lend itself now that fewer batches run.
+        };
+
+        let mut state = self.lock();
+        let l = &mut state.lanes[turn.lane as usize];
+        l.busy -= 1;
+        if let Some(e) = l.running.iter_mut().find(|e| e.id == turn.id) {
+            e.service += ran.cpu;
+            if ran.split_into > 0 {
+                // Its work comes back as new turns; it reports nothing.
+                e.batches += ran.split_into;
+                e.in_flight = e.in_flight.saturating_sub(1);
+            }
+        }
+        state.working[own as usize] -= 1;
+        // A worker may lend itself, or take its place back, now that fewer
+        // batches run.
+        if self.turns_waiting(&state) {
+            self.turn.notify_all();
+        }
+        state
+    }
+
+    /// Whether any job has a turn to hand out: only then may a waiting
+    /// worker find something to do.
+    fn turns_waiting(&self, state: &State) -> bool {
+        let window = self.settings.window;
+        state.lanes.iter().any(|l| {
+            !l.queued.is_empty()
+                || l.running
+                    .iter()
+                    .any(|e| e.next < e.batches && e.in_flight < window)
+        })
+    }
+
+    /// Releases `state` and wakes the workers if one of them may now have
+    /// a turn to take; a change that leaves none to hand out wakes nobody
+    /// (a 1-page job's end would otherwise wake every worker for nothing).
+    fn wake(&self, state: MutexGuard<'_, State>) {
+        let waiting = self.turns_waiting(&state);
+        drop(state);
+        if waiting {
             self.turn.notify_all();
         }
     }
@@ -453,17 +518,28 @@ impl Shared {
     /// (within their window), the one with the least CPU time so far, then
     /// the fewest turns in flight, then the next in round-robin order.
     fn pick(&self, state: &mut State, lane: Lane) -> Option<Turn> {
-        let limits = self.settings.lanes[lane as usize];
+        let at = self.next_job(state, lane)?;
+        Some(self.hand_out(state, lane, at))
+    }
+
+    /// Where in `lane`'s running jobs the next turn comes from (see
+    /// [`Shared::pick`]).
+    fn next_job(&self, state: &mut State, lane: Lane) -> Option<usize> {
         let l = &mut state.lanes[lane as usize];
-        l.promote(limits.running);
+        l.promote(self.settings.lanes[lane as usize].running);
         let n = l.running.len();
-        let at = (0..n)
+        (0..n)
             .map(|k| (l.cursor + k) % n)
             .filter(|&at| {
                 let e = &l.running[at];
                 e.next < e.batches && e.in_flight < self.settings.window
             })
-            .min_by_key(|&at| (l.running[at].service, l.running[at].in_flight))?;
+            .min_by_key(|&at| (l.running[at].service, l.running[at].in_flight))
+    }
+
+    /// Hands out the next turn of `lane`'s running job `at`.
+    fn hand_out(&self, state: &mut State, lane: Lane, at: usize) -> Turn {
+        let l = &mut state.lanes[lane as usize];
         let e = &mut l.running[at];
         if e.next == 0 {
             self.counters[lane as usize]
@@ -474,12 +550,12 @@ impl Shared {
         e.next += 1;
         e.in_flight += 1;
         l.cursor = at + 1;
-        Some(Turn {
+        Turn {
             work: e.work.clone(),
             id: e.id,
             index,
             lane,
-        })
+        }
     }
 }
 
@@ -583,6 +659,51 @@ mod tests {
         assert_eq!((stats[1].batches, stats[1].borrowed), (40, 0));
         assert_eq!((stats[0].admitted, stats[0].finished), (1, 1));
         assert_eq!(stats[0].wait.count(), 1);
+    }
+
+    #[test]
+    fn a_caller_runs_its_jobs_turn_only_in_an_idle_workers_place() {
+        // No lending (one batch at a time), so only the light worker and a
+        // caller in its place can run light turns.
+        let lanes = Lanes::new(settings(1, 1, 1)).unwrap();
+        let (busy, busy_rx) = job(&lanes, Lane::Light, "busy", 1, Duration::from_millis(300));
+        while lanes.stats()[0].busy == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // The light worker is busy: its caller may not add a second batch.
+        let (waiting, waiting_rx) = job(&lanes, Lane::Light, "waiting", 1, Duration::ZERO);
+        assert!(!waiting.run_here());
+        assert!(waiting_rx.try_recv().is_err());
+        drain(&busy, &busy_rx, 1);
+        assert_eq!(
+            drain(&waiting, &waiting_rx, 1),
+            vec![("waiting", 0, Lane::Light)]
+        );
+        drop((busy, waiting));
+        // With the worker idle, a caller runs its job's turn itself, on its
+        // own thread: the batch has run when `run_here` returns. (The woken
+        // worker may win the race for a turn now and then.)
+        let mut here = 0;
+        for _ in 0..50 {
+            let (t, rx) = job(&lanes, Lane::Light, "small", 2, Duration::ZERO);
+            let mut ran = Vec::new();
+            while t.run_here() {
+                here += 1;
+                ran.push(rx.try_recv().expect("run on this thread"));
+                t.consumed();
+            }
+            ran.extend(drain(&t, &rx, 2 - ran.len()));
+            ran.sort();
+            assert_eq!(
+                ran,
+                vec![("small", 0, Lane::Light), ("small", 1, Lane::Light)]
+            );
+            // Nothing left to run, so no turn for it.
+            assert!(!t.run_here());
+        }
+        assert!(here > 0);
+        let light = &lanes.stats()[0];
+        assert_eq!((light.batches, light.busy, light.borrowed), (102, 0, 0));
     }
 
     #[test]

@@ -241,12 +241,13 @@ impl Inflater {
         }
         let left = self.limits.total_bytes.saturating_sub(self.used());
         let limit = usize::try_from(max.min(left)).unwrap_or(usize::MAX);
-        let (out, deflate) = inflate(&stream.content, true, limit);
-        if !deflate {
+        let out = inflate(&stream.content, true, limit);
+        if !out.deflate {
             return None;
         }
-        self.used.fetch_add(out.len() as u64, Ordering::Relaxed);
-        Some(out)
+        self.used
+            .fetch_add(out.bytes.len() as u64, Ordering::Relaxed);
+        Some(out.bytes)
     }
 }
 
@@ -263,15 +264,15 @@ fn is_plain_flate(stream: &Stream) -> bool {
 /// than `cap` bytes is refused as lopdf refuses it.
 fn flate_like_lopdf(input: &[u8], cap: usize) -> lopdf::Result<Vec<u8>> {
     let limit = cap.saturating_add(1);
-    let (mut out, deflate) = inflate(input, true, limit);
-    if !deflate && out.is_empty() && input.len() > 2 {
+    let Inflated { mut bytes, deflate } = inflate(input, true, limit);
+    if !deflate && bytes.is_empty() && input.len() > 2 {
         // As lopdf: the raw retry's own failure keeps what it decoded.
-        out = inflate(&input[2..], false, limit).0;
+        bytes = inflate(&input[2..], false, limit).bytes;
     }
-    if out.len() > cap {
+    if bytes.len() > cap {
         return Err(lopdf::DecompressError::MemoryLimitExceeded { limit: cap }.into());
     }
-    Ok(out)
+    Ok(bytes)
 }
 
 thread_local! {
@@ -284,9 +285,8 @@ thread_local! {
 /// Inflates `input` (with a zlib header or raw) until the stream ends, the
 /// input runs out, or `limit` bytes have come out; never allocates past
 /// `limit`. The checksum is not checked: what a damaged stream decodes to
-/// is kept either way. Returns what came out, and `false` when the data
-/// turned out not to be deflate (what came out before that stands).
-fn inflate(input: &[u8], zlib: bool, limit: usize) -> (Vec<u8>, bool) {
+/// is kept either way.
+fn inflate(input: &[u8], zlib: bool, limit: usize) -> Inflated {
     use inflate_flags::{
         TINFL_FLAG_IGNORE_ADLER32, TINFL_FLAG_PARSE_ZLIB_HEADER,
         TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
@@ -320,8 +320,20 @@ fn inflate(input: &[u8], zlib: bool, limit: usize) -> (Vec<u8>, bool) {
             }
         };
         out.truncate(written);
-        (out, deflate)
+        Inflated {
+            bytes: out,
+            deflate,
+        }
     })
+}
+
+/// What [`inflate`] got out of its input.
+struct Inflated {
+    /// What came out.
+    bytes: Vec<u8>,
+    /// Whether the input was deflate; when it turned out not to be, what
+    /// came out before that stands.
+    deflate: bool,
 }
 
 fn mib(bytes: u64) -> String {

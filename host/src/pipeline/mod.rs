@@ -142,8 +142,10 @@ pub(crate) struct DocCounters {
 }
 
 /// A document accepted into a lane. Its batches are parsed on the lanes'
-/// workers as soon as it has its turn; [`Job::run`] collects them in page
-/// order, chunks them, and reports them. Dropping a job abandons it.
+/// workers as soon as it has its turn (a light job's, when the light lane
+/// has an idle worker, on the thread that runs it instead); [`Job::run`]
+/// collects them in page order, chunks them, and reports them. Dropping a
+/// job abandons it.
 pub struct Job {
     pub(crate) id: Arc<str>,
     pub(crate) pages: u32,
@@ -233,7 +235,7 @@ impl Job {
         let mut waiting: BTreeMap<usize, Vec<PageResult>> = BTreeMap::new();
         let mut done = 0;
         while done < total {
-            let (first, pages) = match self.results.recv() {
+            let (first, pages) = match self.next_report() {
                 Ok(r) => r,
                 Err(_) => {
                     // The host shut down: say what will not come.
@@ -276,5 +278,21 @@ impl Job {
         summary.elapsed = self.submitted.elapsed();
         self.counters.jobs.fetch_add(1, Ordering::Relaxed);
         summary
+    }
+
+    /// The next report of parsed pages. A light job's caller, with nothing
+    /// to chunk, parses its job's next batch itself when the light lane has
+    /// an idle worker (a heavy job's caller chunks while workers parse).
+    fn next_report(&self) -> Result<(usize, Vec<PageResult>), mpsc::RecvError> {
+        loop {
+            match self.results.try_recv() {
+                Ok(report) => return Ok(report),
+                Err(mpsc::TryRecvError::Disconnected) => return Err(mpsc::RecvError),
+                Err(mpsc::TryRecvError::Empty) => {}
+            }
+            if self.lane() != Lane::Light || !self.ticket.run_here() {
+                return self.results.recv();
+            }
+        }
     }
 }
