@@ -702,8 +702,9 @@ mod tests {
             assert!(!t.run_here());
         }
         assert!(here > 0);
+        // (A worker may still be booking its last turn: `busy` is not read.)
         let light = &lanes.stats()[0];
-        assert_eq!((light.batches, light.busy, light.borrowed), (102, 0, 0));
+        assert_eq!((light.batches, light.borrowed), (102, 0));
     }
 
     #[test]
