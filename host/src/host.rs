@@ -22,7 +22,7 @@ use crate::config::{Config, CostRule, PluginErrors};
 use crate::engine::{self, Allocation, EngineHandle};
 use crate::error::{DocumentError, SubmitError, ToolError};
 use crate::inspect::{self, Check};
-use crate::lanes::{Lane, LaneStats, Lanes};
+use crate::lanes::{Lane, LaneStats, Lanes, Start};
 use crate::pipeline::budget::{CpuBudget, Size};
 use crate::pipeline::parsing::{Parsing, ParsingParts};
 use crate::pipeline::{DocCounters, DocumentOptions, Event, Job, Summary};
@@ -866,7 +866,18 @@ impl Host {
         options: &DocumentOptions,
         job: &str,
     ) -> Result<Job, SubmitError> {
-        let doc = doc.into();
+        self.submit_for(doc.into(), options, job, Start::Workers)
+    }
+
+    /// [`Host::submit`], with `start` saying who takes a light job's first
+    /// turn (a heavy job's caller never does).
+    fn submit_for(
+        &self,
+        doc: Arc<PdfDocument>,
+        options: &DocumentOptions,
+        job: &str,
+        start: Start,
+    ) -> Result<Job, SubmitError> {
         let submitted = Instant::now();
         let pipeline = &self.config.pipeline;
         let pages = doc.page_count();
@@ -901,7 +912,12 @@ impl Host {
             },
             ranges,
         );
-        let ticket = self.lanes.submit(lane, batches, Arc::new(parsing))?;
+        let start = if lane == Lane::Light {
+            start
+        } else {
+            Start::Workers
+        };
+        let ticket = self.lanes.submit(lane, batches, Arc::new(parsing), start)?;
         tracing::debug!(job, %lane, pages, "job accepted");
         Ok(Job {
             id,
@@ -930,7 +946,11 @@ impl Host {
         job: &str,
         sink: &mut dyn FnMut(Event),
     ) -> Result<Summary, SubmitError> {
-        Ok(self.submit(doc, options, job)?.run(sink))
+        // This thread collects the results at once: a light job's turn is
+        // its to take, and no worker need be woken for it.
+        Ok(self
+            .submit_for(doc.into(), options, job, Start::Caller)?
+            .run(sink))
     }
 
     /// The pipeline's parser, and the budget its calls draw from.

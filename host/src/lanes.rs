@@ -251,12 +251,13 @@ impl Lanes {
     }
 
     /// Queues a job of `batches` batches in `lane`, or refuses it when the
-    /// lane's queue is full.
+    /// lane's queue is full; `start` says who takes its first turn.
     pub(crate) fn submit(
         &self,
         lane: Lane,
         batches: usize,
         work: Arc<dyn Batches>,
+        start: Start,
     ) -> Result<Ticket, SubmitError> {
         let s = &self.shared;
         let limits = s.settings.lanes[lane as usize];
@@ -291,7 +292,9 @@ impl Lanes {
             .admitted
             .fetch_add(1, Ordering::Relaxed);
         drop(state);
-        s.turn.notify_all();
+        if start == Start::Workers {
+            s.turn.notify_all();
+        }
         Ok(Ticket {
             shared: s.clone(),
             id,
@@ -348,22 +351,25 @@ impl Ticket {
     /// idle: the caller takes that worker's place while it runs, so the
     /// lane runs no more at once than it has workers, and a small job never
     /// waits for a worker to wake or crosses threads. Whether it ran one.
+    /// When it does not, it wakes the workers if a turn is waiting (a job
+    /// submitted with [`Start::Caller`] woke none).
     pub(crate) fn run_here(&self) -> bool {
         let s = &*self.shared;
         let mut state = s.lock();
-        if state.shutdown
+        let at = if state.shutdown
             || state.working[self.lane as usize] >= s.settings.lanes[self.lane as usize].workers
         {
-            return false;
-        }
-        let Some(at) = s.next_job(&mut state, self.lane) else {
+            None
+        } else {
+            s.next_job(&mut state, self.lane)
+                .filter(|&at| state.lanes[self.lane as usize].running[at].id == self.id)
+        };
+        let Some(at) = at else {
+            s.wake(state);
             return false;
         };
-        if state.lanes[self.lane as usize].running[at].id != self.id {
-            return false;
-        }
         let turn = s.hand_out(&mut state, self.lane, at);
-        drop(s.run(state, turn, self.lane));
+        s.run(state, turn, self.lane);
         true
     }
 
@@ -397,6 +403,18 @@ impl Drop for Ticket {
         }
         self.shared.wake(state);
     }
+}
+
+/// Who takes a new job's first turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// A worker, woken at submission.
+    Workers,
+    /// The submitting thread, which goes on at once to collect the job's
+    /// results and so runs the turn itself where the lane has a place for
+    /// it ([`Ticket::run_here`], which wakes the workers when it has not):
+    /// no worker is woken for a turn its caller is about to take.
+    Caller,
 }
 
 /// A batch handed to a worker.
@@ -435,18 +453,14 @@ impl Shared {
                 state = self.turn.wait(state).unwrap_or_else(|p| p.into_inner());
                 continue;
             };
-            state = self.run(state, turn, own);
+            self.run(state, turn, own);
+            state = self.lock();
         }
     }
 
     /// Runs `turn` on this thread in a place of lane `own`, with `state`'s
-    /// lock released meanwhile; books what it came to and wakes the workers.
-    fn run<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State>,
-        turn: Turn,
-        own: Lane,
-    ) -> MutexGuard<'a, State> {
+    /// lock released; books what it came to and wakes the workers.
+    fn run(&self, mut state: MutexGuard<'_, State>, turn: Turn, own: Lane) {
         state.lanes[turn.lane as usize].busy += 1;
         state.working[own as usize] += 1;
         drop(state);
@@ -485,10 +499,7 @@ impl Shared {
         state.working[own as usize] -= 1;
         // A worker may lend itself, or take its place back, now that fewer
         // batches run.
-        if self.turns_waiting(&state) {
-            self.turn.notify_all();
-        }
-        state
+        self.wake(state);
     }
 
     /// Whether any job has a turn to hand out: only then may a waiting
@@ -619,7 +630,12 @@ mod tests {
     ) -> (Ticket, mpsc::Receiver<(&'static str, usize, Lane)>) {
         let (log, rx) = mpsc::channel();
         let t = lanes
-            .submit(lane, batches, Arc::new(Recording { name, each, log }))
+            .submit(
+                lane,
+                batches,
+                Arc::new(Recording { name, each, log }),
+                Start::Workers,
+            )
             .unwrap();
         (t, rx)
     }
@@ -659,6 +675,42 @@ mod tests {
         assert_eq!((stats[1].batches, stats[1].borrowed), (40, 0));
         assert_eq!((stats[0].admitted, stats[0].finished), (1, 1));
         assert_eq!(stats[0].wait.count(), 1);
+    }
+
+    #[test]
+    fn a_job_for_its_caller_wakes_no_worker_unless_its_caller_cannot_run_it() {
+        let lanes = Lanes::new(settings(1, 1, 2)).unwrap();
+        let for_caller = |name, each| {
+            let (log, rx) = mpsc::channel();
+            let work = Arc::new(Recording { name, each, log });
+            let t = lanes.submit(Lane::Light, 1, work, Start::Caller).unwrap();
+            (t, rx)
+        };
+        // Both workers asleep, the light one idle: nobody is woken, and the
+        // turn waits for its caller, who runs it.
+        std::thread::sleep(Duration::from_millis(100));
+        let (mine, rx) = for_caller("mine", Duration::ZERO);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(rx.try_recv().is_err());
+        assert_eq!(lanes.stats()[0].batches, 0);
+        assert!(mine.run_here());
+        assert_eq!(rx.try_recv().unwrap(), ("mine", 0, Lane::Light));
+        mine.consumed();
+        drop(mine);
+        // The light worker busy: the caller may not run its turn, so it
+        // wakes the workers, and the idle heavy one lends itself at once.
+        let (busy, busy_rx) = job(&lanes, Lane::Light, "busy", 1, Duration::from_secs(2));
+        while lanes.stats()[0].busy == 0 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (lent, rx) = for_caller("lent", Duration::ZERO);
+        assert!(!lent.run_here());
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(1)).unwrap(),
+            ("lent", 0, Lane::Heavy)
+        );
+        lent.consumed();
+        drain(&busy, &busy_rx, 1);
     }
 
     #[test]
@@ -797,6 +849,7 @@ mod tests {
                     split: 0,
                     log: slow_log,
                 }),
+                Start::Workers,
             )
             .unwrap();
         let relay = std::thread::spawn(move || {
@@ -817,6 +870,7 @@ mod tests {
                     split: 0,
                     log: quick_log,
                 }),
+                Start::Workers,
             )
             .unwrap();
         // Its three turns all come before the slow job's next two: at most
@@ -846,6 +900,7 @@ mod tests {
                     split: 3,
                     log,
                 }),
+                Start::Workers,
             )
             .unwrap();
         // Turn 0 split into three; with turn 1, four turns report.
@@ -879,6 +934,7 @@ mod tests {
                     each: Duration::ZERO,
                     log,
                 }),
+                Start::Workers,
             )
             .err()
             .expect("refused");

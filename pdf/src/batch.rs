@@ -130,6 +130,9 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     };
     let pages_id = b.doc.new_object_id();
     let in_batch: HashSet<ObjectId> = pages.iter().map(|p| p.id).collect();
+    // Streams a parser always decodes (pages' contents, fonts' ToUnicode
+    // maps): the small ones travel decoded.
+    let mut read_always: Vec<ObjectId> = Vec::new();
     let mut kids = Vec::with_capacity(pages.len());
     for page in pages {
         let new = b.doc.new_object_id();
@@ -157,6 +160,13 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
         for key in DROPPED_PAGE_KEYS {
             dict.remove(key);
         }
+        match dict.get(b"Contents") {
+            Ok(Object::Reference(id)) => read_always.push(*id),
+            Ok(Object::Array(items)) => {
+                read_always.extend(items.iter().filter_map(|o| o.as_reference().ok()));
+            }
+            _ => {}
+        }
         for (key, value) in page.inherited.iter() {
             if dict.get(key).is_err() {
                 dict.set(*key, value.clone());
@@ -172,6 +182,7 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     let mut programless: HashSet<ObjectId> = HashSet::new();
     // Type 1 font programs: a parser reads only their clear-text part.
     let mut type1_programs: HashSet<ObjectId> = HashSet::new();
+    let mut read_always: HashSet<ObjectId> = read_always.into_iter().collect();
     while let Some((old, new)) = b.queue.pop_front() {
         let mut obj = match file.get(old) {
             Ok(obj) => obj,
@@ -209,6 +220,16 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
             if let Ok(Object::Reference(program)) = dict.get(b"FontFile") {
                 type1_programs.insert(*program);
             }
+            if is_font && let Ok(Object::Reference(map)) = dict.get(b"ToUnicode") {
+                read_always.insert(*map);
+            }
+        }
+        if let Object::Stream(stream) = &mut obj
+            && (read_always.contains(&old)
+                || stream.dict.get(b"Subtype").and_then(Object::as_name).ok()
+                    == Some(b"Form".as_slice()))
+        {
+            ship_decoded(stream, file.inflater());
         }
         if let Object::Stream(stream) = &mut obj
             && type1_programs.contains(&old)
@@ -249,6 +270,25 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
         .save_to(&mut out)
         .map_err(|e| BatchError::Damaged(format!("cannot write batch: {e}")))?;
     Ok(out)
+}
+
+/// The largest stream a batch ships decoded.
+const SHIPPED_DECODED_MAX: u64 = 128 << 10;
+
+/// Stores a small stream that every parser decodes (a page's content, a
+/// form's, a font's ToUnicode map) decoded, by the document's `inflater`
+/// and within its limits: inflating it here, natively, costs a fraction of
+/// what it costs the parser in WebAssembly, and is done once for the
+/// batch. Only a plain Flate stream that ends within
+/// [`SHIPPED_DECODED_MAX`] is; any other travels as it is, for the parser
+/// to decode, or to meet the limit or damage it holds.
+fn ship_decoded(stream: &mut lopdf::Stream, inflater: &Inflater) {
+    let Some(decoded) = inflater.decode_whole(stream, SHIPPED_DECODED_MAX) else {
+        return;
+    };
+    stream.dict.remove(b"Filter");
+    stream.dict.remove(b"DecodeParms");
+    stream.set_content(decoded);
 }
 
 /// The most of a Type 1 font program's clear-text part a batch keeps.
@@ -343,6 +383,39 @@ mod tests {
             s.content.len() as i64
         );
         assert_eq!(s.dict.get(b"Length2").unwrap().as_i64().unwrap(), 0);
+    }
+
+    #[test]
+    fn small_streams_travel_decoded_and_others_as_they_are() {
+        let deflated = |content: Vec<u8>| {
+            let mut s = lopdf::Stream::new(Dictionary::new(), content);
+            s.compress().unwrap();
+            s
+        };
+        let text = b"BT /F1 12 Tf 72 700 Td (Hello) Tj ET\n".repeat(100);
+        let mut small = deflated(text.clone());
+        let inflater = inflater();
+        ship_decoded(&mut small, &inflater);
+        assert_eq!(small.content, text);
+        assert!(small.dict.get(b"Filter").is_err());
+        assert_eq!(
+            small.dict.get(b"Length").unwrap().as_i64().unwrap(),
+            text.len() as i64
+        );
+        assert_eq!(inflater.used(), text.len() as u64);
+        // Past what a batch ships decoded: the parser decodes it, under
+        // its own limits.
+        let mut large = deflated(vec![b' '; SHIPPED_DECODED_MAX as usize + 1]);
+        let before = large.content.clone();
+        ship_decoded(&mut large, &inflater);
+        assert_eq!(large.content, before);
+        assert!(large.dict.get(b"Filter").is_ok());
+        // Damaged: left for the parser to keep what it can.
+        let mut cut = deflated(text.clone());
+        cut.content.truncate(cut.content.len() / 2);
+        let before = cut.content.clone();
+        ship_decoded(&mut cut, &inflater);
+        assert_eq!(cut.content, before);
     }
 
     #[test]

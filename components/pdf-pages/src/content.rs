@@ -519,10 +519,7 @@ impl<'a> Lexer<'a> {
                     let start = self.pos;
                     self.pos = pdf_syntax::token_end(self.data, self.pos);
                     let word = &self.data[start..self.pos];
-                    match std::str::from_utf8(word)
-                        .ok()
-                        .and_then(|s| s.parse::<f32>().ok())
-                    {
+                    match pdf_syntax::real(word) {
                         Some(n) => Token::Operand(Operand::Num(n)),
                         None => Token::Operand(Operand::Num(lenient_number(word))),
                     }

@@ -162,6 +162,47 @@ pub fn unescape_name(raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The number a token holds, exactly as `str::parse::<f32>` reads it:
+/// directly for the common form (a sign, at most nine digits of which at
+/// most ten after one point, and a value exact in an `f32` before
+/// scaling), through the standard library otherwise.
+pub fn real(word: &[u8]) -> Option<f32> {
+    /// Powers of ten, each exact in an `f32`.
+    const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
+    let (negative, body) = match word {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, word),
+    };
+    let mut mantissa: u32 = 0;
+    let mut digits = 0;
+    let mut scale: Option<usize> = None;
+    let mut common = !body.is_empty();
+    for &c in body {
+        match c {
+            b'0'..=b'9' if digits < 9 => {
+                mantissa = mantissa * 10 + u32::from(c - b'0');
+                digits += 1;
+                if let Some(s) = scale.as_mut() {
+                    *s += 1;
+                }
+            }
+            b'.' if scale.is_none() => scale = Some(0),
+            _ => {
+                common = false;
+                break;
+            }
+        }
+    }
+    let scale = scale.unwrap_or(0);
+    if common && digits > 0 && mantissa <= 1 << 24 && scale < POW10.len() {
+        // Both exact, so the one rounding is the division's: correct.
+        let v = mantissa as f32 / POW10[scale];
+        return Some(if negative { -v } else { v });
+    }
+    std::str::from_utf8(word).ok()?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +230,75 @@ mod tests {
         assert_eq!(token_end(data, 16), 20);
         assert_eq!(skip_space(b"% only a comment", 0), 16);
         assert_eq!(token_end(b"x", 9), 1);
+    }
+
+    #[test]
+    fn reals_read_as_str_parse_reads_them() {
+        let mut words: Vec<String> = [
+            "0",
+            "-0",
+            "+0",
+            ".5",
+            "5.",
+            "-.5",
+            "+.5",
+            ".",
+            "-",
+            "+",
+            "",
+            "1.5",
+            "562.5",
+            "-12.375",
+            "0.1",
+            "0.3",
+            "16777216",
+            "16777217",
+            "123456789",
+            "1234567890",
+            "0.0000000001",
+            "0.00000000001",
+            "1.2.3",
+            "--5",
+            "1e5",
+            "inf",
+            "NaN",
+            "12a",
+            "3.14159265",
+            "99999.9999",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // A deterministic spread of decimal forms.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 11) as usize;
+            let n = x >> 8;
+            let body = format!(
+                "{:0width$}",
+                n % 10u64.pow(digits as u32 + 1),
+                width = digits + 1
+            );
+            let point = (x >> 4) as usize % (body.len() + 2);
+            let body = if point <= body.len() {
+                format!("{}.{}", &body[..point], &body[point..])
+            } else {
+                body
+            };
+            words.push(if x & 1 == 1 { format!("-{body}") } else { body });
+        }
+        for w in words {
+            let ours = real(w.as_bytes());
+            let std = w.parse::<f32>().ok();
+            assert_eq!(
+                ours.map(f32::to_bits),
+                std.map(f32::to_bits),
+                "{w}: {ours:?} against {std:?}"
+            );
+        }
     }
 
     #[test]

@@ -249,6 +249,34 @@ impl Inflater {
             .fetch_add(out.bytes.len() as u64, Ordering::Relaxed);
         Some(out.bytes)
     }
+
+    /// All of `stream`'s content, decoded, when it is one plain Flate
+    /// stream that ends cleanly in at most `max` bytes and within every
+    /// limit [`Inflater::decode`] applies (counted against the total);
+    /// `None` for any other stream, which its reader then decodes as usual,
+    /// meeting the same limits or damage it would have met. For a writer
+    /// that ships small streams already decoded (the host's batches).
+    pub fn decode_whole(&self, stream: &Stream, max: u64) -> Option<Vec<u8>> {
+        if !is_plain_flate(stream) {
+            return None;
+        }
+        let l = &self.limits;
+        let encoded = stream.content.len() as u64;
+        let by_ratio = encoded.saturating_mul(l.ratio).max(RATIO_FLOOR as u64);
+        let left = l.total_bytes.saturating_sub(self.used());
+        let cap = max.min(l.stream_bytes).min(by_ratio).min(left);
+        let out = inflate(
+            &stream.content,
+            true,
+            usize::try_from(cap).unwrap_or(usize::MAX),
+        );
+        if !out.ended {
+            return None;
+        }
+        self.used
+            .fetch_add(out.bytes.len() as u64, Ordering::Relaxed);
+        Some(out.bytes)
+    }
 }
 
 /// Whether `stream`'s one filter is FlateDecode, without parameters (no
@@ -264,7 +292,9 @@ fn is_plain_flate(stream: &Stream) -> bool {
 /// than `cap` bytes is refused as lopdf refuses it.
 fn flate_like_lopdf(input: &[u8], cap: usize) -> lopdf::Result<Vec<u8>> {
     let limit = cap.saturating_add(1);
-    let Inflated { mut bytes, deflate } = inflate(input, true, limit);
+    let Inflated {
+        mut bytes, deflate, ..
+    } = inflate(input, true, limit);
     if !deflate && bytes.is_empty() && input.len() > 2 {
         // As lopdf: the raw retry's own failure keeps what it decoded.
         bytes = inflate(&input[2..], false, limit).bytes;
@@ -304,25 +334,26 @@ fn inflate(input: &[u8], zlib: bool, limit: usize) -> Inflated {
         // A first guess of three times the input, as real streams go.
         let mut out = vec![0; input.len().saturating_mul(3).max(256).min(limit)];
         let (mut read, mut written) = (0, 0);
-        let deflate = loop {
+        let (deflate, ended) = loop {
             let (status, r, w) = decompress(state, &input[read..], &mut out, written, flags);
             (read, written) = (read + r, written + w);
             match status {
-                TINFLStatus::Done => break true,
+                TINFLStatus::Done => break (true, true),
                 TINFLStatus::HasMoreOutput if out.len() < limit => {
                     out.resize(out.len().saturating_mul(2).min(limit), 0);
                 }
                 // At the limit, or a stream cut short: what came out stands.
                 TINFLStatus::HasMoreOutput | TINFLStatus::FailedCannotMakeProgress => {
-                    break true;
+                    break (true, false);
                 }
-                _ => break false,
+                _ => break (false, false),
             }
         };
         out.truncate(written);
         Inflated {
             bytes: out,
             deflate,
+            ended,
         }
     })
 }
@@ -334,6 +365,9 @@ struct Inflated {
     /// Whether the input was deflate; when it turned out not to be, what
     /// came out before that stands.
     deflate: bool,
+    /// Whether the deflate stream's end was reached: all of it came out,
+    /// within the limit.
+    ended: bool,
 }
 
 fn mib(bytes: u64) -> String {
@@ -431,6 +465,40 @@ mod tests {
             small.decode_prefix(&deflate(&text), 1000).unwrap().len(),
             100
         );
+    }
+
+    #[test]
+    fn a_whole_stream_decodes_only_when_it_ends_within_every_limit() {
+        let text: Vec<u8> = (0..20_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let inflater = Inflater::new(Limits::default());
+        assert_eq!(
+            inflater.decode_whole(&deflate(&text), 80_000),
+            Some(text.clone())
+        );
+        assert_eq!(inflater.used(), 80_000);
+        // One byte short of its end: left for its reader.
+        assert_eq!(inflater.decode_whole(&deflate(&text), 79_999), None);
+        // Cut short, or not Flate at all: left for its reader.
+        let mut cut = deflate(&text);
+        let half = cut.content.len() / 2;
+        cut.content.truncate(half);
+        assert_eq!(inflater.decode_whole(&cut, 1 << 20), None);
+        let plain = Stream::new(Dictionary::new(), text.clone());
+        assert_eq!(inflater.decode_whole(&plain, 1 << 20), None);
+        // Past the ratio (above its floor) or the document's total: left
+        // for its reader, which names the limit.
+        let zeros = deflate(&vec![0u8; 3 << 20]);
+        let strict = Inflater::new(Limits {
+            ratio: 10,
+            ..Limits::default()
+        });
+        assert_eq!(strict.decode_whole(&zeros, 4 << 20), None);
+        assert!(strict.decode(&zeros).unwrap_err().is_limit());
+        let small = Inflater::new(Limits {
+            total_bytes: 1000,
+            ..Limits::default()
+        });
+        assert_eq!(small.decode_whole(&deflate(&text), 1 << 20), None);
     }
 
     #[test]

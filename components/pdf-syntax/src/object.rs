@@ -195,10 +195,9 @@ impl<'a> Parser<'a> {
             self.pos = save;
             return Ok(Object::Integer(n));
         }
-        let text = std::str::from_utf8(w).map_err(|_| format!("bad token at byte {}", self.pos))?;
-        text.parse::<f32>()
+        crate::real(w)
             .map(Object::Real)
-            .map_err(|_| format!("unexpected `{text}` at byte {}", self.pos))
+            .ok_or_else(|| format!("unexpected `{}` at byte {}", lossy(w), self.pos))
     }
 
     fn literal(&mut self) -> Vec<u8> {
@@ -218,6 +217,14 @@ fn integer(w: &[u8]) -> Option<i64> {
     };
     if digits.is_empty() {
         return None;
+    }
+    // Eighteen digits cannot overflow: no checked arithmetic (a 128-bit
+    // multiply in WebAssembly) for the numbers real files hold.
+    if digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0i64, |n, &d| n * 10 + i64::from(d - b'0'));
+        return Some(if negative { -n } else { n });
     }
     let mut n: i64 = 0;
     for &d in digits {
