@@ -163,9 +163,9 @@ pub fn unescape_name(raw: &[u8]) -> Vec<u8> {
 }
 
 /// The number a token holds, exactly as `str::parse::<f32>` reads it:
-/// directly for the common form (a sign, at most nine digits of which at
-/// most ten after one point, and a value exact in an `f32` before
-/// scaling), through the standard library otherwise.
+/// directly for the common form (an optional sign, at most nine digits and
+/// one point, the digits as an integer exact in an `f32`), through the
+/// standard library otherwise.
 pub fn real(word: &[u8]) -> Option<f32> {
     /// Powers of ten, each exact in an `f32`.
     const POW10: [f32; 11] = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10];
