@@ -132,7 +132,7 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     let in_batch: HashSet<ObjectId> = pages.iter().map(|p| p.id).collect();
     // Streams a parser always decodes (pages' contents, fonts' ToUnicode
     // maps): the small ones travel decoded.
-    let mut read_always: Vec<ObjectId> = Vec::new();
+    let mut read_always: HashSet<ObjectId> = HashSet::new();
     let mut kids = Vec::with_capacity(pages.len());
     for page in pages {
         let new = b.doc.new_object_id();
@@ -161,7 +161,9 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
             dict.remove(key);
         }
         match dict.get(b"Contents") {
-            Ok(Object::Reference(id)) => read_always.push(*id),
+            Ok(Object::Reference(id)) => {
+                read_always.insert(*id);
+            }
             Ok(Object::Array(items)) => {
                 read_always.extend(items.iter().filter_map(|o| o.as_reference().ok()));
             }
@@ -182,7 +184,6 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
     let mut programless: HashSet<ObjectId> = HashSet::new();
     // Type 1 font programs: a parser reads only their clear-text part.
     let mut type1_programs: HashSet<ObjectId> = HashSet::new();
-    let mut read_always: HashSet<ObjectId> = read_always.into_iter().collect();
     while let Some((old, new)) = b.queue.pop_front() {
         let mut obj = match file.get(old) {
             Ok(obj) => obj,
@@ -286,9 +287,7 @@ fn ship_decoded(stream: &mut lopdf::Stream, inflater: &Inflater) {
     let Some(decoded) = inflater.decode_whole(stream, SHIPPED_DECODED_MAX) else {
         return;
     };
-    stream.dict.remove(b"Filter");
-    stream.dict.remove(b"DecodeParms");
-    stream.set_content(decoded);
+    stream.set_plain_content(decoded);
 }
 
 /// The most of a Type 1 font program's clear-text part a batch keeps.
@@ -315,14 +314,12 @@ fn keep_clear_text(stream: &mut lopdf::Stream, inflater: &Inflater) {
         return;
     };
     clear.truncate(at + 5);
-    stream.dict.remove(b"Filter");
-    stream.dict.remove(b"DecodeParms");
     stream
         .dict
         .set("Length1", Object::Integer(clear.len() as i64));
     stream.dict.set("Length2", Object::Integer(0));
     stream.dict.set("Length3", Object::Integer(0));
-    stream.set_content(clear);
+    stream.set_plain_content(clear);
 }
 
 fn is_page_node(obj: &Object) -> bool {

@@ -187,9 +187,11 @@ impl Inflater {
         }
         let l = &self.limits;
         let encoded = stream.content.len() as u64;
-        let by_ratio = encoded.saturating_mul(l.ratio).max(RATIO_FLOOR as u64);
-        let left = l.total_bytes.saturating_sub(self.used());
-        let max = l.stream_bytes.min(by_ratio).min(left);
+        let Caps {
+            by_ratio,
+            left,
+            max,
+        } = self.caps(encoded);
         let cap = usize::try_from(max).unwrap_or(usize::MAX);
         let decoded = if is_plain_flate(stream) {
             flate_like_lopdf(&stream.content, cap)
@@ -260,11 +262,7 @@ impl Inflater {
         if !is_plain_flate(stream) {
             return None;
         }
-        let l = &self.limits;
-        let encoded = stream.content.len() as u64;
-        let by_ratio = encoded.saturating_mul(l.ratio).max(RATIO_FLOOR as u64);
-        let left = l.total_bytes.saturating_sub(self.used());
-        let cap = max.min(l.stream_bytes).min(by_ratio).min(left);
+        let cap = max.min(self.caps(stream.content.len() as u64).max);
         let out = inflate(
             &stream.content,
             true,
@@ -277,6 +275,28 @@ impl Inflater {
             .fetch_add(out.bytes.len() as u64, Ordering::Relaxed);
         Some(out.bytes)
     }
+
+    /// What a stream of `encoded` bytes may decode to now.
+    fn caps(&self, encoded: u64) -> Caps {
+        let l = &self.limits;
+        let by_ratio = encoded.saturating_mul(l.ratio).max(RATIO_FLOOR as u64);
+        let left = l.total_bytes.saturating_sub(self.used());
+        Caps {
+            by_ratio,
+            left,
+            max: l.stream_bytes.min(by_ratio).min(left),
+        }
+    }
+}
+
+/// The bounds on one stream's decoded size, and the one that applies.
+struct Caps {
+    /// By [`Limits::ratio`].
+    by_ratio: u64,
+    /// What the document's total leaves.
+    left: u64,
+    /// The least of those and [`Limits::stream_bytes`].
+    max: u64,
 }
 
 /// Whether `stream`'s one filter is FlateDecode, without parameters (no
