@@ -1,9 +1,10 @@
 //! The command line: every command, its options and their help. Each
 //! command's own options are declared beside it, in `commands/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 use warmlane_host::{Config, Lane};
 
@@ -82,13 +83,33 @@ pub(crate) struct ConfigArgs {
     /// TOML configuration (every value has a default).
     #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
+    /// The file's text, read the first time it is needed and kept: the
+    /// configuration is loaded more than once (telemetry, then the command),
+    /// and a pipe (`--config <(envsubst < w.toml)`, `/dev/stdin`) can be
+    /// read only once.
+    #[arg(skip)]
+    text: OnceLock<String>,
 }
 
 impl ConfigArgs {
     /// The defaults, `--config` over them, and the `WARMLANE_` environment
     /// variables over both.
     pub(crate) fn layers(&self) -> Result<Layers> {
-        Layers::new(self.config.as_deref())?.env(environment()?)
+        let file = match &self.config {
+            Some(path) => Some((path.as_path(), self.text(path)?)),
+            None => None,
+        };
+        Layers::new(file)?.env(environment()?)
+    }
+
+    /// `--config`'s text, read once.
+    fn text(&self, path: &Path) -> Result<&str> {
+        if let Some(text) = self.text.get() {
+            return Ok(text);
+        }
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config {}", path.display()))?;
+        Ok(self.text.get_or_init(|| text))
     }
 
     /// The configuration those layers make, checked.

@@ -52,16 +52,14 @@ pub(crate) struct Layers {
 }
 
 impl Layers {
-    /// The defaults, and `file` over them.
-    pub(crate) fn new(file: Option<&Path>) -> Result<Layers> {
+    /// The defaults, and over them `file`: its path and its text.
+    pub(crate) fn new(file: Option<(&Path, &str)>) -> Result<Layers> {
         let mut layers = Layers {
             table: Table::new(),
             sources: BTreeMap::new(),
         };
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read config {}", path.display()))?;
-            let table: Table = toml::from_str(&text)
+        if let Some((path, text)) = file {
+            let table: Table = toml::from_str(text)
                 .with_context(|| format!("invalid config {}", path.display()))?;
             check(&table).with_context(|| format!("invalid config {}", path.display()))?;
             let mut leaves = Vec::new();
@@ -326,15 +324,9 @@ mod tests {
 
     #[test]
     fn later_layers_win_and_say_so() {
-        let dir = std::env::temp_dir().join(format!("warmlane-layers-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("w.toml");
-        std::fs::write(
-            &file,
-            "[redis]\nurl = \"redis://file\"\nkey_prefix = \"f\"\n",
-        )
-        .unwrap();
-        let layers = Layers::new(Some(&file))
+        let file = PathBuf::from("w.toml");
+        let text = "[redis]\nurl = \"redis://file\"\nkey_prefix = \"f\"\n";
+        let layers = Layers::new(Some((&file, text)))
             .unwrap()
             .env(vars(&[("WARMLANE_REDIS__URL", "redis://env")]))
             .unwrap();
@@ -365,7 +357,6 @@ mod tests {
         // What `config show` prints reads back as the same configuration.
         let back: Config = toml::from_str(&shown).unwrap();
         assert_eq!(back.redis.key_prefix, "f");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

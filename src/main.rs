@@ -28,8 +28,8 @@ fn main() -> ExitCode {
             return ExitCode::from(e.exit_code() as u8);
         }
     };
-    // The configuration is read again, and any error in it reported, by
-    // the command.
+    // The command loads the configuration again and reports any error in
+    // it (`ConfigArgs` keeps the file's text, so a pipe is read once).
     let config = cli.command.config().and_then(|c| c.load().ok());
     let telemetry = telemetry::init(config.as_ref().map(|c| &c.telemetry));
     let result = match cli.command {

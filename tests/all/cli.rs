@@ -168,6 +168,44 @@ fn config_file_is_read_and_checked() {
     );
 }
 
+/// A configuration read from a pipe is read once and used: the process
+/// loads it twice (for telemetry, then for the command), and a second read
+/// of a pipe finds nothing, which once meant running on the defaults.
+#[test]
+fn a_config_from_a_pipe_is_used() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_warmlane"))
+        .args(["run", "--quiet", "--config", "/dev/stdin"])
+        .arg(support::data("en-lppl.pdf"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run warmlane");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"[pipeline]\nchunk_size = 100\nchunk_overlap = 0\nchunk_unit = \"characters\"\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let records = records(&String::from_utf8(out.stdout).unwrap());
+    assert!(records.len() > 10, "{} chunks", records.len());
+    for r in &records {
+        let n = r["text"].as_str().unwrap().chars().count();
+        assert!(
+            n <= 100,
+            "a chunk of {n} characters: the piped config was not used"
+        );
+    }
+}
+
 #[test]
 fn tools_list_and_call() {
     let (code, stdout, _) = warmlane(&["tools", "list"]);
