@@ -694,11 +694,10 @@ mod tests {
     #[test]
     fn a_job_for_its_caller_wakes_no_worker_unless_its_caller_cannot_run_it() {
         let lanes = Lanes::new(settings(1, 1, 2)).unwrap();
-        let one = |name, each| for_caller(&lanes, name, 1, each);
         // Both workers asleep, the light one idle: nobody is woken, and the
         // turn waits for its caller, who runs it.
         std::thread::sleep(Duration::from_millis(100));
-        let (mine, rx) = one("mine", Duration::ZERO);
+        let (mine, rx) = for_caller(&lanes, "mine", 1, Duration::ZERO);
         std::thread::sleep(Duration::from_millis(100));
         assert!(rx.try_recv().is_err());
         assert_eq!(lanes.stats()[0].batches, 0);
@@ -712,7 +711,7 @@ mod tests {
         while lanes.stats()[0].busy == 0 {
             std::thread::sleep(Duration::from_millis(1));
         }
-        let (lent, rx) = one("lent", Duration::ZERO);
+        let (lent, rx) = for_caller(&lanes, "lent", 1, Duration::ZERO);
         assert!(!lent.run_here());
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(1)).unwrap(),
