@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""Where a fuzzing run's new edges were, and when.
+
+Reads the log of a libFuzzer run started with `-print_pcs=1` under
+`setarch -R` (so addresses are the same in every run of the binary), dates
+each `NEW_PC` by the status line that follows it (runs / runs per second),
+symbolizes it with `llvm-symbolizer`, and sorts it into `hash` (inside a
+hash table's own probing: hashbrown, indexmap, std's hashing, whose paths
+depend on std's random seed as much as on the input) or `code`.
+
+    new-edges.py LOG BINARY [--since MINUTES] [--every MINUTES]
+
+prints one line per edge found at or after `--since`, then the count of
+each kind in every `--every`-minute window (default 10).
+"""
+import argparse
+import json
+import re
+import subprocess
+from collections import Counter
+
+PIE_BASE = 0x555555554000  # where the kernel maps a PIE with ASLR off
+HASH = ("hashbrown", "indexmap", "/hash/", "RawTable")
+
+
+def new_pcs(log):
+    """(minute, address in the binary) for each NEW_PC in `log`."""
+    pending, found = [], []
+    with open(log, "rb") as lines:
+        for line in lines:
+            line = line.decode("latin1")
+            if "NEW_PC:" in line:
+                # libFuzzer prints the PC after the call; step back into it.
+                pending.append(int(line.split()[1], 16) - PIE_BASE - 1)
+                continue
+            status = re.match(r"#(\d+)\s.*exec/s: (\d+)", line)
+            if status and pending:
+                runs, rate = int(status[1]), int(status[2])
+                minute = runs / rate / 60 if rate else 0.0
+                found += [(minute, pc) for pc in pending]
+                pending = []
+    return found
+
+
+def frames(binary, pcs):
+    """The inlined frames, innermost first, of each address."""
+    out = subprocess.run(
+        ["llvm-symbolizer", f"--obj={binary}", "--output-style=JSON", "--demangle"],
+        input="\n".join(hex(pc) for pc in pcs),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return [json.loads(line).get("Symbol", []) for line in out.splitlines() if line.strip()]
+
+
+def classify(stack):
+    """`hash` or `code`, and the frame that decided it: the innermost one
+    outside core and alloc (whose helpers are inlined everywhere)."""
+    library = lambda f: "/rustc/" in f.get("FileName", "") and "/hash/" not in f["FileName"]
+    inner = next((f for f in stack if not library(f)), stack[0] if stack else {})
+    if inner.get("Line", 0):
+        text = inner["FileName"] + " " + inner["FunctionName"].split("<")[0]
+    else:  # no line: a block the instrumentation added; go by the function
+        text = inner.get("FunctionName", "")[:40]
+    return ("hash" if any(h in text for h in HASH) else "code"), inner
+
+
+def main():
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument("log")
+    args.add_argument("binary")
+    args.add_argument("--since", type=float, default=0.0)
+    args.add_argument("--every", type=int, default=10)
+    args = args.parse_args()
+
+    found = [(m, pc) for m, pc in new_pcs(args.log) if m >= args.since]
+    windows = Counter()
+    for (minute, pc), stack in zip(found, frames(args.binary, [pc for _, pc in found])):
+        kind, inner = classify(stack)
+        windows[(int(minute // args.every) * args.every, kind)] += 1
+        where = f"{inner.get('FileName', '?').split('/src/')[-1]}:{inner.get('Line', 0)}"
+        print(f"{minute:6.1f} {kind} {pc:#x} {where} {inner.get('FunctionName', '?')[:70]}")
+    for (start, kind), n in sorted(windows.items()):
+        print(f"minutes {start}-{start + args.every}: {n} {kind}")
+
+
+if __name__ == "__main__":
+    main()
