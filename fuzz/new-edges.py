@@ -20,7 +20,8 @@ import subprocess
 from collections import Counter
 
 PIE_BASE = 0x555555554000  # where the kernel maps a PIE with ASLR off
-HASH = ("hashbrown", "indexmap", "/hash/", "RawTable")
+HASH_FILES = ("/hashbrown-", "/indexmap-", "/core/src/hash/", "/std/src/hash/")
+HASH_PATHS = ("hashbrown::", "indexmap::", "core::hash::", "std::hash::")
 
 
 def new_pcs(log):
@@ -30,7 +31,7 @@ def new_pcs(log):
         for line in lines:
             line = line.decode("latin1")
             if "NEW_PC:" in line:
-                # libFuzzer prints the PC after the call; step back into it.
+                # libFuzzer prints the next instruction's address; step back one.
                 pending.append(int(line.split()[1], 16) - PIE_BASE - 1)
                 continue
             status = re.match(r"#(\d+)\s.*exec/s: (\d+)", line)
@@ -56,14 +57,17 @@ def frames(binary, pcs):
 
 def classify(stack):
     """`hash` or `code`, and the frame that decided it: the innermost one
-    outside core and alloc (whose helpers are inlined everywhere)."""
-    library = lambda f: "/rustc/" in f.get("FileName", "") and "/hash/" not in f["FileName"]
+    outside core and alloc (whose helpers are inlined everywhere), judged by
+    its source file, or, where the instrumentation's own block has no line,
+    by the path of its function."""
+    hashing = lambda f: any(h in f.get("FileName", "") for h in HASH_FILES)
+    library = lambda f: "/rustc/" in f.get("FileName", "") and not hashing(f)
     inner = next((f for f in stack if not library(f)), stack[0] if stack else {})
     if inner.get("Line", 0):
-        text = inner["FileName"] + " " + inner["FunctionName"].split("<")[0]
-    else:  # no line: a block the instrumentation added; go by the function
-        text = inner.get("FunctionName", "")[:40]
-    return ("hash" if any(h in text for h in HASH) else "code"), inner
+        is_hash = hashing(inner)
+    else:
+        is_hash = inner.get("FunctionName", "").lstrip("<").startswith(HASH_PATHS)
+    return ("hash" if is_hash else "code"), inner
 
 
 def main():
