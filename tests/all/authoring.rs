@@ -24,25 +24,31 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The PATH under which `componentize-py` runs (pip installs it under
-/// target/ when the machine has none).
-fn path_with_componentize_py() -> String {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let path = std::env::var("PATH").unwrap_or_default();
+/// The environment under which `componentize-py` runs: the machine's, or,
+/// when it has none, PATH and PYTHONPATH leading to the copy pip installs
+/// under target/.
+fn componentize_py_env() -> &'static [(&'static str, String)] {
+    static ENV: OnceLock<Vec<(&'static str, String)>> = OnceLock::new();
+    ENV.get_or_init(|| {
         let on_path = Command::new("componentize-py")
             .arg("--version")
             .output()
             .is_ok_and(|o| o.status.success());
         if on_path {
-            return path;
+            return Vec::new();
         }
         let target =
             support::python_path("componentize-py", "import componentize_py", COMPONENTIZE_PY)
                 .expect("componentize-py is not on the PATH, so pip installed it");
-        format!("{}:{path}", target.join("bin").display())
+        let prepend = |var: &str, dir: &Path| match std::env::var(var) {
+            Ok(old) if !old.is_empty() => format!("{}:{old}", dir.display()),
+            _ => dir.display().to_string(),
+        };
+        vec![
+            ("PATH", prepend("PATH", &target.join("bin"))),
+            ("PYTHONPATH", prepend("PYTHONPATH", &target)),
+        ]
     })
-    .clone()
 }
 
 /// Runs `script` (a build.sh or test.sh) in `dir` with the toolchains'
@@ -60,7 +66,7 @@ fn run_script(dir: &Path, script: &str, args: &[&str], env: &[(&str, &str)]) -> 
     ] {
         cmd.env_remove(var);
     }
-    cmd.env("PATH", path_with_componentize_py())
+    cmd.envs(componentize_py_env().iter().cloned())
         // Rust projects share the guests' build directory, and so their
         // compiled dependencies.
         .env(
