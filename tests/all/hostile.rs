@@ -1512,10 +1512,10 @@ pub(crate) fn cases() -> Vec<Case> {
         // times a dense page's text: it reaches the chunker within its share
         // of the document's parsing budget (350 ms, or 528 ms when page 1's
         // retry has been reported before page 2's starts) even on a busy
-        // machine. Measured with a fuzzer busy on the other core, 3.5 MB
-        // took 300-450 ms to parse, so at that size whether it fitted came
-        // down to which retry finished first, and it failed CI twice (at 7
-        // MB and at 3.5 MB).
+        // machine. Measured with a fuzzer busy on the other core, it takes
+        // 60-90 ms to parse; 3.5 MB took 300-450 ms, so at that size whether
+        // it fitted came down to which retry finished first, and it failed
+        // CI twice (at 7 MB and at 3.5 MB).
         text_form("a-million-chars-by-form", 100).also(2, "AAAAAAAAAA"),
         content_bomb("content-bomb-64m", Enc::Bomb(64 * MIB)),
         content_bomb("content-bomb-256m", Enc::Bomb(256 * MIB)),
