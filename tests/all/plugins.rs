@@ -240,9 +240,13 @@ fn misses_raise_the_pools_target_within_its_share() {
     };
     assert_eq!(target().target, 1);
     // Four calls at once, each holding its instance until its deadline.
+    // (On a busy machine a thread may still start late, after the pool has
+    // refilled, and find an instance ready: two misses at least.)
+    let start = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
+                start.wait();
                 host.call_tool("hostile", r#"{"do":"loop"}"#, None)
                     .unwrap_err()
             });
@@ -250,7 +254,7 @@ fn misses_raise_the_pools_target_within_its_share() {
     });
     let stats = target();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(stats.misses >= 3, "{stats:?}");
+    assert!(stats.misses >= 2, "{stats:?}");
     assert!(
         stats.target >= 3 && stats.target <= 1 + 2 * cores,
         "{stats:?}"
