@@ -40,13 +40,11 @@ fn componentize_py_env() -> &'static [(&'static str, String)] {
         let target =
             support::python_path("componentize-py", "import componentize_py", COMPONENTIZE_PY)
                 .expect("componentize-py is not on the PATH, so pip installed it");
-        let prepend = |var: &str, dir: &Path| match std::env::var(var) {
-            Ok(old) if !old.is_empty() => format!("{}:{old}", dir.display()),
-            _ => dir.display().to_string(),
-        };
+        let path = std::env::var("PATH").unwrap_or_default();
         vec![
-            ("PATH", prepend("PATH", &target.join("bin"))),
-            ("PYTHONPATH", prepend("PYTHONPATH", &target)),
+            ("PATH", format!("{}:{path}", target.join("bin").display())),
+            // As the MCP and Kubernetes tests set it for their packages.
+            ("PYTHONPATH", target.display().to_string()),
         ]
     })
 }

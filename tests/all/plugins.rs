@@ -239,9 +239,8 @@ fn misses_raise_the_pools_target_within_its_share() {
             .1
     };
     assert_eq!(target().target, 1);
-    // Four calls at once, each holding its instance until its deadline.
-    // (On a busy machine a thread may still start late, after the pool has
-    // refilled, and find an instance ready: two misses at least.)
+    // Four calls at once, each holding its instance until its deadline:
+    // they start together, so that none starts after the pool has refilled.
     let start = std::sync::Barrier::new(4);
     std::thread::scope(|s| {
         for _ in 0..4 {
@@ -254,7 +253,7 @@ fn misses_raise_the_pools_target_within_its_share() {
     });
     let stats = target();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    assert!(stats.misses >= 2, "{stats:?}");
+    assert!(stats.misses >= 3, "{stats:?}");
     assert!(
         stats.target >= 3 && stats.target <= 1 + 2 * cores,
         "{stats:?}"
