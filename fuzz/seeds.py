@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""Seeds for `pdf_open`: small, valid documents whose streams use every
+filter and predictor the host decodes, in every place it decodes them.
+
+The fuzzer's own mutations reach a filter's deep states (an inflater's
+dynamic Huffman tables, LZW's code widths and table resets, PNG predictors'
+row types) only slowly, from the bytes it happens to compress by chance.
+Each seed here is one document: a page whose content stream, ToUnicode map
+and embedded Type 1 font are filtered, with its objects either in a
+classic cross-reference table or in object streams indexed by a
+cross-reference stream, optionally encrypted (RC4 40 and 128, AES-128)
+with the empty user password.
+
+    seeds.py OUT_DIR
+
+writes the seeds into OUT_DIR, named by their content's hash, and prints
+how many. Deterministic: the same seeds every run.
+"""
+import base64
+import hashlib
+import random
+import struct
+import sys
+import zlib
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+
+# -- filters ------------------------------------------------------------------
+
+
+def lzw(data, early_change=1):
+    """LZW as PDF writes it: 9 to 12 bit codes, MSB first, a clear code at
+    the start and whenever the table fills, an end-of-data code."""
+    table = {bytes([i]): i for i in range(256)}
+    out, acc, bits = bytearray(), 0, 0
+    width, next_code = 9, 258
+
+    def put(code):
+        nonlocal acc, bits
+        acc = (acc << width) | code
+        bits += width
+        while bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+
+    put(256)
+    word = b""
+    for byte in data:
+        candidate = word + bytes([byte])
+        if candidate in table:
+            word = candidate
+            continue
+        put(table[word])
+        table[candidate] = next_code
+        next_code += 1
+        word = bytes([byte])
+        if next_code + early_change > (1 << width):
+            if width == 12:
+                put(256)
+                table = {bytes([i]): i for i in range(256)}
+                width, next_code = 9, 258
+            else:
+                width += 1
+    if word:
+        put(table[word])
+    put(257)
+    if bits:
+        out.append((acc << (8 - bits)) & 0xFF)
+    return bytes(out)
+
+
+def run_length(data):
+    out, i = bytearray(), 0
+    while i < len(data):
+        run = 1
+        while i + run < len(data) and run < 128 and data[i + run] == data[i]:
+            run += 1
+        if run > 1:
+            out += bytes([257 - run, data[i]])
+            i += run
+            continue
+        start = i
+        while i < len(data) and i - start < 128 and (
+            i + 1 >= len(data) or data[i + 1] != data[i]
+        ):
+            i += 1
+        i = max(i, start + 1)
+        out += bytes([i - start - 1]) + data[start:i]
+    return bytes(out + b"\x80")
+
+
+def ascii_hex(data):
+    text = data.hex().upper().encode()
+    # Line breaks and an odd final digit: both are legal.
+    return b"\n".join(text[i : i + 64] for i in range(0, len(text), 64)) + b">"
+
+
+ENCODERS = {
+    "FlateDecode": lambda d, p: zlib.compress(d, p.get("level", 6)),
+    "LZWDecode": lambda d, p: lzw(d, p.get("EarlyChange", 1)),
+    "ASCIIHexDecode": lambda d, p: ascii_hex(d),
+    "ASCII85Decode": lambda d, p: base64.a85encode(d, wrapcol=72) + b"~>",
+    "RunLengthDecode": lambda d, p: run_length(d),
+}
+
+
+def png_predict(data, columns, colors, bpc, rng, kind):
+    """Rows with a filter-type byte each: `kind` 0-4, or None for a mix."""
+    bpp = max(1, colors * bpc // 8)
+    row_len = (columns * colors * bpc + 7) // 8
+    out, prev = bytearray(), bytes(row_len)
+    for r in range(0, len(data), row_len):
+        row = data[r : r + row_len].ljust(row_len, b"\0")
+        t = rng.randrange(5) if kind is None else kind
+        enc = bytearray()
+        for i, x in enumerate(row):
+            a = row[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if t == 0:
+                p = 0
+            elif t == 1:
+                p = a
+            elif t == 2:
+                p = b
+            elif t == 3:
+                p = (a + b) // 2
+            else:
+                pa, pb, pc = abs(b - c), abs(a - c), abs(a + b - 2 * c)
+                p = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            enc.append((x - p) & 0xFF)
+        out += bytes([t]) + enc
+        prev = row
+    return bytes(out)
+
+
+def tiff_predict(data, columns, colors, bpc):
+    """TIFF predictor 2, for 8 and 16 bits per component."""
+    size = bpc // 8
+    row_len = columns * colors * size
+    out = bytearray()
+    for r in range(0, len(data), row_len):
+        row = data[r : r + row_len].ljust(row_len, b"\0")
+        step = colors * size
+        enc = bytearray(row[:step])
+        for i in range(step, row_len, size):
+            x = int.from_bytes(row[i : i + size], "big")
+            y = int.from_bytes(row[i - step : i - step + size], "big")
+            enc += ((x - y) % (1 << bpc)).to_bytes(size, "big")
+        out += enc
+    return bytes(out)
+
+
+def pdf_name(name):
+    return b"/" + name.encode()
+
+
+def params_dict(params):
+    keys = ("Predictor", "Columns", "Colors", "BitsPerComponent", "EarlyChange")
+    items = [f"/{k} {params[k]}" for k in keys if k in params]
+    return ("<< " + " ".join(items) + " >>").encode() if items else b"null"
+
+
+def encode(data, chain, rng):
+    """Applies `chain` (innermost filter last, as PDF lists them outermost
+    first), returns the stream's content and its dictionary entries."""
+    names, parms = [], []
+    for name, params in reversed(chain):
+        if "Predictor" in params:
+            columns = params.get("Columns", 1)
+            colors = params.get("Colors", 1)
+            bpc = params.get("BitsPerComponent", 8)
+            if params["Predictor"] == 2:
+                data = tiff_predict(data, columns, colors, bpc)
+            else:
+                kind = params.get("kind")
+                data = png_predict(data, columns, colors, bpc, rng, kind)
+        data = ENCODERS[name](data, params)
+        names.insert(0, name)
+        parms.insert(0, params_dict(params))
+    if not names:
+        return data, b""
+    if len(names) == 1:
+        entries = b"/Filter " + pdf_name(names[0])
+        if parms[0] != b"null":
+            entries += b" /DecodeParms " + parms[0]
+        return data, entries
+    entries = b"/Filter [" + b" ".join(pdf_name(n) for n in names) + b"]"
+    if any(p != b"null" for p in parms):
+        entries += b" /DecodeParms [" + b" ".join(parms) + b"]"
+    return data, entries
+
+
+# -- encryption ---------------------------------------------------------------
+
+PAD = bytes.fromhex(
+    "28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A"
+)
+
+
+def rc4(key, data):
+    s, j = list(range(256)), 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out, i, j = bytearray(), 0, 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+class Standard:
+    """The standard security handler, revisions 2, 3 and 4, empty user
+    password, a fixed owner password."""
+
+    def __init__(self, revision, doc_id):
+        self.revision = revision
+        self.n = 5 if revision == 2 else 16
+        self.aes = revision == 4
+        self.p = -3904
+        owner = hashlib.md5(b"owner".ljust(32, b"\0")[:32]).digest()
+        if revision >= 3:
+            for _ in range(50):
+                owner = hashlib.md5(owner[: self.n]).digest()
+        o = rc4(owner[: self.n], PAD)
+        if revision >= 3:
+            for i in range(1, 20):
+                o = rc4(bytes(b ^ i for b in owner[: self.n]), o)
+        self.o = o
+        key = hashlib.md5(PAD + o + struct.pack("<i", self.p) + doc_id).digest()
+        if revision >= 3:
+            for _ in range(50):
+                key = hashlib.md5(key[: self.n]).digest()
+        self.key = key[: self.n]
+        if revision == 2:
+            self.u = rc4(self.key, PAD)
+        else:
+            u = rc4(self.key, hashlib.md5(PAD + doc_id).digest())
+            for i in range(1, 20):
+                u = rc4(bytes(b ^ i for b in self.key), u)
+            self.u = u + bytes(16)
+
+    def dictionary(self):
+        o, u = self.o.hex().encode(), self.u.hex().encode()
+        head = {2: b"/V 1 /R 2", 3: b"/V 2 /R 3 /Length 128", 4: b"/V 4 /R 4 /Length 128"}
+        extra = b""
+        if self.aes:
+            extra = (
+                b" /CF << /StdCF << /CFM /AESV2 /Length 16 /AuthEvent /DocOpen >> >>"
+                b" /StmF /StdCF /StrF /StdCF"
+            )
+        return (
+            b"<< /Filter /Standard " + head[self.revision] + extra
+            + b" /O <" + o + b"> /U <" + u + b"> /P " + str(self.p).encode() + b" >>"
+        )
+
+    def seal(self, num, gen, data):
+        salt = b"sAlT" if self.aes else b""
+        key = hashlib.md5(
+            self.key + num.to_bytes(3, "little") + gen.to_bytes(2, "little") + salt
+        ).digest()[: min(self.n + 5, 16)]
+        if not self.aes:
+            return rc4(key, data)
+        iv = hashlib.md5(b"iv" + key + data).digest()
+        pad = 16 - len(data) % 16
+        enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        return iv + enc.update(data + bytes([pad]) * pad) + enc.finalize()
+
+
+# -- documents ----------------------------------------------------------------
+
+
+def type1_font(rng, size):
+    clear = (
+        b"%!PS-AdobeFont-1.0: Seed 001\n/FontName /Seed def\n"
+        b"/Encoding StandardEncoding def\ncurrentfile eexec\n"
+    )
+    return clear + bytes(rng.randrange(256) for _ in range(size)) + b"0" * 64 + b"\ncleartomark\n", len(clear)
+
+
+def content(rng, pages_text):
+    ops = [b"BT /F1 12 Tf 72 720 Td"]
+    for i, word in enumerate(pages_text):
+        ops.append(b"(%s) Tj 0 -14 Td" % word)
+        if i % 7 == 0:
+            ops.append(b"[(%s) -250 (%s)] TJ" % (word, word[::-1]))
+    ops.append(b"ET")
+    for _ in range(rng.randrange(4, 40)):
+        ops.append(b"%d %d %d %d re f" % tuple(rng.randrange(600) for _ in range(4)))
+    return b"\n".join(ops)
+
+
+TO_UNICODE = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
+/CMapName /Seed def 1 begincodespacerange <00> <FF> endcodespacerange
+2 beginbfchar <41> <0041> <42> <00420301> endbfchar
+1 beginbfrange <61> <7A> <0061> endbfrange endcmap end end"""
+
+
+def document(rng, chain, xref_stream, xref_chain, crypt_revision):
+    words = [
+        bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(rng.randrange(3, 30)))
+        for _ in range(rng.randrange(5, 60))
+    ]
+    # Enough unrepeated bytes, alone under LZW, to fill its table and reset it.
+    lzw_alone = [name for name, _ in chain] == ["LZWDecode"]
+    font, length1 = type1_font(rng, 4400 if lzw_alone else 400)
+    doc_id = hashlib.md5(repr((chain, xref_stream, crypt_revision)).encode()).digest()
+    crypt = Standard(crypt_revision, doc_id) if crypt_revision else None
+    streams = {4: content(rng, words), 6: TO_UNICODE, 7: font}
+    extra = {7: b"/Length1 %d /Length2 %d /Length3 0" % (length1, len(font) - length1 - 77)}
+    dicts = {
+        1: b"<< /Type /Catalog /Pages 2 0 R >>",
+        2: b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        5: b"<< /Type /Font /Subtype /Type1 /BaseFont /Seed /ToUnicode 6 0 R"
+        b" /FontDescriptor 8 0 R >>",
+        8: b"<< /Type /FontDescriptor /FontName /Seed /Flags 32 /FontFile 7 0 R >>",
+    }
+    objects = {}
+    for num, data in streams.items():
+        body, entries = encode(data, chain, rng)
+        if crypt:
+            body = crypt.seal(num, 0, body)
+        head = b"<< /Length %d %s %s >>" % (len(body), entries, extra.get(num, b""))
+        objects[num] = head + b"\nstream\n" + body + b"\nendstream"
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    offsets = {}
+    trailer_extra = b" /ID [<%s> <%s>]" % (doc_id.hex().encode(), doc_id.hex().encode())
+    if crypt:
+        objects[9] = crypt.dictionary()
+        trailer_extra += b" /Encrypt 9 0 R"
+    if not xref_stream:
+        objects.update(dicts)
+        for num in sorted(objects):
+            offsets[num] = len(out)
+            out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
+        size = max(objects) + 1
+        xref = len(out)
+        out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+        for num in range(1, size):
+            out += b"%010d 00000 n \n" % offsets[num]
+        out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+            size, trailer_extra, xref
+        )
+        return bytes(out)
+    # Plain dictionaries go into an object stream (never the encryption
+    # dictionary, which must stay outside); streams stay outside it.
+    inside = sorted(dicts)
+    body, index = bytearray(), []
+    for n in inside:
+        index.append(len(body))
+        body += dicts[n] + b"\n"
+    header = b" ".join(b"%d %d" % (n, off) for n, off in zip(inside, index)) + b"\n"
+    objstm_num = 10
+    packed, entries = encode(header + bytes(body), chain, rng)
+    if crypt:
+        packed = crypt.seal(objstm_num, 0, packed)
+    objects[objstm_num] = (
+        b"<< /Type /ObjStm /N %d /First %d /Length %d %s >>\nstream\n"
+        % (len(inside), len(header), len(packed), entries)
+        + packed
+        + b"\nendstream"
+    )
+    for num in sorted(objects):
+        offsets[num] = len(out)
+        out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
+    xref_num = objstm_num + 1
+    size = xref_num + 1
+    offsets[xref_num] = len(out)
+    rows = bytearray()
+    for num in range(size):
+        if num == 0 or (num not in inside and num not in offsets):
+            rows += bytes([0, 0, 0, 0, 0xFF, 0xFF])
+        elif num in inside:
+            rows += bytes([2]) + objstm_num.to_bytes(3, "big") + inside.index(num).to_bytes(2, "big")
+        else:
+            rows += bytes([1]) + offsets[num].to_bytes(3, "big") + bytes(2)
+    # A cross-reference stream is never encrypted.
+    packed, entries = encode(bytes(rows), xref_chain, rng)
+    out += (
+        b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 3 2] /Root 1 0 R%s /Length %d %s >>\nstream\n"
+        % (xref_num, size, trailer_extra, len(packed), entries)
+        + packed
+        + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[xref_num]
+    )
+    return bytes(out)
+
+
+def chains():
+    """Every filter alone, at its interesting settings, and in chains."""
+    flate = [("FlateDecode", {"level": lvl}) for lvl in (0, 1, 6, 9)]
+    lzws = [("LZWDecode", {"EarlyChange": e}) for e in (1, 0)]
+    ascii_ = [("ASCIIHexDecode", {}), ("ASCII85Decode", {}), ("RunLengthDecode", {})]
+    single = [[f] for f in flate + lzws + ascii_]
+    predicted = []
+    for pred in (2, 10, 11, 12, 13, 14, 15):
+        for colors, bpc in ((1, 8), (3, 8), (1, 16), (4, 8)):
+            params = {"Predictor": pred, "Columns": 17, "Colors": colors, "BitsPerComponent": bpc}
+            if pred != 15 and pred != 2:
+                params["kind"] = pred - 10
+            predicted.append([("FlateDecode", dict(params, level=6))])
+        predicted.append([("LZWDecode", {"Predictor": pred, "Columns": 5, "EarlyChange": 1})])
+    chained = [
+        [("ASCII85Decode", {}), ("FlateDecode", {"level": 9})],
+        [("ASCIIHexDecode", {}), ("LZWDecode", {"EarlyChange": 0})],
+        [("ASCII85Decode", {}), ("RunLengthDecode", {})],
+        [("ASCIIHexDecode", {}), ("ASCII85Decode", {}), ("FlateDecode", {"level": 1})],
+    ]
+    return single + predicted + chained
+
+
+def main():
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(9)
+    xref_chains = [
+        [],
+        [("FlateDecode", {"level": 6})],
+        [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 6})],
+        [("LZWDecode", {"Predictor": 15, "Columns": 6, "EarlyChange": 1})],
+        [("ASCIIHexDecode", {})],
+    ]
+    count = 0
+    for i, chain in enumerate(chains()):
+        for xref_stream in (False, True):
+            for crypt in (None, 2, 3, 4):
+                if crypt and i % 3:
+                    continue
+                xref_chain = xref_chains[i % len(xref_chains)] if xref_stream else []
+                pdf = document(rng, chain, xref_stream, xref_chain, crypt)
+                (out / hashlib.sha1(pdf).hexdigest()).write_bytes(pdf)
+                count += 1
+    print(count)
+
+
+if __name__ == "__main__":
+    main()
