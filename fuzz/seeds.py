@@ -8,8 +8,8 @@ row types) only slowly, from the bytes it happens to compress by chance.
 Each seed here is one document: a page whose content stream, ToUnicode map
 and embedded Type 1 font are filtered, with its objects either in a
 classic cross-reference table or in object streams indexed by a
-cross-reference stream, optionally encrypted (RC4 40 and 128, AES-128)
-with the empty user password.
+cross-reference stream, optionally encrypted (RC4 40 and 128, AES-128,
+AES-256 in revisions 5 and 6) with the empty user password.
 
     seeds.py OUT_DIR
 
@@ -268,8 +268,60 @@ class Standard:
             return rc4(key, data)
         iv = hashlib.md5(b"iv" + key + data).digest()
         pad = 16 - len(data) % 16
-        enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-        return iv + enc.update(data + bytes([pad]) * pad) + enc.finalize()
+        return iv + aes(key, iv, data + bytes([pad]) * pad)
+
+
+def aes(key, iv, data, decrypt=False):
+    mode = modes.CBC(iv) if iv is not None else modes.ECB()
+    c = Cipher(algorithms.AES(key), mode)
+    op = c.decryptor() if decrypt else c.encryptor()
+    return op.update(data) + op.finalize()
+
+
+def hash_2b(password, salt, udata, revision):
+    """The password hash of revisions 5 (one SHA-256) and 6 (algorithm 2.B)."""
+    k = hashlib.sha256(password + salt + udata).digest()
+    if revision == 5:
+        return k
+    i = 0
+    while True:
+        e = aes(k[:16], k[16:32], (password + k + udata) * 64)
+        k = (hashlib.sha256, hashlib.sha384, hashlib.sha512)[sum(e[:16]) % 3](e).digest()
+        i += 1
+        if i >= 64 and e[-1] <= i - 32:
+            return k[:32]
+
+
+class Aes256:
+    """The standard security handler, revisions 5 and 6 (AES-256), empty
+    user password, a fixed owner password."""
+
+    def __init__(self, revision, doc_id):
+        self.revision = revision
+        self.p = -3904
+        seed = hashlib.sha512(doc_id + bytes([revision])).digest()
+        self.key = seed[:32]
+        uvs, uks, ovs, oks = (seed[32 + 8 * i : 40 + 8 * i] for i in range(4))
+        self.u = hash_2b(b"", uvs, b"", revision) + uvs + uks
+        self.ue = aes(hash_2b(b"", uks, b"", revision), bytes(16), self.key)
+        self.o = hash_2b(b"owner", ovs, self.u, revision) + ovs + oks
+        self.oe = aes(hash_2b(b"owner", oks, self.u, revision), bytes(16), self.key)
+        perms = struct.pack("<i", self.p) + b"\xff\xff\xff\xffTadb" + seed[:4]
+        self.perms = aes(self.key, None, perms)
+
+    def dictionary(self):
+        hexes = [v.hex().encode() for v in (self.o, self.u, self.oe, self.ue, self.perms)]
+        return (
+            b"<< /Filter /Standard /V 5 /R %d /Length 256" % self.revision
+            + b" /CF << /StdCF << /CFM /AESV3 /Length 32 /AuthEvent /DocOpen >> >>"
+            + b" /StmF /StdCF /StrF /StdCF /O <%s> /U <%s> /OE <%s> /UE <%s> /Perms <%s>" % tuple(hexes)
+            + b" /P %d >>" % self.p
+        )
+
+    def seal(self, num, gen, data):
+        iv = hashlib.md5(b"iv" + self.key + data).digest()
+        pad = 16 - len(data) % 16
+        return iv + aes(self.key, iv, data + bytes([pad]) * pad)
 
 
 # -- documents ----------------------------------------------------------------
@@ -310,7 +362,8 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
     lzw_alone = [name for name, _ in chain] == ["LZWDecode"]
     font, length1 = type1_font(rng, 4400 if lzw_alone else 400)
     doc_id = hashlib.md5(repr((chain, xref_stream, crypt_revision)).encode()).digest()
-    crypt = Standard(crypt_revision, doc_id) if crypt_revision else None
+    handler = Standard if crypt_revision in (2, 3, 4) else Aes256
+    crypt = handler(crypt_revision, doc_id) if crypt_revision else None
     streams = {4: content(rng, words), 6: TO_UNICODE, 7: font}
     extra = {7: b"/Length1 %d /Length2 %d /Length3 0" % (length1, len(font) - length1 - 77)}
     dicts = {
@@ -429,7 +482,7 @@ def main():
     count = 0
     for i, chain in enumerate(chains()):
         for xref_stream in (False, True):
-            for crypt in (None, 2, 3, 4):
+            for crypt in (None, 2, 3, 4, 5, 6):
                 if crypt and i % 3:
                     continue
                 xref_chain = xref_chains[i % len(xref_chains)] if xref_stream else []
