@@ -353,6 +353,30 @@ TO_UNICODE = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
 1 beginbfrange <61> <7A> <0061> endbfrange endcmap end end"""
 
 
+HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
+
+
+def classic(objects, trailer_extra=b""):
+    """`objects` (number -> body; 1 is the catalog) under a classic
+    cross-reference table; numbers missing are free."""
+    out, offsets = bytearray(HEADER), {}
+    for num in sorted(objects):
+        offsets[num] = len(out)
+        out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
+    size = max(objects) + 1
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % size
+    for num in range(1, size):
+        if num in offsets:
+            out += b"%010d 00000 n \n" % offsets[num]
+        else:
+            out += b"0000000000 65535 f \n"
+    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
+        size, trailer_extra, xref
+    )
+    return bytes(out)
+
+
 def document(rng, chain, xref_stream, xref_chain, crypt_revision):
     words = [
         bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(rng.randrange(3, 30)))
@@ -382,26 +406,13 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
             body = crypt.seal(num, 0, body)
         head = b"<< /Length %d %s %s >>" % (len(body), entries, extra.get(num, b""))
         objects[num] = head + b"\nstream\n" + body + b"\nendstream"
-    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
-    offsets = {}
     trailer_extra = b" /ID [<%s> <%s>]" % (doc_id.hex().encode(), doc_id.hex().encode())
     if crypt:
         objects[9] = crypt.dictionary()
         trailer_extra += b" /Encrypt 9 0 R"
     if not xref_stream:
         objects.update(dicts)
-        for num in sorted(objects):
-            offsets[num] = len(out)
-            out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
-        size = max(objects) + 1
-        xref = len(out)
-        out += b"xref\n0 %d\n0000000000 65535 f \n" % size
-        for num in range(1, size):
-            out += b"%010d 00000 n \n" % offsets[num]
-        out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
-            size, trailer_extra, xref
-        )
-        return bytes(out)
+        return classic(objects, trailer_extra)
     # Plain dictionaries go into an object stream (never the encryption
     # dictionary, which must stay outside); streams stay outside it.
     inside = sorted(dicts)
@@ -420,6 +431,7 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
         + packed
         + b"\nendstream"
     )
+    out, offsets = bytearray(HEADER), {}
     for num in sorted(objects):
         offsets[num] = len(out)
         out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
@@ -468,9 +480,290 @@ def chains():
     return single + predicted + chained
 
 
+# -- parse_batch: fonts, encodings, text operators --------------------------
+
+
+class Objects:
+    """A document under construction: numbered objects, 1 the catalog and 2
+    the page tree."""
+
+    def __init__(self):
+        self.bodies = {}
+        self.pages = []
+
+    def add(self, body):
+        num = len(self.bodies) + 3
+        self.bodies[num] = body
+        return num
+
+    def stream(self, data, entries=b"", chain=(("FlateDecode", {"level": 6}),), rng=None):
+        body, filters = encode(data, list(chain), rng)
+        return self.add(
+            b"<< /Length %d %s %s >>\nstream\n" % (len(body), filters, entries)
+            + body
+            + b"\nendstream"
+        )
+
+    def page(self, content, fonts, xobjects=b""):
+        names = b" ".join(b"/F%d %d 0 R" % (i + 1, f) for i, f in enumerate(fonts))
+        contents = self.stream(content)
+        self.pages.append(
+            self.add(
+                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                b" /Resources << /Font << %s >> %s >> >>" % (contents, names, xobjects)
+            )
+        )
+
+    def pdf(self):
+        kids = b" ".join(b"%d 0 R" % p for p in self.pages)
+        objects = dict(self.bodies)
+        objects[1] = b"<< /Type /Catalog /Pages 2 0 R >>"
+        objects[2] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, len(self.pages))
+        return classic(objects)
+
+
+def hexstr(data):
+    return b"<" + data.hex().encode() + b">"
+
+
+def cmap_stream(entries, codespace=b"<00> <FF>", usecmap=b""):
+    return (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        b"/CIDSystemInfo << /Registry (Adobe) /Ordering (UCS) /Supplement 0 >> def\n"
+        b"/CMapName /Seed-UCS def /CMapType 2 def\n" + usecmap
+        + b"1 begincodespacerange " + codespace + b" endcodespacerange\n"
+        + entries + b"\nendcmap CMapName currentdict /CMap defineresource pop end end"
+    )
+
+
+def show(strings, rng):
+    """A text object showing `strings` through every text operator."""
+    ops = [b"BT /F1 11 Tf 14 TL 72 740 Td"]
+    for i, s in enumerate(strings):
+        op = i % 8
+        if op == 0:
+            ops.append(s + b" Tj")
+        elif op == 1:
+            ops.append(b"[%s -120 %s 300] TJ" % (s, s))
+        elif op == 2:
+            ops.append(s + b" '")
+        elif op == 3:
+            ops.append(b"2 1 %s \"" % s)
+        elif op == 4:
+            ops.append(b"0.5 Tc 3 Tw 90 Tz 2 Ts T* %s Tj 0 Tc 0 Tw 100 Tz 0 Ts" % s)
+        elif op == 5:
+            ops.append(b"1 0 0 1 72 %d Tm %s Tj" % (rng.randrange(80, 700), s))
+        elif op == 6:
+            ops.append(b"0 -20 TD %s Tj" % s)
+        else:
+            ops.append(b"ET q 0 1 -1 0 300 300 cm BT /F1 9 Tf %s Tj ET Q BT /F1 11 Tf" % s)
+    ops.append(b"ET")
+    return b"\n".join(ops)
+
+
+def simple_fonts(doc, rng):
+    """Simple fonts, each with the strings to show with it."""
+    fonts = []
+    latin = bytes(range(32, 127)) + bytes(range(128, 256))
+    for base, enc in (
+        (b"Helvetica", b"/Encoding /WinAnsiEncoding"),
+        (b"Times-Roman", b"/Encoding /MacRomanEncoding"),
+        (b"Courier", b"/Encoding /StandardEncoding"),
+        (b"Symbol", b""),
+        (b"ZapfDingbats", b""),
+        (b"Helvetica-Bold", b"/Encoding /PDFDocEncoding"),
+    ):
+        f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /%s %s >>" % (base, enc))
+        fonts.append((f, [hexstr(latin[i : i + 24]) for i in range(0, len(latin), 24)]))
+    diffs = (
+        b"[1 /uni0041 /u1F600 /u10FFFF /uniD800 /fi /ffl /dotlessi /compwordmark"
+        b" /afii10017 /Aacute.sc /g123 /quoteleft /quoteright /alpha /.notdef"
+        b" 65 /B /C 200 /Euro /visiblespace /zcaron /uni00410301 /u12 /f_i]"
+    )
+    for base in (b"/BaseEncoding /StandardEncoding ", b"/BaseEncoding /WinAnsiEncoding ", b""):
+        widths = b" ".join(b"%d" % rng.randrange(0, 1200) for _ in range(224))
+        f = doc.add(
+            b"<< /Type /Font /Subtype /TrueType /BaseFont /Seed /FirstChar 0 /LastChar 223"
+            b" /Widths [%s] /Encoding << /Type /Encoding %s /Differences %s >> >>"
+            % (widths, base, diffs)
+        )
+        fonts.append((f, [hexstr(bytes(range(0, 27))), b"(AB C\\310\\311 fi)", b"(\\101\\102\\103)"]))
+    # An embedded Type 1 program's own encoding, alone and under differences.
+    program = (
+        b"%!PS-AdobeFont-1.0: Seed\n/Encoding 256 array\n0 1 255 {1 index exch /.notdef put} for\n"
+        b"dup 65 /Alpha put\ndup 66 /uni05D0 put\ndup 67 /germandbls put\ndup 300 /A put\n"
+        b"dup 68 /fi put\nreadonly def\ncurrentfile eexec\n"
+    )
+    body = program + bytes(rng.randrange(256) for _ in range(64)) + b"\n" + b"0" * 64 + b"\ncleartomark\n"
+    for enc in (b"", b"/Encoding << /Differences [67 /ccedilla] >>"):
+        file_ = doc.stream(body, b"/Length1 %d /Length2 %d /Length3 0" % (len(program), len(body) - len(program)))
+        desc = doc.add(b"<< /Type /FontDescriptor /FontName /Seed /Flags 4 /FontFile %d 0 R >>" % file_)
+        f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Seed %s /FontDescriptor %d 0 R >>" % (enc, desc))
+        fonts.append((f, [b"(ABCDE)", b"(ABC ABC)"]))
+    # ToUnicode: single codes, ranges, range arrays, ligatures, and codes
+    # it lacks (the encoding answers for those).
+    tu = doc.stream(cmap_stream(
+        b"3 beginbfchar <41> <0041> <42> <D83DDE00> <43> <00660069> endbfchar\n"
+        b"2 beginbfrange <61> <7A> <0061> <30> <32> [<0661> <0662> <0663>] endbfrange"
+    ))
+    f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding /ToUnicode %d 0 R >>" % tu)
+    fonts.append((f, [b"(ABC abc 012 \\344\\366)", b"(xyz XYZ)"]))
+    # Type 3: glyphs drawn by procedures, widths in glyph space.
+    procs = doc.add(b"<< /a %d 0 R /b %d 0 R >>" % (doc.stream(b"500 0 d0 0 0 500 500 re f"), doc.stream(b"600 0 0 0 600 600 d1")))
+    f = doc.add(
+        b"<< /Type /Font /Subtype /Type3 /FontBBox [0 0 1000 1000] /FontMatrix [0.001 0 0 0.001 0 0]"
+        b" /CharProcs %d 0 R /Encoding << /Type /Encoding /Differences [97 /a /b] >>"
+        b" /FirstChar 97 /LastChar 98 /Widths [500 600] /Resources << >> >>" % procs
+    )
+    fonts.append((f, [b"(abab ba)", b"(aaa)"]))
+    return fonts
+
+
+def truetype_font():
+    """A TrueType program with only what the parser reads: a `cmap` with a
+    (3,1) format 4, a (3,10) format 12, a (1,0) format 0 and a (0,3)
+    format 6 subtable."""
+    # Format 4: 0x41-0x5A -> gid 1.. by delta; 0x3B1-0x3B5 through glyph ids.
+    ends, starts, deltas, ros = [0x5A, 0x3B5, 0xFFFF], [0x41, 0x3B1, 0xFFFF], [(1 - 0x41) & 0xFFFF, 0, 1], [0, 4, 0]
+    glyphs = [40, 41, 0, 42, 43]
+    segs = len(ends)
+    f4 = struct.pack(">HHHHHHH", 4, 0, 0, segs * 2, 4, 1, segs * 2 - 4)
+    f4 += struct.pack(">%dH" % segs, *ends) + b"\0\0" + struct.pack(">%dH" % segs, *starts)
+    f4 += struct.pack(">%dH" % segs, *deltas) + struct.pack(">%dH" % segs, *ros)
+    f4 += struct.pack(">%dH" % len(glyphs), *glyphs)
+    f4 = f4[:2] + struct.pack(">H", len(f4)) + f4[4:]
+    groups = [(0x1F600, 0x1F60F, 60), (0x4E00, 0x4E10, 80)]
+    f12 = struct.pack(">HHIII", 12, 0, 16 + 12 * len(groups), 0, len(groups))
+    f12 += b"".join(struct.pack(">III", *g) for g in groups)
+    f0 = struct.pack(">HHH", 0, 262, 0) + bytes((c % 100) for c in range(256))
+    f6 = struct.pack(">HHHHH", 6, 10 + 2 * 8, 0, 0x5D0, 8) + struct.pack(">8H", *range(100, 108))
+    subs = [((3, 1), f4), ((3, 10), f12), ((1, 0), f0), ((0, 3), f6)]
+    cmap = struct.pack(">HH", 0, len(subs))
+    offset = 4 + 8 * len(subs)
+    body = b""
+    for (platform, encoding), sub in subs:
+        cmap += struct.pack(">HHI", platform, encoding, offset + len(body))
+        body += sub
+    cmap += body
+    head = struct.pack(">IHHHH", 0x00010000, 2, 32, 1, 0)
+    directory = b"cmap" + struct.pack(">III", 0, 12 + 16 * 2, len(cmap))
+    directory += b"head" + struct.pack(">III", 0, 12 + 16 * 2 + len(cmap), 54)
+    return head + directory + cmap + bytes(54)
+
+
+def composite_fonts(doc, rng):
+    """Type 0 fonts: every way a code becomes a CID and a CID text."""
+    fonts = []
+
+    def type0(encoding, descendant_extra=b"", to_unicode=b"", ordering=b"Identity"):
+        desc = doc.add(
+            b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
+            b" << /Registry (Adobe) /Ordering (%s) /Supplement 0 >> %s >>" % (ordering, descendant_extra)
+        )
+        return doc.add(
+            b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding %s /DescendantFonts [%d 0 R] %s >>"
+            % (encoding, desc, to_unicode)
+        )
+
+    tu = doc.stream(cmap_stream(
+        b"2 beginbfchar <0001> <05D0> <0002> <0627> endbfchar\n"
+        b"1 beginbfrange <0010> <0020> <0041> endbfrange",
+        codespace=b"<0000> <FFFF>",
+    ))
+    fonts.append((type0(b"/Identity-H", b"/DW 500 /W [1 [600 700] 16 32 450]", b"/ToUnicode %d 0 R" % tu),
+                  [hexstr(bytes([0, 1, 0, 2, 0, 0x10, 0, 0x15, 0, 0x20, 0xFF, 0xFF]))]))
+    text = "Grüße, 世界 😀 עברית العربية"
+    for name, codec in ((b"UniGB-UCS2-H", "utf-16-be"), (b"UniJIS-UTF16-H", "utf-16-be"), (b"UniKS-UTF16-V", "utf-16-be")):
+        fonts.append((type0(b"/" + name), [hexstr(text.encode(codec)), hexstr(b"\xd8\x3d")]))
+    for name, codec, sample in (
+        (b"GBK-EUC-H", "gbk", "中文文本 abc"),
+        (b"GB-EUC-H", "gbk", "汉字"),
+        (b"B5pc-H", "big5", "繁體中文"),
+        (b"ETen-B5-H", "big5", "臺灣"),
+        (b"90ms-RKSJ-H", "shift_jis", "日本語のテキスト ｱｲｳ"),
+        (b"EUC-H", "euc_jp", "漢字かな"),
+        (b"KSC-EUC-H", "euc_kr", "한국어 텍스트"),
+        (b"HKscs-B5-H", "big5", "香港"),
+    ):
+        data = sample.encode(codec)
+        fonts.append((type0(b"/" + name), [hexstr(data), hexstr(data[:-1] + b"\xff"), hexstr(b"\x81")]))
+    for ordering in (b"Japan1", b"GB1", b"CNS1", b"Korea1", b"KR"):
+        desc = doc.add(
+            b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
+            b" << /Registry (Adobe) /Ordering (%s) /Supplement 6 >> /W [1 [500] 100 200 1000] >>" % ordering
+        )
+        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H /DescendantFonts [%d 0 R] >>" % desc)
+        cids = [1, 34, 100, 633, 1200, 7716, 12000, 20000, 65535]
+        fonts.append((f, [hexstr(b"".join(struct.pack(">H", c) for c in cids))]))
+    # An embedded TrueType font's cmap, directly and through a CIDToGIDMap.
+    ttf = doc.stream(truetype_font(), b"/Length1 %d" % len(truetype_font()))
+    fd = doc.add(b"<< /Type /FontDescriptor /FontName /Seed /Flags 4 /FontFile2 %d 0 R >>" % ttf)
+    cid_to_gid = doc.stream(b"".join(struct.pack(">H", (c * 7) % 120) for c in range(300)))
+    for extra in (b"", b"/CIDToGIDMap %d 0 R" % cid_to_gid, b"/CIDToGIDMap /Identity"):
+        f = type0(b"/Identity-H", b"/FontDescriptor %d 0 R %s" % (fd, extra))
+        fonts.append((f, [hexstr(b"".join(struct.pack(">H", g) for g in (1, 2, 26, 40, 41, 42, 60, 61, 80, 100, 107, 250)))]))
+    # An embedded CMap as the encoding: mixed code lengths, CID ranges and
+    # single CIDs, on top of another CMap.
+    enc = doc.stream(
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        b"/CMapName /Seed-H def /CMapType 1 def /Identity-H usecmap\n"
+        b"2 begincodespacerange <00> <80> <8140> <FEFE> endcodespacerange\n"
+        b"2 begincidrange <20> <7E> 1 <8140> <817E> 633 endcidrange\n"
+        b"1 begincidchar <8180> 7716 endcidchar\nendcmap end end"
+    )
+    f = type0(b"%d 0 R" % enc, ordering=b"Japan1")
+    fonts.append((f, [hexstr(b"AB\x81\x40\x81\x41\x81\x80\xff\xfe"), b"(plain ascii)"]))
+    return fonts
+
+
+def batch_documents(rng):
+    """Documents of a few pages, a font kind to each page."""
+    docs = []
+    for make in (simple_fonts, composite_fonts):
+        doc = Objects()
+        fonts = make(doc, rng)
+        for start in range(0, len(fonts), 3):
+            group = fonts[start : start + 3]
+            parts = []
+            for k, (_, strings) in enumerate(group):
+                parts.append(show(strings, rng).replace(b"/F1 ", b"/F%d " % (k + 1)))
+            doc.page(b"\n".join(parts), [f for f, _ in group])
+        docs.append(doc.pdf())
+    # Right-to-left and mixed text, through a form XObject inside a form,
+    # beside an inline image and marked content.
+    doc = Objects()
+    tu = doc.stream(cmap_stream(
+        b"1 beginbfrange <20> <7E> [" + b" ".join(
+            hexstr(c.encode("utf-16-be")) for c in
+            "‏ (ابت) [שלום] 123 «عربي» العربية לְשָׁלוֹם 4.5% ﻻ ﷲ x‎ y ‪z‬ ‫ط‬ ⁦q⁩ ⁧r⁩ ⁨s⁩ 0٠١٢ ا ب ت ث ج ح خ د ذ ر ز س ش ص ض ط ظ ع غ ف ق ك ل م ن ه و ي ى ة ء آ أ ؤ إ ئ פ ף צ ץ"[:95]
+        ) + b"] endbfrange"
+    ))
+    f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode %d 0 R >>" % tu)
+    inner = doc.stream(b"BT /F1 10 Tf 10 10 Td (ABC 123 def) Tj ET",
+                       b"/Type /XObject /Subtype /Form /BBox [0 0 500 500] /Resources << /Font << /F1 %d 0 R >> >>" % f)
+    outer = doc.stream(b"q 1 0 0 1 50 50 cm /X1 Do Q BT /F1 12 Tf 5 5 Td (HIJ) Tj ET /X1 Do",
+                       b"/Type /XObject /Subtype /Form /BBox [0 0 500 500] /Matrix [1 0 0 1 5 5]"
+                       b" /Resources << /Font << /F1 %d 0 R >> /XObject << /X1 %d 0 R >> >>" % (f, inner))
+    image = b"BI /W 4 /H 2 /CS /G /BPC 8 /F /AHx ID 00112233445566778899> EI"
+    page = (
+        b"/P << /MCID 0 >> BDC " + show([b"(ABCDEFG 123 hij)", b"(KLM (n) op)", b"(QRSTU 45)"] * 3, rng)
+        + b" EMC " + image + b" /X2 Do"
+    )
+    doc.page(page, [f], b"/XObject << /X2 %d 0 R >>" % outer)
+    docs.append(doc.pdf())
+    return docs
+
+
 def main():
-    out = Path(sys.argv[1])
+    target, out = sys.argv[1], Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
+    if target == "parse_batch":
+        docs = batch_documents(random.Random(9))
+        for pdf in docs:
+            (out / hashlib.sha1(pdf).hexdigest()).write_bytes(pdf)
+        print(len(docs))
+        return
+    assert target == "pdf_open", "seeds.py pdf_open|parse_batch OUT_DIR"
     rng = random.Random(9)
     xref_chains = [
         [],
