@@ -87,8 +87,10 @@ pub(crate) fn glyph_to_char(font: &[u8]) -> HashMap<u16, char> {
                 else {
                     break;
                 };
-                for (k, code) in (start..=end.min(start + 0xFFFF)).enumerate() {
-                    put(code, (gid as usize + k) as u16);
+                // At most 65,536 codes a group; a group near `u32::MAX`
+                // must neither overflow its end nor its glyph ids.
+                for (k, code) in (start..=end.min(start.saturating_add(0xFFFF))).enumerate() {
+                    put(code, gid.wrapping_add(k as u32) as u16);
                 }
             }
         }
@@ -145,5 +147,34 @@ mod tests {
         let mut font = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
         font.extend_from_slice(b"cmap\0\0\0\0\xff\xff\xff\xff\0\0\0\x10");
         assert!(glyph_to_char(&font).is_empty());
+    }
+
+    /// One `cmap` subtable (3,10) of format 12 with one group.
+    fn format_12(start: u32, end: u32, gid: u32) -> Vec<u8> {
+        let mut sub = [12u16.to_be_bytes(), [0, 0]].concat();
+        for n in [28u32, 0, 1, start, end, gid] {
+            sub.extend_from_slice(&n.to_be_bytes());
+        }
+        let mut cmap = [0u16, 1, 3, 10]
+            .iter()
+            .flat_map(|n| n.to_be_bytes())
+            .collect::<Vec<_>>();
+        cmap.extend_from_slice(&12u32.to_be_bytes());
+        cmap.extend_from_slice(&sub);
+        let mut font = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        font.extend_from_slice(b"cmap\0\0\0\0");
+        font.extend_from_slice(&28u32.to_be_bytes());
+        font.extend_from_slice(&(cmap.len() as u32).to_be_bytes());
+        font.extend_from_slice(&cmap);
+        font
+    }
+
+    #[test]
+    fn format_12_groups_read_and_a_group_at_the_top_of_the_range_does_not_overflow() {
+        let map = glyph_to_char(&format_12(0x41, 0x43, 7));
+        assert_eq!((map[&7], map[&8], map[&9]), ('A', 'B', 'C'));
+        // Found by `parse_batch` with overflow checks on: `start + 0xFFFF`
+        // and the glyph id past `u32::MAX` (no such code is a char).
+        assert!(glyph_to_char(&format_12(0xFFFF_FFF0, 0xFFFF_FFFF, u32::MAX)).is_empty());
     }
 }
