@@ -225,6 +225,13 @@ def rc4(key, data):
     return bytes(out)
 
 
+def rc4_rounds(key, data):
+    """Revision 3's 19 more passes, each under the key XORed with its number."""
+    for i in range(1, 20):
+        data = rc4(bytes(b ^ i for b in key), data)
+    return data
+
+
 class Standard:
     """The standard security handler, revisions 2, 3 and 4, empty user
     password, a fixed owner password."""
@@ -240,8 +247,7 @@ class Standard:
                 owner = hashlib.md5(owner[: self.n]).digest()
         o = rc4(owner[: self.n], PAD)
         if revision >= 3:
-            for i in range(1, 20):
-                o = rc4(bytes(b ^ i for b in owner[: self.n]), o)
+            o = rc4_rounds(owner[: self.n], o)
         self.o = o
         key = hashlib.md5(PAD + o + struct.pack("<i", self.p) + doc_id).digest()
         if revision >= 3:
@@ -252,8 +258,7 @@ class Standard:
             self.u = rc4(self.key, PAD)
         else:
             u = rc4(self.key, hashlib.md5(PAD + doc_id).digest())
-            for i in range(1, 20):
-                u = rc4(bytes(b ^ i for b in self.key), u)
+            u = rc4_rounds(self.key, u)
             self.u = u + bytes(16)
 
     def dictionary(self):
@@ -277,16 +282,22 @@ class Standard:
         ).digest()[: min(self.n + 5, 16)]
         if not self.aes:
             return rc4(key, data)
-        iv = hashlib.md5(b"iv" + key + data).digest()
-        pad = 16 - len(data) % 16
-        return iv + aes(key, iv, data + bytes([pad]) * pad)
+        return aes_sealed(key, data)
 
 
-def aes(key, iv, data, decrypt=False):
+def aes(key, iv, data):
+    """AES-CBC under `iv`, or ECB when it is `None`; no padding."""
     mode = modes.CBC(iv) if iv is not None else modes.ECB()
-    c = Cipher(algorithms.AES(key), mode)
-    op = c.decryptor() if decrypt else c.encryptor()
+    op = Cipher(algorithms.AES(key), mode).encryptor()
     return op.update(data) + op.finalize()
+
+
+def aes_sealed(key, data):
+    """A string or stream as AESV2 and AESV3 store it: an IV (derived from
+    the data, so seeds stay deterministic), then CBC with PKCS#5 padding."""
+    iv = hashlib.md5(b"iv" + key + data).digest()
+    pad = 16 - len(data) % 16
+    return iv + aes(key, iv, data + bytes([pad]) * pad)
 
 
 def hash_2b(password, salt, udata, revision):
@@ -330,9 +341,7 @@ class Aes256:
         )
 
     def seal(self, num, gen, data):
-        iv = hashlib.md5(b"iv" + self.key + data).digest()
-        pad = 16 - len(data) % 16
-        return iv + aes(self.key, iv, data + bytes([pad]) * pad)
+        return aes_sealed(self.key, data)
 
 
 # -- documents ----------------------------------------------------------------
@@ -367,13 +376,19 @@ TO_UNICODE = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
 HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
 
 
-def classic(objects, trailer_extra=b""):
-    """`objects` (number -> body; 1 is the catalog) under a classic
-    cross-reference table; numbers missing are free."""
+def write_objects(objects):
+    """The header and `objects` in number order; their offsets."""
     out, offsets = bytearray(HEADER), {}
     for num in sorted(objects):
         offsets[num] = len(out)
         out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
+    return out, offsets
+
+
+def classic(objects, trailer_extra=b""):
+    """`objects` (number -> body; 1 is the catalog) under a classic
+    cross-reference table; numbers missing are free."""
+    out, offsets = write_objects(objects)
     size = max(objects) + 1
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % size
@@ -442,10 +457,7 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
         + packed
         + b"\nendstream"
     )
-    out, offsets = bytearray(HEADER), {}
-    for num in sorted(objects):
-        offsets[num] = len(out)
-        out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
+    out, offsets = write_objects(objects)
     xref_num = objstm_num + 1
     size = xref_num + 1
     offsets[xref_num] = len(out)
@@ -507,8 +519,8 @@ class Objects:
         self.bodies[num] = body
         return num
 
-    def stream(self, data, entries=b"", chain=(("FlateDecode", {"level": 6}),), rng=None):
-        body, filters = encode(data, list(chain), rng)
+    def stream(self, data, entries=b"", chain=(("FlateDecode", {"level": 6}),)):
+        body, filters = encode(data, list(chain), None)
         return self.add(
             b"<< /Length %d %s %s >>\nstream\n" % (len(body), filters, entries)
             + body
@@ -707,7 +719,8 @@ def composite_fonts(doc, rng):
         cids = [1, 34, 100, 633, 1200, 7716, 12000, 20000, 65535]
         fonts.append((f, [hexstr(b"".join(struct.pack(">H", c) for c in cids))]))
     # An embedded TrueType font's cmap, directly and through a CIDToGIDMap.
-    ttf = doc.stream(truetype_font(), b"/Length1 %d" % len(truetype_font()))
+    program = truetype_font()
+    ttf = doc.stream(program, b"/Length1 %d" % len(program))
     fd = doc.add(b"<< /Type /FontDescriptor /FontName /Seed /Flags 4 /FontFile2 %d 0 R >>" % ttf)
     cid_to_gid = doc.stream(b"".join(struct.pack(">H", (c * 7) % 120) for c in range(300)))
     for extra in (b"", b"/CIDToGIDMap %d 0 R" % cid_to_gid, b"/CIDToGIDMap /Identity"):
