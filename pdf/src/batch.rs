@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use lopdf::{Dictionary, Document, Object, ObjectId};
+use lopdf::{Dictionary, Document, Object, ObjectId, StringFormat};
 use pdf_syntax::limits::{Inflater, TRAILER_KEY};
 
 use crate::pages::PageRef;
@@ -73,9 +73,11 @@ impl Builder {
         Ok(())
     }
 
-    /// Rewrites the references inside `obj` to the batch's numbering,
-    /// scheduling every object seen for the first time.
-    fn relink(&mut self, obj: &mut Object) {
+    /// Rewrites `obj` for the batch: the references inside it to the
+    /// batch's numbering, scheduling every object seen for the first time,
+    /// and its literal strings that the writer would escape to hexadecimal
+    /// (see [`hex_if_escaped`]).
+    fn rewrite(&mut self, obj: &mut Object) {
         match obj {
             Object::Reference(id) => {
                 let new = match self.map.get(id) {
@@ -89,11 +91,29 @@ impl Builder {
                 };
                 *id = new;
             }
-            Object::Array(items) => items.iter_mut().for_each(|o| self.relink(o)),
-            Object::Dictionary(dict) => dict.iter_mut().for_each(|(_, o)| self.relink(o)),
-            Object::Stream(stream) => stream.dict.iter_mut().for_each(|(_, o)| self.relink(o)),
+            Object::String(bytes, format) => hex_if_escaped(bytes, format),
+            Object::Array(items) => items.iter_mut().for_each(|o| self.rewrite(o)),
+            Object::Dictionary(dict) => dict.iter_mut().for_each(|(_, o)| self.rewrite(o)),
+            Object::Stream(stream) => stream.dict.iter_mut().for_each(|(_, o)| self.rewrite(o)),
             _ => {}
         }
+    }
+}
+
+/// Makes a literal string that holds a byte `lopdf`'s writer escapes (a
+/// parenthesis, a backslash, a carriage return) hexadecimal. The writer
+/// looks each byte up in the list of the string's escaped bytes, so a
+/// string of n of them takes n² steps: an 88 KB file found by fuzzing took
+/// 10 s to cut into pages, a string of 400,000 backslashes 17 s (ten times
+/// as many would take half an hour). A hexadecimal string is written in
+/// one pass, and reads back the same.
+fn hex_if_escaped(bytes: &[u8], format: &mut StringFormat) {
+    if matches!(format, StringFormat::Literal)
+        && bytes
+            .iter()
+            .any(|b| matches!(b, b'(' | b')' | b'\\' | b'\r'))
+    {
+        *format = StringFormat::Hexadecimal;
     }
 }
 
@@ -175,7 +195,7 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
             }
         }
         dict.set("Parent", Object::Reference(pages_id));
-        b.relink(&mut obj);
+        b.rewrite(&mut obj);
         b.insert(new, obj)?;
     }
     // Fonts whose text comes from a ToUnicode map: their embedded
@@ -248,7 +268,7 @@ pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, Batch
             stream.dict.remove(b"Mask");
             stream.set_content(Vec::new());
         }
-        b.relink(&mut obj);
+        b.rewrite(&mut obj);
         b.insert(new, obj)?;
     }
     let mut pages_dict = Dictionary::new();
@@ -366,6 +386,48 @@ mod tests {
             s.compress().unwrap();
         }
         s
+    }
+
+    #[test]
+    fn strings_the_writer_escapes_travel_as_hexadecimal_and_read_back_the_same() {
+        let escaped: [&[u8]; 5] = [b"\\\\\\", b"a)b", b"(unclosed", b"line\r", b"(balanced)"];
+        let plain: &[u8] = b"plain text, <and> [brackets]";
+        let strings = escaped
+            .iter()
+            .chain([&plain])
+            .map(|s| Object::String(s.to_vec(), StringFormat::Literal));
+        let mut dict = Dictionary::new();
+        dict.set("S", Object::Array(strings.collect()));
+        let mut b = Builder {
+            doc: Document::with_version("1.7"),
+            map: HashMap::new(),
+            queue: VecDeque::new(),
+            weight: 0,
+            max: u64::MAX,
+        };
+        let mut obj = Object::Dictionary(dict);
+        b.rewrite(&mut obj);
+        let id = b.doc.new_object_id();
+        b.insert(id, obj).unwrap();
+        let mut out = Vec::new();
+        b.doc.save_to(&mut out).unwrap();
+
+        let read = Document::load_mem(&out).unwrap();
+        let items = read.get_dictionary(id).unwrap().get(b"S").unwrap();
+        let items = items.as_array().unwrap();
+        assert_eq!(items.len(), escaped.len() + 1);
+        for (item, want) in items.iter().zip(escaped) {
+            let Object::String(bytes, format) = item else {
+                panic!("{item:?} is not a string");
+            };
+            assert_eq!(bytes.as_slice(), want);
+            assert!(matches!(format, StringFormat::Hexadecimal), "{item:?}");
+        }
+        let Object::String(bytes, format) = &items[escaped.len()] else {
+            panic!("{:?} is not a string", items[escaped.len()]);
+        };
+        assert_eq!(bytes.as_slice(), plain);
+        assert!(matches!(format, StringFormat::Literal));
     }
 
     #[test]

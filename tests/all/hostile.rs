@@ -1,8 +1,9 @@
 //! Hostile PDFs through the real `warmlane run`, with its memory and CPU
 //! watched: decompression bombs in every kind of stream, forms that fan out
 //! to 10^12 invocations, page trees that loop or lie, absurd CMaps, pages of
-//! ten million operators or characters, deep nesting, truncated and
-//! mis-indexed files, and encryption that is not what it claims.
+//! ten million operators or characters, deep nesting, a string of 400,000
+//! bytes to escape, truncated and mis-indexed files, and encryption that is
+//! not what it claims.
 //!
 //! The first half generates the files ([`cases`]), each a few bytes to a few
 //! hundred KB, with what a correct result must hold: the good pages that
@@ -1225,6 +1226,19 @@ fn length_lies() -> Case {
     })
 }
 
+/// Page 2's resources hold a literal string of 400,000 backslashes (each
+/// written `\\`). `lopdf`'s writer escapes such a string in n² steps, so
+/// cutting the page into a batch took 17 s of CPU, until batches began to
+/// write these strings as hexadecimal (0.04 s); fuzzing found it (an 88 KB
+/// file, 10 s).
+fn escaped_string() -> Case {
+    sandwich("escaped-string-400k", |d| {
+        let title = "\\\\".repeat(400_000);
+        let resources = format!("{F1} /Properties << /P << /Title ({title}) >> >>");
+        d.page_with(&resources, b"", Enc::Plain);
+    })
+}
+
 /// en-lppl.pdf rewritten by lopdf with a classic table and no object
 /// streams.
 fn lppl_classic() -> Vec<u8> {
@@ -1568,6 +1582,7 @@ pub(crate) fn cases() -> Vec<Case> {
         array_of(15_000_000),
         reference_loops().also(2, "Hello page 2"),
         length_lies().also(2, "Hello page 2"),
+        escaped_string().also(2, "Hello page 2"),
     ];
     out.extend(page_trees());
     out.extend(deep_nesting());
