@@ -412,7 +412,7 @@ mod tests {
         let mut out = Vec::new();
         b.doc.save_to(&mut out).unwrap();
 
-        let read = Document::load_mem(&out).unwrap();
+        let read = Document::load_mem_with_options(&out, lopdf::LoadOptions::default()).unwrap();
         let items = read.get_dictionary(id).unwrap().get(b"S").unwrap();
         let items = items.as_array().unwrap();
         assert_eq!(items.len(), escaped.len() + 1);
