@@ -778,17 +778,9 @@ def batch_documents(rng):
     return docs
 
 
-def main():
-    target, out = sys.argv[1], Path(sys.argv[2])
-    out.mkdir(parents=True, exist_ok=True)
-    if target == "parse_batch":
-        docs = batch_documents(random.Random(9))
-        for pdf in docs:
-            (out / hashlib.sha1(pdf).hexdigest()).write_bytes(pdf)
-        print(len(docs))
-        return
-    assert target == "pdf_open", "seeds.py pdf_open|parse_batch OUT_DIR"
-    rng = random.Random(9)
+def open_documents(rng):
+    """Every filter chain, under both cross-reference kinds, plain and (for
+    every third chain) under each security handler."""
     xref_chains = [
         [],
         [("FlateDecode", {"level": 6})],
@@ -796,17 +788,29 @@ def main():
         [("LZWDecode", {"Predictor": 15, "Columns": 6, "EarlyChange": 1})],
         [("ASCIIHexDecode", {})],
     ]
-    count = 0
+    docs = []
     for i, chain in enumerate(chains()):
         for xref_stream in (False, True):
             for crypt in (None, 2, 3, 4, 5, 6):
                 if crypt and i % 3:
                     continue
                 xref_chain = xref_chains[i % len(xref_chains)] if xref_stream else []
-                pdf = document(rng, chain, xref_stream, xref_chain, crypt)
-                (out / hashlib.sha1(pdf).hexdigest()).write_bytes(pdf)
-                count += 1
-    print(count)
+                docs.append(document(rng, chain, xref_stream, xref_chain, crypt))
+    return docs
+
+
+TARGETS = {"pdf_open": open_documents, "parse_batch": batch_documents}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[1] not in TARGETS:
+        sys.exit("usage: seeds.py pdf_open|parse_batch OUT_DIR")
+    out = Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    docs = TARGETS[sys.argv[1]](random.Random(9))
+    for pdf in docs:
+        (out / hashlib.sha1(pdf).hexdigest()).write_bytes(pdf)
+    print(len(docs))
 
 
 if __name__ == "__main__":
