@@ -590,8 +590,8 @@ fn simple_widths(doc: &Document, dict: &Dictionary, type3: bool) -> Vec<f32> {
         .and_then(|o| number(deref(doc, o)))
         .unwrap_or(0.0) as usize;
     if let Ok(ws) = dict.get(b"Widths").and_then(|o| deref(doc, o).as_array()) {
-        for (i, w) in ws.iter().enumerate() {
-            if let (Some(slot), Some(w)) = (widths.get_mut(first + i), number(deref(doc, w))) {
+        for (slot, w) in widths.iter_mut().skip(first).zip(ws) {
+            if let Some(w) = number(deref(doc, w)) {
                 *slot = w * scale;
             }
         }
@@ -618,9 +618,10 @@ fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
         };
         match w.get(i + 1).map(|o| deref(doc, o)) {
             Some(Object::Array(list)) => {
-                for (k, v) in list.iter().enumerate() {
+                // A list that runs past the last CID stops there.
+                for (cid, v) in (first as u32..=u32::MAX).zip(list) {
                     if let Some(v) = number(deref(doc, v)) {
-                        out.insert(first as u32 + k as u32, v);
+                        out.insert(cid, v);
                     }
                 }
                 i += 2;
@@ -632,7 +633,8 @@ fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
                 ) else {
                     break;
                 };
-                let (first, last) = (first as u32, (last as u32).min(first as u32 + 0xFFFF));
+                let first = first as u32;
+                let last = (last as u32).min(first.saturating_add(0xFFFF));
                 for cid in first..=last {
                     out.insert(cid, v);
                 }
@@ -725,6 +727,37 @@ mod tests {
         // Before, a name the list lacks read as "A" (lopdf's fallback).
         assert_eq!(glyph_from_list(b"g123"), None);
         assert_eq!(glyph_from_list(b""), None);
+    }
+
+    #[test]
+    fn widths_that_run_past_the_last_code_stop_there() {
+        let doc = Document::with_version("1.7");
+        // A range whose first CID is within 0xFFFF of the last, then a list
+        // starting at the last: neither may wrap round to CID 0.
+        let w = [
+            Object::Integer(0xFFFF_FF00),
+            Object::Integer(i64::from(u32::MAX)),
+            Object::Integer(700),
+            Object::Integer(i64::from(u32::MAX)),
+            Object::Array(vec![Object::Integer(500), Object::Integer(600)]),
+        ];
+        let cids = cid_widths(&doc, &w);
+        assert_eq!(cids.len(), 256);
+        assert_eq!(cids.get(&0xFFFF_FF00), Some(&700.0));
+        assert_eq!(cids.get(&u32::MAX), Some(&500.0));
+        assert!(!cids.contains_key(&0));
+
+        let mut font = Dictionary::new();
+        font.set("FirstChar", Object::Real(1e30));
+        font.set("Widths", Object::Array(vec![Object::Integer(250)]));
+        font.set("BaseFont", Object::Name(b"Helvetica".to_vec()));
+        assert!(
+            simple_widths(&doc, &font, false)
+                .iter()
+                .all(|w| *w == 500.0)
+        );
+        font.set("FirstChar", Object::Integer(255));
+        assert_eq!(simple_widths(&doc, &font, false)[255], 250.0);
     }
 
     #[test]
