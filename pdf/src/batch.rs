@@ -61,6 +61,17 @@ struct Builder {
 }
 
 impl Builder {
+    /// An empty batch that may hold `max` bytes of objects (see [`footprint`]).
+    fn new(max: u64) -> Self {
+        Self {
+            doc: Document::with_version("1.7"),
+            map: HashMap::new(),
+            queue: VecDeque::new(),
+            weight: 0,
+            max,
+        }
+    }
+
     fn insert(&mut self, id: ObjectId, obj: Object) -> Result<(), BatchError> {
         self.weight += footprint(&obj);
         if self.weight > self.max {
@@ -141,13 +152,7 @@ const ITEM: u64 = 48;
 /// A self-contained PDF holding `pages` and only the objects they reach.
 pub(crate) fn build(file: &LazyFile, pages: &[PageRef]) -> Result<Vec<u8>, BatchError> {
     let limits = *file.limits();
-    let mut b = Builder {
-        doc: Document::with_version("1.7"),
-        map: HashMap::new(),
-        queue: VecDeque::new(),
-        weight: 0,
-        max: limits.batch_bytes,
-    };
+    let mut b = Builder::new(limits.batch_bytes);
     let pages_id = b.doc.new_object_id();
     let in_batch: HashSet<ObjectId> = pages.iter().map(|p| p.id).collect();
     // Streams a parser always decodes (pages' contents, fonts' ToUnicode
@@ -398,13 +403,7 @@ mod tests {
             .map(|s| Object::String(s.to_vec(), StringFormat::Literal));
         let mut dict = Dictionary::new();
         dict.set("S", Object::Array(strings.collect()));
-        let mut b = Builder {
-            doc: Document::with_version("1.7"),
-            map: HashMap::new(),
-            queue: VecDeque::new(),
-            weight: 0,
-            max: u64::MAX,
-        };
+        let mut b = Builder::new(u64::MAX);
         let mut obj = Object::Dictionary(dict);
         b.rewrite(&mut obj);
         let id = b.doc.new_object_id();
