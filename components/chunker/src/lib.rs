@@ -39,6 +39,20 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
             "overlap ({overlap}) must be smaller than max-size ({max})"
         ));
     }
+    // Every offset into a page, to the end of its text, must fit a u32.
+    for page in pages {
+        let end = u32::try_from(page.text.len())
+            .ok()
+            .and_then(|len| page.offset.checked_add(len));
+        if end.is_none() {
+            return Err(format!(
+                "page {}: offset {} plus {} bytes of text is past 4 GiB",
+                page.number,
+                page.offset,
+                page.text.len()
+            ));
+        }
+    }
     const JOIN: &str = "\n\n";
     let mut text = String::new();
     // (start in `text`, page index)
@@ -47,7 +61,7 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
         let continues = i > 0 && {
             let prev = &pages[i - 1];
             prev.number == page.number
-                && prev.offset as usize + prev.text.len() == page.offset as usize
+                && u64::from(prev.offset) + prev.text.len() as u64 == u64::from(page.offset)
         };
         if i > 0 && !continues {
             text.push_str(JOIN);
@@ -199,6 +213,22 @@ mod tests {
         let c = &chunk(&pages, 50, 0, Unit::Characters).unwrap()[0];
         assert_eq!(c.text, "one two three");
         assert_eq!((c.first_page, c.last_page, c.start, c.end), (2, 2, 0, 13));
+    }
+
+    #[test]
+    fn a_page_that_ends_past_4_gib_is_an_error() {
+        let near_the_top = |offset| PageText {
+            number: 5,
+            offset,
+            text: "four".into(),
+        };
+        let c = &chunk(&[near_the_top(u32::MAX - 4)], 50, 0, Unit::Characters).unwrap()[0];
+        assert_eq!((c.start, c.end), (u32::MAX - 4, u32::MAX));
+        let err = chunk(&[near_the_top(u32::MAX - 3)], 50, 0, Unit::Characters).unwrap_err();
+        assert!(
+            err.contains("page 5") && err.contains("past 4 GiB"),
+            "{err}"
+        );
     }
 
     #[test]
