@@ -24,8 +24,8 @@ every text operator, nested forms, an inline image, right-to-left text.
 writes the seeds into OUT_DIR, named by their content's hash, and prints
 how many. Deterministic: the same seeds every run. Every seed opens in
 pypdf (`pip install pypdf`) and its text extracts, except where pypdf
-lacks the feature: predictors under LZW, `/EarlyChange 0`, 16-bit TIFF
-prediction.
+lacks the feature: predictors under LZW, `/EarlyChange 0`, TIFF
+prediction at 16 bits or under 8.
 """
 import base64
 import hashlib
@@ -148,19 +148,21 @@ def png_predict(data, columns, colors, bpc, rng, kind):
 
 
 def tiff_predict(data, columns, colors, bpc):
-    """TIFF predictor 2, for 8 and 16 bits per component."""
-    size = bpc // 8
-    row_len = columns * colors * size
+    """TIFF predictor 2, for 1, 2, 4, 8 and 16 bits per component: each
+    sample less the one a pixel before it, modulo 2^bpc, packed MSB first
+    into rows of whole bytes; a sub-byte row's last bits, padding, are kept
+    as they are (as the decoder keeps them), so any data round-trips."""
+    row_len = (columns * colors * bpc + 7) // 8
+    count, mask = columns * colors, (1 << bpc) - 1
     out = bytearray()
     for r in range(0, len(data), row_len):
-        row = data[r : r + row_len].ljust(row_len, b"\0")
-        step = colors * size
-        enc = bytearray(row[:step])
-        for i in range(step, row_len, size):
-            x = int.from_bytes(row[i : i + size], "big")
-            y = int.from_bytes(row[i - step : i - step + size], "big")
-            enc += ((x - y) % (1 << bpc)).to_bytes(size, "big")
-        out += enc
+        row = int.from_bytes(data[r : r + row_len].ljust(row_len, b"\0"), "big")
+        pad = row_len * 8 - count * bpc
+        samples = [(row >> (pad + (count - 1 - i) * bpc)) & mask for i in range(count)]
+        enc = 0
+        for i, x in enumerate(samples):
+            enc = (enc << bpc) | ((x - (samples[i - colors] if i >= colors else 0)) & mask)
+        out += ((enc << pad) | (row & ((1 << pad) - 1))).to_bytes(row_len, "big")
     return bytes(out)
 
 
@@ -500,7 +502,13 @@ def chains():
         [("ASCII85Decode", {}), ("RunLengthDecode", {})],
         [("ASCIIHexDecode", {}), ("ASCII85Decode", {}), ("FlateDecode", {"level": 1})],
     ]
-    return single + predicted + chained
+    # Sub-byte TIFF prediction: rows that end in padding bits, a component
+    # count that does not divide a byte.
+    subbyte = [
+        [("FlateDecode", {"level": 6, "Predictor": 2, "Columns": columns, "Colors": colors, "BitsPerComponent": bpc})]
+        for columns, colors, bpc in ((17, 1, 1), (9, 3, 2), (7, 1, 4), (5, 2, 4), (3, 5, 1))
+    ]
+    return single + predicted + chained + subbyte
 
 
 # -- parse_batch: fonts, encodings, text operators --------------------------
