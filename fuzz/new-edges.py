@@ -6,7 +6,10 @@ Reads the log of a libFuzzer run started with `-print_pcs=1` under
 each `NEW_PC` by the status line that follows it (runs / runs per second),
 symbolizes it with `llvm-symbolizer`, and sorts it into `hash` (inside a
 hash table's own probing: hashbrown, indexmap, std's hashing, whose paths
-depend on std's random seed as much as on the input) or `code`.
+depend on std's random seed as much as on the input), `rng` (inside the
+thread-local random generator, which `lopdf` draws from for each
+encrypted document: it reseeds from the OS once the process has drawn
+64 KiB, whatever the input in hand) or `code`.
 
     new-edges.py LOG BINARY [--since MINUTES] [--every MINUTES]
 
@@ -22,6 +25,8 @@ from collections import Counter
 PIE_BASE = 0x555555554000  # where the kernel maps a PIE with ASLR off
 HASH_FILES = ("/hashbrown-", "/indexmap-", "/core/src/hash/", "/std/src/hash/")
 HASH_PATHS = ("hashbrown::", "indexmap::", "core::hash::", "std::hash::")
+RNG_FILES = ("/rand-", "/rand_core-", "/chacha20-", "/getrandom-")
+RNG_PATHS = ("rand::", "rand_core::", "chacha20::", "getrandom::")
 
 
 def new_pcs(log):
@@ -56,18 +61,20 @@ def frames(binary, pcs):
 
 
 def classify(stack):
-    """`hash` or `code`, and the frame that decided it: the innermost one
-    outside core and alloc (whose helpers are inlined everywhere), judged by
-    its source file, or, where the instrumentation's own block has no line,
-    by the path of its function."""
-    hashing = lambda f: any(h in f.get("FileName", "") for h in HASH_FILES)
-    library = lambda f: "/rustc/" in f.get("FileName", "") and not hashing(f)
+    """`hash`, `rng` or `code`, and the frame that decided it: the innermost
+    one outside core and alloc (whose helpers are inlined everywhere),
+    judged by its source file, or, where the instrumentation's own block
+    has no line, by the path of its function."""
+    within = lambda f, files: any(h in f.get("FileName", "") for h in files)
+    library = lambda f: "/rustc/" in f.get("FileName", "") and not within(f, HASH_FILES)
     inner = next((f for f in stack if not library(f)), stack[0] if stack else {})
-    if inner.get("Line", 0):
-        is_hash = hashing(inner)
-    else:
-        is_hash = inner.get("FunctionName", "").lstrip("<").startswith(HASH_PATHS)
-    return ("hash" if is_hash else "code"), inner
+    for kind, files, paths in (("hash", HASH_FILES, HASH_PATHS), ("rng", RNG_FILES, RNG_PATHS)):
+        if inner.get("Line", 0):
+            if within(inner, files):
+                return kind, inner
+        elif inner.get("FunctionName", "").lstrip("<").startswith(paths):
+            return kind, inner
+    return "code", inner
 
 
 def main():
