@@ -154,10 +154,10 @@ def tiff_predict(data, columns, colors, bpc):
     as they are (as the decoder keeps them), so any data round-trips."""
     row_len = (columns * colors * bpc + 7) // 8
     count, mask = columns * colors, (1 << bpc) - 1
+    pad = row_len * 8 - count * bpc
     out = bytearray()
     for r in range(0, len(data), row_len):
         row = int.from_bytes(data[r : r + row_len].ljust(row_len, b"\0"), "big")
-        pad = row_len * 8 - count * bpc
         samples = [(row >> (pad + (count - 1 - i) * bpc)) & mask for i in range(count)]
         enc = 0
         for i, x in enumerate(samples):

@@ -39,30 +39,30 @@ pub fn chunk(pages: &[PageText], max: u32, overlap: u32, unit: Unit) -> Result<V
             "overlap ({overlap}) must be smaller than max-size ({max})"
         ));
     }
-    // Every offset into a page, to the end of its text, must fit a u32.
-    for page in pages {
-        let end = u32::try_from(page.text.len())
-            .ok()
-            .and_then(|len| page.offset.checked_add(len));
-        if end.is_none() {
-            return Err(format!(
-                "page {}: offset {} plus {} bytes of text is past 4 GiB",
-                page.number,
-                page.offset,
-                page.text.len()
-            ));
-        }
-    }
+    // Where each page's text ends, as an offset into its page: every offset
+    // the chunks report lies at or before it, so it must fit a u32.
+    let ends = pages
+        .iter()
+        .map(|page| {
+            u32::try_from(page.text.len())
+                .ok()
+                .and_then(|len| page.offset.checked_add(len))
+                .ok_or_else(|| {
+                    format!(
+                        "page {}: offset {} plus {} bytes of text is past 4 GiB",
+                        page.number,
+                        page.offset,
+                        page.text.len()
+                    )
+                })
+        })
+        .collect::<Result<Vec<u32>, String>>()?;
     const JOIN: &str = "\n\n";
     let mut text = String::new();
     // (start in `text`, page index)
     let mut starts = Vec::with_capacity(pages.len());
     for (i, page) in pages.iter().enumerate() {
-        let continues = i > 0 && {
-            let prev = &pages[i - 1];
-            prev.number == page.number
-                && u64::from(prev.offset) + prev.text.len() as u64 == u64::from(page.offset)
-        };
+        let continues = i > 0 && pages[i - 1].number == page.number && ends[i - 1] == page.offset;
         if i > 0 && !continues {
             text.push_str(JOIN);
         }
