@@ -166,6 +166,50 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// Stops worker `w` (SIGSTOP) at a moment it holds a lane entry, as Redis
+/// sees it, and leaves it stopped; how many entries it holds. A metric read
+/// before a signal would not do: the batch may be reported in between.
+pub(crate) fn stop_holding(redis: &RedisServer, w: &Serve, limit: Duration) -> usize {
+    let deadline = Instant::now() + limit;
+    loop {
+        w.signal("STOP");
+        // A report sent just before the stop reaches Redis meanwhile.
+        std::thread::sleep(Duration::from_millis(100));
+        let held = pending_of(redis, w.pid());
+        if held > 0 {
+            return held;
+        }
+        w.signal("CONT");
+        assert!(Instant::now() < deadline, "the worker never held a batch");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The lane entries the consumers of process `pid` hold, in Redis.
+fn pending_of(redis: &RedisServer, pid: u32) -> usize {
+    // A consumer is named `host-pid-random`.
+    let tag = format!("-{pid}-");
+    ["light", "heavy"]
+        .into_iter()
+        .map(|lane| {
+            let stream = format!("warmlane:{{{lane}}}:stream");
+            match redis.command(&["XPENDING", &stream, "workers", "-", "+", "1000"]) {
+                redis::Value::Array(rows) => rows
+                    .iter()
+                    .filter(|row| match row {
+                        redis::Value::Array(fields) => matches!(
+                            fields.get(1),
+                            Some(redis::Value::BulkString(c)) if String::from_utf8_lossy(c).contains(&tag)
+                        ),
+                        _ => false,
+                    })
+                    .count(),
+                _ => 0,
+            }
+        })
+        .sum()
+}
+
 pub(crate) fn done(server: &Serve, job: &str, limit: Duration) -> Value {
     let deadline = Instant::now() + limit;
     loop {
@@ -209,11 +253,7 @@ fn a_killed_worker_loses_no_page_and_any_replica_serves_the_job() {
     wait_for("half the pages", Duration::from_secs(60), || {
         reader.get(&format!("/v1/jobs/{id}")).json()["pages_done"].as_u64() >= Some(100)
     });
-    wait_for(
-        "the first worker to hold a batch",
-        Duration::from_secs(30),
-        || w1.metric("warmlane_worker_busy", "") > 0.0,
-    );
+    stop_holding(&redis, &w1, Duration::from_secs(30));
     w1.signal("KILL");
     w1.wait_exit(Duration::from_secs(10)).expect("killed");
     let state = done(&reader, &id, Duration::from_secs(120));
@@ -378,13 +418,8 @@ fn jobs_survive_a_redis_restart_with_persistence_and_a_stalled_worker_cannot_rep
     // Redis goes away and comes back with what its append-only file holds.
     redis.restart();
     // A worker stalls past its lease while holding a batch, then wakes up.
-    wait_for(
-        "the first worker to hold a batch",
-        Duration::from_secs(30),
-        || w1.metric("warmlane_worker_busy", "") > 0.0,
-    );
-    w1.signal("STOP");
-    std::thread::sleep(Duration::from_millis(2500));
+    stop_holding(&redis, &w1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(2400));
     w1.signal("CONT");
     let state = done(&api, &id, Duration::from_secs(120));
     assert_eq!(

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use crate::proxy::Proxy;
 use crate::redis_server::RedisServer;
-use crate::replicas::{big, expected, one_at_a_time, throttle};
+use crate::replicas::{big, expected, one_at_a_time, stop_holding, throttle};
 use crate::serve::{Reply, Serve, try_request};
 
 /// What the clients saw.
@@ -311,11 +311,7 @@ fn a_rolling_update_and_a_crash_under_load_drop_nothing() {
     };
     // A crash: killed while it serves and parses, found out by its failing
     // readiness; its batches are taken over once their lease runs out.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while replicas[1].metric("warmlane_worker_busy", "") == 0.0 {
-        assert!(Instant::now() < deadline, "the replica never held a batch");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    stop_holding(&redis, &replicas[1], Duration::from_secs(30));
     replicas[1].signal("KILL");
     replicas[1]
         .wait_exit(Duration::from_secs(10))
@@ -323,13 +319,22 @@ fn a_rolling_update_and_a_crash_under_load_drop_nothing() {
     replicas[1] = replica(&redis);
     proxy.add(&replicas[1].addr);
     wait_serving(&proxy, &replicas[1]);
+    // Load goes on until the batches it held are taken over (a lease on),
+    // and a few seconds besides.
+    let reclaimed = || -> f64 {
+        replicas
+            .iter()
+            .map(|r| r.metric("warmlane_worker_reclaims_total", ""))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reclaimed() < 1.0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_secs(3));
 
     stop.store(true, Ordering::Relaxed);
-    let reclaimed: f64 = replicas
-        .iter()
-        .map(|r| r.metric("warmlane_worker_reclaims_total", ""))
-        .sum();
+    let reclaimed = reclaimed();
     let completed = uploader.join().unwrap();
     let calls: Vec<usize> = sessions.into_iter().map(|s| s.join().unwrap()).collect();
     let tally = client.tally.lock().unwrap();

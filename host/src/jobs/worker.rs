@@ -188,8 +188,9 @@ struct Shared {
     window: u32,
     retention: Duration,
     draining: AtomicBool,
-    /// Threads working on an entry now.
+    /// Threads working on an entry, or chunking after one, now.
     busy: AtomicUsize,
+    /// The entries threads hold now: taken, not yet reported.
     held: Mutex<HashMap<String, Held>>,
     /// Chunk locks held, by job, with their tokens.
     locks: Mutex<HashMap<JobId, String>>,
@@ -280,7 +281,7 @@ impl Workers {
         self.shared.draining.store(true, Ordering::Release);
     }
 
-    /// Threads working on a batch now.
+    /// Threads working now: on a batch, or chunking what it parsed.
     pub(crate) fn busy(&self) -> usize {
         self.shared.busy.load(Ordering::Acquire)
     }
@@ -319,15 +320,16 @@ impl Workers {
                 lanes(&c.fenced),
                 lanes(&c.handed_back),
             ],
-            busy: self.busy(),
+            holding: self.shared.held().len(),
         }
     }
 }
 
-/// What a replica's workers have done, by lane, and how many are busy.
+/// What a replica's workers have done, by lane, and how many batches
+/// they hold now.
 pub(crate) struct WorkersReport {
     counters: [[u64; 2]; 6],
-    busy: usize,
+    holding: usize,
 }
 
 impl crate::metrics::Report for WorkersReport {
@@ -369,7 +371,7 @@ impl crate::metrics::Report for WorkersReport {
         f.gauge(
             "worker_busy",
             "Worker threads working on a batch now.",
-            [(&[][..], self.busy as u64)],
+            [(&[][..], self.holding as u64)],
         )
     }
 }
@@ -493,18 +495,30 @@ impl Shared {
         );
         self.continue_job_trace(&span, &entry.job);
         let _enter = span.enter();
-        if let Err(e) = self.run(&entry) {
+        let outcome = self.run(&entry);
+        // Reported (or left): no longer this replica's to renew or count.
+        self.held().remove(&entry.id);
+        match outcome {
+            Ok(Some(spec)) => {
+                if let Err(e) = self.chunk(&entry.job, &spec) {
+                    // Its parsed pages are recorded: whoever next finds the
+                    // job's chunking behind catches it up.
+                    tracing::warn!("chunking left for later: {e}");
+                }
+            }
+            Ok(None) => {}
             // Redis failed on the way: the entry stays pending, and is taken
             // over when its lease runs out.
-            tracing::warn!("batch left for another worker: {e}");
+            Err(e) => tracing::warn!("batch left for another worker: {e}"),
         }
-        self.held().remove(&entry.id);
     }
 
-    fn run(&self, entry: &Entry) -> Result<(), JobsError> {
+    /// Works on `entry` and reports what became of it; the job's spec when
+    /// pages were recorded and the job is to be chunked next.
+    fn run(&self, entry: &Entry) -> Result<Option<JobSpec>, JobsError> {
         let lane = entry.lane as usize;
         if self.draining() {
-            return self.hand_back(entry);
+            return self.hand_back(entry).map(|()| None);
         }
         // A batch's bytes come with the job's state, in one round trip.
         let (fields, mut bytes) = self.store.fields_and_batch(
@@ -521,7 +535,7 @@ impl Shared {
                 what: What::Split,
             };
             self.store.complete(entry, &self.consumer, gone)?;
-            return Ok(());
+            return Ok(None);
         };
         let range = spec.range(entry.unit);
         let (first, count) = (range.start as u32, range.len() as u32);
@@ -549,10 +563,8 @@ impl Shared {
             };
             tracing::warn!(job = %entry.job, unit = %entry.unit, "dead letter: {why}");
             self.counters.dead[lane].fetch_add(1, Ordering::Relaxed);
-            if self.store.complete(entry, &self.consumer, done)? == Completed::Recorded {
-                self.chunk(&entry.job, &spec)?;
-            }
-            return Ok(());
+            let recorded = self.store.complete(entry, &self.consumer, done)?;
+            return Ok((recorded == Completed::Recorded).then_some(spec));
         }
         let parsed: usize = fields[2].parse().unwrap_or(0);
         let unfinished = (spec.pages as usize).saturating_sub(parsed);
@@ -587,7 +599,7 @@ impl Shared {
         });
         let results;
         let what = match outcome {
-            Outcome::Abandoned => return self.hand_back(entry),
+            Outcome::Abandoned => return self.hand_back(entry).map(|()| None),
             Outcome::Split => What::Split,
             Outcome::Parsed(pages) => {
                 results = serde_json::to_string(&pages).unwrap_or_default();
@@ -606,17 +618,15 @@ impl Shared {
         )? {
             Completed::Recorded => {
                 self.counters.finished[lane].fetch_add(1, Ordering::Relaxed);
-                if !split {
-                    self.chunk(&entry.job, &spec)?;
-                }
+                Ok((!split).then_some(spec))
             }
             Completed::Fenced => {
                 self.counters.fenced[lane].fetch_add(1, Ordering::Relaxed);
                 tracing::info!(job = %entry.job, unit = %entry.unit, "another worker holds this batch now; its result was not recorded");
+                Ok(None)
             }
-            Completed::JobGone => {}
+            Completed::JobGone => Ok(None),
         }
-        Ok(())
     }
 
     /// The PDF of pages `range` of the entry's job: its batch as stored, or
