@@ -102,7 +102,8 @@ fn start_with(redis: &RedisServer, role: &str, workers: usize, extra: &str) -> S
     } else {
         text.push_str(&format!("[pipeline]\nworkers = {workers}\n"));
     }
-    let s = Serve::start(&text);
+    // At `info`, a replica logs its takeovers and the batches it loses.
+    let s = Serve::start_with_env(&text, &[], &[("WARMLANE_LOG", "info")]);
     s.wait_ready();
     s
 }
@@ -275,8 +276,14 @@ fn a_killed_worker_loses_no_page_and_any_replica_serves_the_job() {
     assert_eq!(live.len(), want.len());
     assert!(live == want, "the live stream differs from warmlane run");
     assert!(records(&api, &id) == want);
-    // The dead worker's batches were taken over.
+    // The dead worker's batches were taken over; nothing took the other's
+    // (its heartbeat renews only the batches it has not yet reported).
     assert!(w2.metric("warmlane_worker_reclaims_total", "") >= 1.0);
+    assert!(
+        !w2.log().contains("works on was taken over"),
+        "{}",
+        w2.log()
+    );
     eprintln!(
         "292 pages, worker killed half-way: {} batches taken over by the other",
         w2.metric("warmlane_worker_reclaims_total", "")
