@@ -168,17 +168,16 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
 }
 
 /// Stops worker `w` (SIGSTOP) at a moment it holds a lane entry, as Redis
-/// sees it, and leaves it stopped; how many entries it holds. A metric read
-/// before a signal would not do: the batch may be reported in between.
-pub(crate) fn stop_holding(redis: &RedisServer, w: &Serve, limit: Duration) -> usize {
+/// sees it, and leaves it stopped. A metric read before a signal would not
+/// do: the batch may be reported in between.
+pub(crate) fn stop_holding(redis: &RedisServer, w: &Serve, limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
         w.signal("STOP");
         // A report sent just before the stop reaches Redis meanwhile.
         std::thread::sleep(Duration::from_millis(100));
-        let held = pending_of(redis, w.pid());
-        if held > 0 {
-            return held;
+        if pending_of(redis, w.pid()) > 0 {
+            return;
         }
         w.signal("CONT");
         assert!(Instant::now() < deadline, "the worker never held a batch");
