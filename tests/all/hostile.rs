@@ -509,8 +509,9 @@ fn font_page(d: &mut Doc, font: impl FnOnce(&mut Doc, u32), text: &str) {
     );
 }
 
-/// A Type0 font, Identity-H, with `cmap` as its /ToUnicode written as `enc`.
-fn type0_font(d: &mut Doc, f: u32, cmap: &[u8], enc: Enc) {
+/// A Type0 font, Identity-H, with `cmap` as its /ToUnicode written as `enc`
+/// and `desc_extra` in its descendant font's dictionary.
+fn type0_font(d: &mut Doc, f: u32, cmap: &[u8], enc: Enc, desc_extra: &str) {
     let (desc, fd, tu) = (d.id(), d.id(), d.id());
     d.pdf.obj(
         f,
@@ -521,7 +522,7 @@ fn type0_font(d: &mut Doc, f: u32, cmap: &[u8], enc: Enc) {
     d.pdf.obj(
         desc,
         format!(
-            "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {fd} 0 R /DW 500 >>"
+            "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {fd} 0 R /DW 500 {desc_extra} >>"
         ),
     );
     d.pdf.obj(fd, descriptor(""));
@@ -995,7 +996,7 @@ fn huge_tounicode() -> Case {
         );
         font_page(
             d,
-            |d, f| type0_font(d, f, &cmap("<0000> <FFFF>", &body), Enc::Flate),
+            |d, f| type0_font(d, f, &cmap("<0000> <FFFF>", &body), Enc::Flate, ""),
             CMAP_TEXT,
         );
     })
@@ -1012,6 +1013,31 @@ fn absurd_cmap() -> Case {
                     f,
                     &cmap("<00> <FFFFFFFF>\n<00000000> <FFFFFFFF>", body),
                     Enc::Flate,
+                    "",
+                )
+            },
+            CMAP_TEXT,
+        );
+    })
+}
+
+/// A CID font whose /W gives 4,096 ranges of 65,536 CIDs each at one
+/// width: 268 million widths from 110 KB, if a reader expanded them.
+fn cid_width_ranges() -> Case {
+    sandwich("cid-widths-4096-ranges-of-65536", |d| {
+        let w: String = (0..4096u64)
+            .map(|i| format!("{} {} 500\n", i << 16, (i << 16) | 0xFFFF))
+            .collect();
+        let body = "1 beginbfrange\n<0000> <00FF> <0000>\nendbfrange\n";
+        font_page(
+            d,
+            |d, f| {
+                type0_font(
+                    d,
+                    f,
+                    &cmap("<0000> <FFFF>", body),
+                    Enc::Flate,
+                    &format!("/W [{w}]"),
                 )
             },
             CMAP_TEXT,
@@ -1024,7 +1050,7 @@ fn tounicode_bomb() -> Case {
         let body = "1 beginbfchar\n<0048> <0048>\nendbfchar\n";
         font_page(
             d,
-            |d, f| type0_font(d, f, &cmap("<0000> <FFFF>", body), Enc::Nested(GIB)),
+            |d, f| type0_font(d, f, &cmap("<0000> <FFFF>", body), Enc::Nested(GIB), ""),
             CMAP_TEXT,
         );
     })
@@ -1557,6 +1583,7 @@ pub(crate) fn cases() -> Vec<Case> {
         )
         .also(2, "Bombed font text"),
         tounicode_bomb(),
+        cid_width_ranges().also(2, "Hello CMap"),
         image_bomb().also(2, "Hello page 2"),
         repeated_stream(),
         lppl_with_page(

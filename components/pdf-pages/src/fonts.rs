@@ -7,7 +7,7 @@
 //! (Adobe-GB1, -CNS1, -Japan1, -Korea1, -KR), or the embedded TrueType
 //! font's own `cmap` table.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use lopdf::{Dictionary, Document, Object};
 
@@ -66,7 +66,7 @@ struct Composite {
     /// GID → text, from an embedded TrueType font's `cmap`.
     glyph_text: HashMap<u16, char>,
     cid_to_gid: Option<Vec<u16>>,
-    widths: HashMap<u32, f32>,
+    widths: CidWidths,
     default_width: f32,
     /// Per-code text, filled as codes are met.
     cache: HashMap<u32, Box<str>>,
@@ -156,7 +156,7 @@ impl Font {
         let mut collection = None;
         let mut glyph_text = HashMap::new();
         let mut cid_to_gid = None;
-        let mut widths = HashMap::new();
+        let mut widths = CidWidths::default();
         let mut default_width = 1000.0;
         if let Some(desc) = descendant {
             let ordering = desc
@@ -175,7 +175,7 @@ impl Font {
                 default_width = dw;
             }
             if let Ok(w) = desc.get(b"W").and_then(|o| deref(doc, o).as_array()) {
-                widths = cid_widths(doc, w);
+                widths = CidWidths::parse(doc, w);
             }
             // Only consult the embedded font where nothing better exists.
             let needs_font_cmap =
@@ -240,7 +240,7 @@ impl Font {
                     i += len;
                     let code = code_bytes.iter().fold(0u32, |a, &b| (a << 8) | b as u32);
                     let cid = c.cid(code);
-                    let width = c.widths.get(&cid).copied().unwrap_or(c.default_width);
+                    let width = c.widths.get(cid).unwrap_or(c.default_width);
                     if !c.cache.contains_key(&code) {
                         let text = c.text_for(code, code_bytes, cid);
                         c.cache.insert(code, normalize(&text).into_boxed_str());
@@ -609,41 +609,85 @@ fn standard_width(base_font: &[u8]) -> f32 {
     }
 }
 
-fn cid_widths(doc: &Document, w: &[Object]) -> HashMap<u32, f32> {
-    let mut out = HashMap::new();
-    let mut i = 0;
-    while i < w.len() {
-        let Some(first) = number(deref(doc, &w[i])) else {
-            break;
-        };
-        match w.get(i + 1).map(|o| deref(doc, o)) {
-            Some(Object::Array(list)) => {
-                // A list that runs past the last CID stops there.
-                for (cid, v) in (first as u32..=u32::MAX).zip(list) {
-                    if let Some(v) = number(deref(doc, v)) {
-                        out.insert(cid, v);
+/// A CID font's advance widths (`/W`), kept as ranges of CIDs: one entry of
+/// a few bytes can give 65,536 CIDs or more a width, so they are never
+/// expanded one by one.
+#[derive(Debug, Default)]
+struct CidWidths {
+    /// First CID → (last CID, width); the ranges are disjoint.
+    ranges: BTreeMap<u32, (u32, f32)>,
+}
+
+impl CidWidths {
+    /// Reads `/W`: `c [w1 w2 …]` gives CIDs c, c+1, … their widths in turn
+    /// (a list that runs past the last CID stops there), `c1 c2 w` gives
+    /// CIDs c1 to c2 one width. Where entries overlap, the later one holds.
+    /// Reading stops at the first entry that is malformed.
+    fn parse(doc: &Document, w: &[Object]) -> CidWidths {
+        let mut out = CidWidths::default();
+        let mut i = 0;
+        while i < w.len() {
+            let Some(first) = number(deref(doc, &w[i])) else {
+                break;
+            };
+            let first = first as u32;
+            match w.get(i + 1).map(|o| deref(doc, o)) {
+                Some(Object::Array(list)) => {
+                    for (cid, v) in (first..=u32::MAX).zip(list) {
+                        if let Some(v) = number(deref(doc, v)) {
+                            out.set(cid, cid, v);
+                        }
                     }
+                    i += 2;
                 }
-                i += 2;
-            }
-            Some(last) => {
-                let (Some(last), Some(v)) = (
-                    number(last),
-                    w.get(i + 2).and_then(|o| number(deref(doc, o))),
-                ) else {
-                    break;
-                };
-                let first = first as u32;
-                let last = (last as u32).min(first.saturating_add(0xFFFF));
-                for cid in first..=last {
-                    out.insert(cid, v);
+                Some(last) => {
+                    let (Some(last), Some(v)) = (
+                        number(last),
+                        w.get(i + 2).and_then(|o| number(deref(doc, o))),
+                    ) else {
+                        break;
+                    };
+                    let last = last as u32;
+                    if first <= last {
+                        out.set(first, last, v);
+                    }
+                    i += 3;
                 }
-                i += 3;
+                None => break,
             }
-            None => break,
         }
+        out
     }
-    out
+
+    /// Gives CIDs `first..=last` the width `v`, over whatever they had.
+    fn set(&mut self, first: u32, last: u32, v: f32) {
+        // A range that starts before `first` and reaches into it keeps its
+        // part before, and its part after `last` if it runs past it.
+        if let Some((&start, &(end, old))) = self.ranges.range(..first).next_back()
+            && end >= first
+        {
+            self.ranges.insert(start, (first - 1, old));
+            if end > last {
+                self.ranges.insert(last + 1, (end, old));
+            }
+        }
+        // Ranges that start within: gone, but for any part after `last`.
+        let within: Vec<u32> = self.ranges.range(first..=last).map(|(&s, _)| s).collect();
+        for start in within {
+            if let Some((end, old)) = self.ranges.remove(&start)
+                && end > last
+            {
+                self.ranges.insert(last + 1, (end, old));
+            }
+        }
+        self.ranges.insert(first, (last, v));
+    }
+
+    /// The width `/W` gives `cid`, if it gives one.
+    fn get(&self, cid: u32) -> Option<f32> {
+        let (_, &(last, v)) = self.ranges.range(..=cid).next_back()?;
+        (cid <= last).then_some(v)
+    }
 }
 
 /// Expands ligatures and drops control characters, so that "ﬁle" is found
@@ -741,11 +785,12 @@ mod tests {
             Object::Integer(i64::from(u32::MAX)),
             Object::Array(vec![Object::Integer(500), Object::Integer(600)]),
         ];
-        let cids = cid_widths(&doc, &w);
-        assert_eq!(cids.len(), 256);
-        assert_eq!(cids.get(&0xFFFF_FF00), Some(&700.0));
-        assert_eq!(cids.get(&u32::MAX), Some(&500.0));
-        assert!(!cids.contains_key(&0));
+        let cids = CidWidths::parse(&doc, &w);
+        assert_eq!(cids.get(0xFFFF_FF00), Some(700.0));
+        assert_eq!(cids.get(u32::MAX - 1), Some(700.0));
+        assert_eq!(cids.get(u32::MAX), Some(500.0));
+        assert_eq!(cids.get(0xFFFF_FEFF), None);
+        assert_eq!(cids.get(0), None);
 
         let mut font = Dictionary::new();
         font.set("FirstChar", Object::Real(1e30));
@@ -758,6 +803,63 @@ mod tests {
         );
         font.set("FirstChar", Object::Integer(255));
         assert_eq!(simple_widths(&doc, &font, false)[255], 250.0);
+    }
+
+    #[test]
+    fn widths_given_twice_take_the_later_as_one_by_one_would() {
+        // Overlapping ranges and lists, drawn at random over CIDs 0..200,
+        // against the widths written one CID at a time.
+        let doc = Document::with_version("1.7");
+        let mut seed = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..500 {
+            let mut w = Vec::new();
+            let mut one_by_one = HashMap::new();
+            for k in 0..next(12) {
+                let first = next(200) as u32;
+                let v = k as f32 + 1.0;
+                if next(3) == 0 {
+                    let len = next(5) as u32;
+                    let list = (0..len).map(|j| Object::Real(v + j as f32 / 8.0));
+                    w.push(Object::Integer(first.into()));
+                    w.push(Object::Array(list.collect()));
+                    for j in 0..len {
+                        one_by_one.insert(first + j, v + j as f32 / 8.0);
+                    }
+                } else {
+                    let last = first + next(60) as u32;
+                    w.extend([first, last].map(|c| Object::Integer(c.into())));
+                    w.push(Object::Real(v));
+                    for cid in first..=last {
+                        one_by_one.insert(cid, v);
+                    }
+                }
+            }
+            let cids = CidWidths::parse(&doc, &w);
+            for cid in 0..300 {
+                assert_eq!(
+                    cids.get(cid),
+                    one_by_one.get(&cid).copied(),
+                    "CID {cid} of {w:?}"
+                );
+            }
+            assert!(cids.ranges.len() <= 2 * w.len() + 1);
+        }
+
+        // 100,000 ranges of 160 CIDs (under 2^24, which CIDs read as f32
+        // keep exact): 100,000 entries, not 16 million.
+        let w: Vec<Object> = (0..100_000i64)
+            .flat_map(|i| [i * 160, i * 160 + 159, 500].map(Object::Integer))
+            .collect();
+        let cids = CidWidths::parse(&doc, &w);
+        assert_eq!(cids.ranges.len(), 100_000);
+        assert_eq!(cids.get(16_000_000 - 1), Some(500.0));
+        assert_eq!(cids.get(16_000_000), None);
     }
 
     #[test]
