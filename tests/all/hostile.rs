@@ -1022,7 +1022,7 @@ fn absurd_cmap() -> Case {
 }
 
 /// A CID font whose /W gives 4,096 ranges of 65,536 CIDs each at one
-/// width: 268 million widths from 110 KB, if a reader expanded them.
+/// width: 268 million widths from 97 KB, if a reader expanded them.
 fn cid_width_ranges() -> Case {
     sandwich("cid-widths-4096-ranges-of-65536", |d| {
         let w: String = (0..4096u64)

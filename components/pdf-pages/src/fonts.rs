@@ -671,12 +671,11 @@ impl CidWidths {
                 self.ranges.insert(last + 1, (end, old));
             }
         }
-        // Ranges that start within: gone, but for any part after `last`.
-        let within: Vec<u32> = self.ranges.range(first..=last).map(|(&s, _)| s).collect();
-        for start in within {
-            if let Some((end, old)) = self.ranges.remove(&start)
-                && end > last
-            {
+        // Ranges that start within: gone, but for any part after `last`
+        // (which starts outside, so the loop ends).
+        while let Some((&start, &(end, old))) = self.ranges.range(first..=last).next() {
+            self.ranges.remove(&start);
+            if end > last {
                 self.ranges.insert(last + 1, (end, old));
             }
         }
