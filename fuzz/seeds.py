@@ -495,6 +495,8 @@ def chains():
             if pred != 15 and pred != 2:
                 params["kind"] = pred - 10
             predicted.append([("FlateDecode", dict(params, level=6))])
+            # The same rows under LZW, with both code-width switch points.
+            predicted.append([("LZWDecode", dict(params, EarlyChange=(colors + bpc) % 2))])
         predicted.append([("LZWDecode", {"Predictor": pred, "Columns": 5, "EarlyChange": 1})])
     chained = [
         [("ASCII85Decode", {}), ("FlateDecode", {"level": 9})],
