@@ -11,10 +11,12 @@ thread-local random generator, which `lopdf` draws from for each
 encrypted document: it reseeds from the OS once the process has drawn
 64 KiB, whatever the input in hand) or `code`.
 
-    new-edges.py LOG BINARY [--since MINUTES] [--every MINUTES]
+    new-edges.py LOG [LOG ...] BINARY [--since MINUTES] [--every MINUTES]
 
 prints one line per edge found at or after `--since`, then the count of
-each kind in every `--every`-minute window (default 10).
+each kind in every `--every`-minute window (default 10). Given the logs of
+several processes of one run (one work directory, started together), it
+counts each edge once, at the first minute any of them found it.
 """
 import argparse
 import json
@@ -79,13 +81,17 @@ def classify(stack):
 
 def main():
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args.add_argument("log")
+    args.add_argument("log", nargs="+")
     args.add_argument("binary")
     args.add_argument("--since", type=float, default=0.0)
     args.add_argument("--every", type=int, default=10)
     args = args.parse_args()
 
-    found = [(m, pc) for m, pc in new_pcs(args.log) if m >= args.since]
+    first = {}
+    for log in args.log:
+        for minute, pc in new_pcs(log):
+            first[pc] = min(minute, first.get(pc, minute))
+    found = sorted((m, pc) for pc, m in first.items() if m >= args.since)
     windows = Counter()
     for (minute, pc), stack in zip(found, frames(args.binary, [pc for _, pc in found])):
         kind, inner = classify(stack)
