@@ -495,8 +495,10 @@ def chains():
             if pred != 15 and pred != 2:
                 params["kind"] = pred - 10
             predicted.append([("FlateDecode", dict(params, level=6))])
-            # The same rows under LZW, with both code-width switch points.
-            predicted.append([("LZWDecode", dict(params, EarlyChange=(colors + bpc) % 2))])
+            # The same rows under LZW; the four-colour ones with the code
+            # width switching a code late (EarlyChange 0), the rest early.
+            early = 0 if colors == 4 else 1
+            predicted.append([("LZWDecode", dict(params, EarlyChange=early))])
         predicted.append([("LZWDecode", {"Predictor": pred, "Columns": 5, "EarlyChange": 1})])
     chained = [
         [("ASCII85Decode", {}), ("FlateDecode", {"level": 9})],
