@@ -17,19 +17,29 @@ password.
 simple-font encoding, glyph-name differences, embedded Type 1 encodings,
 ToUnicode maps, Type 3, Type 0 fonts with Unicode, legacy CJK and embedded
 CMap encodings, character collections and an embedded TrueType `cmap`;
-every text operator, nested forms, an inline image, right-to-left text.
+every text operator, nested forms, an inline image, right-to-left text,
+and a CID font whose `/W` entries overwrite each other by the dozen.
+
+Both also get mistyped documents: every key their reader looks up (the
+trailer's, the page tree's, a stream's filters and parameters, the
+security handler's; a font's, its encoding's, descriptor's and descendant
+font's; a page's and a form's resources), given a value of each object
+type in turn, and references to a number, a stream and nothing. Each such
+value fails the reader in its own place, an edge of its own, which random
+mutation finds one at a time over hours.
 
     seeds.py pdf_open|parse_batch OUT_DIR
 
 writes the seeds into OUT_DIR, named by their content's hash, and prints
-how many. Deterministic: the same seeds every run. Every seed opens in
-pypdf (`pip install pypdf`) and its text extracts, except where pypdf
-lacks the feature: predictors under LZW, `/EarlyChange 0`, TIFF
-prediction at 16 bits or under 8.
+how many. Deterministic: the same seeds every run. Every seed but the
+mistyped ones opens in pypdf (`pip install pypdf`) and its text extracts,
+except where pypdf lacks the feature: predictors under LZW, `/EarlyChange
+0`, TIFF prediction at 16 bits or under 8.
 """
 import base64
 import hashlib
 import random
+import re
 import struct
 import sys
 import zlib
@@ -387,9 +397,10 @@ def write_objects(objects):
     return out, offsets
 
 
-def classic(objects, trailer_extra=b""):
+def classic(objects, trailer_extra=b"", edit=lambda where, body: body):
     """`objects` (number -> body; 1 is the catalog) under a classic
-    cross-reference table; numbers missing are free."""
+    cross-reference table; numbers missing are free. `edit` may change the
+    trailer (`where` "trailer") before it is written."""
     out, offsets = write_objects(objects)
     size = max(objects) + 1
     xref = len(out)
@@ -399,13 +410,17 @@ def classic(objects, trailer_extra=b""):
             out += b"%010d 00000 n \n" % offsets[num]
         else:
             out += b"0000000000 65535 f \n"
-    out += b"trailer\n<< /Size %d /Root 1 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (
-        size, trailer_extra, xref
-    )
+    trailer = edit("trailer", b"<< /Size %d /Root 1 0 R%s >>" % (size, trailer_extra))
+    out += b"trailer\n%s\nstartxref\n%d\n%%%%EOF\n" % (trailer, xref)
     return bytes(out)
 
 
-def document(rng, chain, xref_stream, xref_chain, crypt_revision):
+def document(rng, chain, xref_stream, xref_chain, crypt_revision, edit=lambda where, body: body):
+    """A one-page document with its streams under `chain`, its
+    cross-reference as a table or (under `xref_chain`) a stream with the
+    dictionaries in an object stream, encrypted by `crypt_revision` if
+    given. `edit(where, body)` may change any object's dictionary (`where`
+    its number) or the trailer (`where` "trailer") before it is written."""
     words = [
         bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz ") for _ in range(rng.randrange(3, 30)))
         for _ in range(rng.randrange(5, 60))
@@ -432,15 +447,16 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
         body, entries = encode(data, chain, rng)
         if crypt:
             body = crypt.seal(num, 0, body)
-        head = b"<< /Length %d %s %s >>" % (len(body), entries, extra.get(num, b""))
+        head = edit(num, b"<< /Length %d %s %s >>" % (len(body), entries, extra.get(num, b"")))
         objects[num] = head + b"\nstream\n" + body + b"\nendstream"
     trailer_extra = b" /ID [<%s> <%s>]" % (doc_id.hex().encode(), doc_id.hex().encode())
     if crypt:
-        objects[9] = crypt.dictionary()
+        objects[9] = edit(9, crypt.dictionary())
         trailer_extra += b" /Encrypt 9 0 R"
+    dicts = {num: edit(num, body) for num, body in dicts.items()}
     if not xref_stream:
         objects.update(dicts)
-        return classic(objects, trailer_extra)
+        return classic(objects, trailer_extra, edit)
     # Plain dictionaries go into an object stream (never the encryption
     # dictionary, which must stay outside); streams stay outside it.
     inside = sorted(dicts)
@@ -454,8 +470,9 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
     if crypt:
         packed = crypt.seal(objstm_num, 0, packed)
     objects[objstm_num] = (
-        b"<< /Type /ObjStm /N %d /First %d /Length %d %s >>\nstream\n"
-        % (len(inside), len(header), len(packed), entries)
+        edit(objstm_num, b"<< /Type /ObjStm /N %d /First %d /Length %d %s >>"
+             % (len(inside), len(header), len(packed), entries))
+        + b"\nstream\n"
         + packed
         + b"\nendstream"
     )
@@ -474,8 +491,10 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision):
     # A cross-reference stream is never encrypted.
     packed, entries = encode(bytes(rows), xref_chain, rng)
     out += (
-        b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 3 2] /Root 1 0 R%s /Length %d %s >>\nstream\n"
-        % (xref_num, size, trailer_extra, len(packed), entries)
+        b"%d 0 obj\n" % xref_num
+        + edit("trailer", b"<< /Type /XRef /Size %d /W [1 3 2] /Root 1 0 R%s /Length %d %s >>"
+               % (size, trailer_extra, len(packed), entries))
+        + b"\nstream\n"
         + packed
         + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % offsets[xref_num]
     )
@@ -730,6 +749,20 @@ def composite_fonts(doc, rng):
         f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H /DescendantFonts [%d 0 R] >>" % desc)
         cids = [1, 34, 100, 633, 1200, 7716, 12000, 20000, 65535]
         fonts.append((f, [hexstr(b"".join(struct.pack(">H", c) for c in cids))]))
+    # A long /W whose later entries cut into, split and swallow the earlier
+    # ones by the dozen: the width map's tree grows several levels deep and
+    # rebalances as ranges leave it (its own generator, so that the other
+    # seeds stay as they were).
+    wr = random.Random(29)
+    entries = [b"0 [" + b" ".join(b"%d" % wr.randrange(200, 1000) for _ in range(600)) + b"]"]
+    for _ in range(40):
+        first = wr.randrange(0, 700)
+        if wr.random() < 0.5:
+            entries.append(b"%d %d %d" % (first, first + wr.randrange(0, 150), wr.randrange(200, 1000)))
+        else:
+            entries.append(b"%d [" % first + b" ".join(b"%d" % wr.randrange(200, 1000) for _ in range(wr.randrange(1, 30))) + b"]")
+    f = type0(b"/Identity-H", b"/DW 1000 /W [%s]" % b" ".join(entries))
+    fonts.append((f, [hexstr(b"".join(struct.pack(">H", wr.randrange(0, 800)) for _ in range(40)))]))
     # An embedded TrueType font's cmap, directly and through a CIDToGIDMap.
     program = truetype_font()
     ttf = doc.stream(program, b"/Length1 %d" % len(program))
@@ -752,9 +785,104 @@ def composite_fonts(doc, rng):
     return fonts
 
 
+def mistyped_documents():
+    """Every key the page reader looks up, given a value of each object type
+    in turn (and references to a number, to a stream and to nothing): a
+    page to each key, a font (or page, or form) to each value."""
+    slot = b"@"
+
+    def values(doc):
+        return [b"null", b"true", b"-7", b"2.5", b"/Odd", b"(odd)", b"[1 /a (b)]", b"<< /A 1 >>",
+                b"%d 0 R" % doc.stream(b"0 0 1 1 re f"), b"%d 0 R" % doc.add(b"42"), b"999 0 R"]
+
+    def text(n):
+        return b"\n".join(b"BT /F%d 12 Tf 72 %d Td (AB ab) Tj [<0041> 5 <00410042>] TJ ET" % (k + 1, 700 - 20 * k)
+                          for k in range(n))
+
+    docs = []
+    # Simple, Type 3 and composite fonts, a document to each kind: each key
+    # of theirs (and of the dictionaries they hold) in turn.
+    simple = (b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /FirstChar 32 /LastChar 40 /Widths [500 @ 500]"
+              b" /Encoding << /Type /Encoding /BaseEncoding /WinAnsiEncoding /Differences [65 /B @ /C] >>"
+              b" /ToUnicode {tu} 0 R /FontDescriptor << /Type /FontDescriptor /Flags 32 /MissingWidth 250"
+              b" /FontFile2 {ttf} 0 R >> >>")
+    type3 = (b"<< /Type /Font /Subtype /Type3 /FontBBox [0 0 1000 1000] /FontMatrix [0.001 0 0 0.001 0 0]"
+             b" /CharProcs << /a {proc} 0 R >> /Encoding << /Differences [65 /a] >> /FirstChar 65 /LastChar 66"
+             b" /Widths [500 @] /Resources << >> >>")
+    type0 = (b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H /ToUnicode {cid_tu} 0 R"
+             b" /DescendantFonts [<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed"
+             b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> /DW 1000"
+             b" /W [65 [500 @] 70 80 @] /CIDToGIDMap /Identity"
+             b" /FontDescriptor << /Type /FontDescriptor /Flags 4 /FontFile2 {ttf} 0 R >> >>] >>")
+    for base, keys in (
+        (simple, [b"Type", b"Subtype", b"BaseFont", b"FirstChar", b"LastChar", b"Widths", b"Encoding",
+                  b"BaseEncoding", b"Differences", b"ToUnicode", b"FontDescriptor", b"Flags", b"MissingWidth",
+                  b"FontFile2"]),
+        (type3, [b"FontMatrix", b"CharProcs", b"Encoding", b"FirstChar", b"Widths", b"Resources"]),
+        (type0, [b"Encoding", b"ToUnicode", b"DescendantFonts", b"CIDSystemInfo", b"Ordering", b"DW", b"W",
+                 b"CIDToGIDMap", b"FontDescriptor", b"FontFile2", b"Subtype"]),
+    ):
+        doc = Objects()
+        base = base.decode().format(
+            tu=doc.stream(cmap_stream(b"1 beginbfrange <20> <7E> <0020> endbfrange")),
+            cid_tu=doc.stream(cmap_stream(b"1 beginbfrange <0020> <007E> <0020> endbfrange", codespace=b"<0000> <FFFF>")),
+            ttf=doc.stream(truetype_font()),
+            proc=doc.stream(b"500 0 d0 0 0 500 500 re f"),
+        ).encode()
+        # The values inside arrays (`@` in the template), then each key's.
+        templates = [base]
+        base = base.replace(slot, b"600")
+        for key in keys:
+            templates.append(_with_value(base, key, slot))
+        for template in templates:
+            fonts = [doc.add(template.replace(slot, v)) for v in values(doc)]
+            doc.page(text(len(fonts)), fonts)
+        docs.append(doc.pdf())
+    # The page's own keys, and a form's.
+    doc = Objects()
+    font = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    form_content = b"BT /F1 9 Tf (x) Tj ET"
+    form = (b"<< /Type /XObject /Subtype /Form /BBox [0 0 500 500] /Matrix [1 0 0 1 5 5]"
+            b" /Resources << /Font << /F1 %d 0 R >> >> /Length %d >>\nstream\n%s\nendstream"
+            % (font, len(form_content), form_content))
+    page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+            b" /Resources << /Font << /F1 %d 0 R >> /XObject << /X1 %d 0 R >> >> >>")
+    contents = doc.stream(text(1) + b" /X1 Do")
+    for key in (b"Contents", b"Resources", b"Font", b"F1", b"XObject", b"X1", b"MediaBox"):
+        for v in values(doc):
+            doc.pages.append(doc.add(_with_value(page % (contents, font, doc.add(form)), key, v)))
+    for key in (b"Subtype", b"BBox", b"Matrix", b"Resources"):
+        for v in values(doc):
+            doc.pages.append(doc.add(page % (contents, font, doc.add(_with_value(form, key, v)))))
+    docs.append(doc.pdf())
+    return docs
+
+
+def _value_end(data, start):
+    """Where the object written at `start` ends: a reference, a dictionary,
+    an array, a string or a single token."""
+    ref = re.match(rb"\d+ \d+ R", data[start:])
+    if ref:
+        return start + ref.end()
+    opening = data[start:start + 2] if data[start:start + 2] == b"<<" else data[start:start + 1]
+    closing = {b"<<": b">>", b"[": b"]", b"(": b")"}.get(opening)
+    if not closing:
+        return re.compile(rb"[ /\[\]<>()]").search(data, start + 1).start()
+    depth, i = 0, start
+    while True:
+        if data.startswith(opening, i):
+            depth, i = depth + 1, i + len(opening)
+        elif data.startswith(closing, i):
+            depth, i = depth - 1, i + len(closing)
+            if not depth:
+                return i
+        else:
+            i += 1
+
+
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
-    docs = []
+    docs = mistyped_documents()
     for make in (simple_fonts, composite_fonts):
         doc = Objects()
         fonts = make(doc, rng)
@@ -811,7 +939,56 @@ def open_documents(rng):
     return docs
 
 
-TARGETS = {"pdf_open": open_documents, "parse_batch": batch_documents}
+def mistyped_open_documents():
+    """Every key the reader and the security handlers look up (and some
+    they look up only when present), given a value of each object type in
+    turn: a document to each."""
+    values = [b"null", b"true", b"-7", b"0", b"4294967296", b"2.5", b"/Odd", b"(odd)", b"[1 /a (b)]",
+              b"<< /A 1 >>", b"4 0 R", b"999 0 R"]
+    predicted = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
+    lzw_xref = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
+    cases = [
+        # (xref stream, crypt revision, {where: keys})
+        (False, None, {"trailer": [b"Root", b"Size", b"ID", b"Prev", b"Info", b"Encrypt", b"XRefStm"],
+                       1: [b"Type", b"Pages"], 2: [b"Type", b"Kids", b"Count"],
+                       3: [b"Type", b"Parent", b"Contents", b"Resources", b"MediaBox"],
+                       4: [b"Length", b"Filter", b"DecodeParms", b"Predictor", b"Columns", b"Colors",
+                           b"BitsPerComponent"],
+                       5: [b"ToUnicode", b"FontDescriptor"], 8: [b"FontFile"]}),
+        (True, None, {"trailer": [b"Type", b"Size", b"W", b"Index", b"Root", b"Prev", b"Filter", b"DecodeParms",
+                                  b"Predictor", b"Columns", b"EarlyChange"],
+                      10: [b"Type", b"N", b"First", b"Length", b"Extends"]}),
+        (False, 2, {9: [b"Filter", b"V", b"R", b"O", b"U", b"P"], "trailer": [b"ID", b"Encrypt"]}),
+        (False, 4, {9: [b"V", b"R", b"Length", b"CF", b"CFM", b"StmF", b"StrF", b"EncryptMetadata"]}),
+        (True, 6, {9: [b"V", b"R", b"Length", b"CF", b"CFM", b"O", b"U", b"OE", b"UE", b"Perms", b"P"]}),
+    ]
+    docs = []
+    for xref_stream, revision, keys in cases:
+        for where, names in keys.items():
+            for name in names:
+                for value in values:
+                    def edit(at, body, where=where, name=name, value=value):
+                        return _with_value(body, name, value) if at == where else body
+                    docs.append(document(random.Random(len(docs)), predicted, xref_stream,
+                                         lzw_xref if xref_stream else [], revision, edit))
+    return docs
+
+
+def _with_value(body, key, value):
+    """The dictionary `body` with `key`'s value (its first, at any depth)
+    replaced by `value`, or the key added if it has none."""
+    at = body.find(b"/" + key + b" ")
+    if at < 0:
+        return body[:-2] + b"/" + key + b" " + value + b" >>"
+    start = at + len(key) + 2
+    return body[:start] + value + body[_value_end(body, start):]
+
+
+def open_seeds(rng):
+    return open_documents(rng) + mistyped_open_documents()
+
+
+TARGETS = {"pdf_open": open_seeds, "parse_batch": batch_documents}
 
 
 def main():
