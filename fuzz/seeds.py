@@ -18,7 +18,9 @@ simple-font encoding, glyph-name differences, embedded Type 1 encodings,
 ToUnicode maps, Type 3, Type 0 fonts with Unicode, legacy CJK and embedded
 CMap encodings, character collections and an embedded TrueType `cmap`;
 every text operator, nested forms, an inline image, right-to-left text,
-and a CID font whose `/W` entries overwrite each other by the dozen.
+a CID font whose `/W` entries overwrite each other by the dozen, and every
+encoding, CMap and character collection name the reader tells apart (and
+names that nearly match them).
 
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
@@ -673,6 +675,52 @@ def simple_fonts(doc, rng):
     return fonts
 
 
+def named_fonts(doc, rng):
+    """Fonts under every encoding, CMap and character collection name the
+    reader tells apart, and names that nearly match them."""
+    fonts = []
+    legacy = hexstr(bytes([0x41, 0x81, 0x40, 0x9F, 0xFC, 0xE0, 0x40, 0xA1, 0xA1, 0xFE, 0xFE, 0x80, 0xFF, 0x20, 0x81]))
+    latin = hexstr(bytes(range(0x20, 0x100, 3)))
+    for name in (b"StandardEncoding", b"MacRomanEncoding", b"MacExpertEncoding", b"WinAnsiEncoding",
+                 b"PDFDocEncoding", b"Identity-H", b"Identity-V", b"SymbolEncoding", b"WinAnsi", b"Custom"):
+        f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman /Encoding /%s >>" % name)
+        g = doc.add(b"<< /Type /Font /Subtype /TrueType /BaseFont /Seed /Encoding << /BaseEncoding /%s"
+                    b" /Differences [65 /B /Adieresis] >> >>" % name)
+        fonts += [(f, [latin]), (g, [latin])]
+    for name in (b"GBpc-EUC-H", b"GBT-EUC-V", b"GBK2K-H", b"GB-H", b"ETHK-B5-H", b"HKscs-B5-V", b"ETen-B5-V",
+                 b"B5-H", b"UniCNS-UCS2-H", b"UniKS-UCS2-V", b"UniJIS-UTF16-V", b"UniGB-UTF32-H", b"UniJIS-UTF8-H",
+                 b"83pv-RKSJ-H", b"90msp-RKSJ-V", b"EUC-V", b"KSCms-UHC-H", b"KSC-Johab-H", b"Identity-V",
+                 b"Identity", b"H", b"V", b"Adobe-Japan1-6"):
+        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
+                       b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
+        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s /DescendantFonts [%d 0 R] >>"
+                    % (name, desc))
+        fonts.append((f, [legacy, hexstr(b"\xd8\x3d\xde\x00\xdc\x00\x00")]))
+    cids = hexstr(b"".join(struct.pack(">H", c) for c in (1, 100, 1000, 8000, 20000, 65535)))
+    for ordering in (b"GB1", b"CNS1", b"Japan1", b"Korea1", b"KR", b"GB", b"CNS2", b"Japan2", b"Korea",
+                     b"K", b"Identity", b"UCS", b""):
+        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
+                       b" << /Registry (Adobe) /Ordering (%s) /Supplement 0 >> >>" % ordering)
+        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H /DescendantFonts [%d 0 R] >>"
+                    % desc)
+        fonts.append((f, [cids]))
+    # An embedded CMap with codes of one to four bytes.
+    enc = doc.stream(
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        b"/CMapName /Seed-Mixed def /CMapType 1 def\n"
+        b"4 begincodespacerange <00> <3F> <4000> <7FFF> <800000> <BFFFFF> <C0000000> <FFFFFFFF> endcodespacerange\n"
+        b"4 begincidrange <00> <3F> 1 <4000> <40FF> 100 <800000> <8000FF> 1000 <C0000000> <C00000FF> 2000"
+        b" endcidrange\nendcmap end end"
+    )
+    desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
+                   b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
+    f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding %d 0 R /DescendantFonts [%d 0 R] >>"
+                % (enc, desc))
+    fonts.append((f, [hexstr(bytes([0x01, 0x40, 0x05, 0x80, 0x00, 0x07, 0xC0, 0, 0, 9, 0x3F, 0xC0, 0, 0])),
+                      hexstr(bytes([0xC0, 0, 0]))]))
+    return fonts
+
+
 def truetype_font():
     """A TrueType program with only what the parser reads: a `cmap` with a
     (3,1) format 4, a (3,10) format 12, a (1,0) format 0 and a (0,3)
@@ -883,7 +931,7 @@ def _value_end(data, start):
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
     docs = mistyped_documents()
-    for make in (simple_fonts, composite_fonts):
+    for make in (simple_fonts, composite_fonts, named_fonts):
         doc = Objects()
         fonts = make(doc, rng)
         for start in range(0, len(fonts), 3):
