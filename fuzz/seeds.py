@@ -28,7 +28,8 @@ security handler's; a font's, its encoding's, descriptor's and descendant
 font's; a page's and a form's resources), given a value of each object
 type in turn, and references to a number, a stream and nothing. Each such
 value fails the reader in its own place, an edge of its own, which random
-mutation finds one at a time over hours.
+mutation finds one at a time over hours. And documents that open with a
+linearization dictionary, whole, then with each entry mistyped or missing.
 
     seeds.py pdf_open|parse_batch OUT_DIR
 
@@ -833,6 +834,13 @@ def composite_fonts(doc, rng):
     return fonts
 
 
+# A value of each object type (and numbers at the ends of what a reader
+# takes), for keys that expect one of them; then a reference to a page or
+# stream, and one to nothing.
+MISTYPED = [b"null", b"true", b"-7", b"0", b"4294967296", b"2.5", b"/Odd", b"(odd)", b"[1 /a (b)]",
+            b"<< /A 1 >>", b"4 0 R", b"999 0 R"]
+
+
 def mistyped_documents():
     """Every key the page reader looks up, given a value of each object type
     in turn (and references to a number, to a stream and to nothing): a
@@ -840,8 +848,7 @@ def mistyped_documents():
     slot = b"@"
 
     def values(doc):
-        return [b"null", b"true", b"-7", b"2.5", b"/Odd", b"(odd)", b"[1 /a (b)]", b"<< /A 1 >>",
-                b"%d 0 R" % doc.stream(b"0 0 1 1 re f"), b"%d 0 R" % doc.add(b"42"), b"999 0 R"]
+        return MISTYPED[:-2] + [b"%d 0 R" % doc.stream(b"0 0 1 1 re f"), b"%d 0 R" % doc.add(b"42"), b"999 0 R"]
 
     def text(n):
         return b"\n".join(b"BT /F%d 12 Tf 72 %d Td (AB ab) Tj [<0041> 5 <00410042>] TJ ET" % (k + 1, 700 - 20 * k)
@@ -862,10 +869,12 @@ def mistyped_documents():
              b" /CIDSystemInfo << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> /DW 1000"
              b" /W [65 [500 @] 70 80 @] /CIDToGIDMap /Identity"
              b" /FontDescriptor << /Type /FontDescriptor /Flags 4 /FontFile2 {ttf} 0 R >> >>] >>")
+    simple_keys = [b"Type", b"Subtype", b"BaseFont", b"FirstChar", b"LastChar", b"Widths", b"Encoding",
+                   b"BaseEncoding", b"Differences", b"FontDescriptor", b"Flags", b"MissingWidth", b"FontFile2"]
     for base, keys in (
-        (simple, [b"Type", b"Subtype", b"BaseFont", b"FirstChar", b"LastChar", b"Widths", b"Encoding",
-                  b"BaseEncoding", b"Differences", b"ToUnicode", b"FontDescriptor", b"Flags", b"MissingWidth",
-                  b"FontFile2"]),
+        (simple, simple_keys + [b"ToUnicode"]),
+        # Without a ToUnicode map the encoding is read on another path.
+        (simple.replace(b" /ToUnicode {tu} 0 R", b""), simple_keys),
         (type3, [b"FontMatrix", b"CharProcs", b"Encoding", b"FirstChar", b"Widths", b"Resources"]),
         (type0, [b"Encoding", b"ToUnicode", b"DescendantFonts", b"CIDSystemInfo", b"Ordering", b"DW", b"W",
                  b"CIDToGIDMap", b"FontDescriptor", b"FontFile2", b"Subtype"]),
@@ -930,7 +939,7 @@ def _value_end(data, start):
 
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
-    docs = mistyped_documents()
+    docs = mistyped_documents() + linearized_documents()
     for make in (simple_fonts, composite_fonts, named_fonts):
         doc = Objects()
         fonts = make(doc, rng)
@@ -991,8 +1000,6 @@ def mistyped_open_documents():
     """Every key the reader and the security handlers look up (and some
     they look up only when present), given a value of each object type in
     turn: a document to each."""
-    values = [b"null", b"true", b"-7", b"0", b"4294967296", b"2.5", b"/Odd", b"(odd)", b"[1 /a (b)]",
-              b"<< /A 1 >>", b"4 0 R", b"999 0 R"]
     predicted = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
     lzw_xref = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
     cases = [
@@ -1014,11 +1021,39 @@ def mistyped_open_documents():
     for xref_stream, revision, keys in cases:
         for where, names in keys.items():
             for name in names:
-                for value in values:
+                for value in MISTYPED:
                     def edit(at, body, where=where, name=name, value=value):
                         return _with_value(body, name, value) if at == where else body
                     docs.append(document(random.Random(len(docs)), predicted, xref_stream,
                                          lzw_xref if xref_stream else [], revision, edit))
+    return docs
+
+
+def linearized_documents():
+    """One-page documents that open with a linearization parameter
+    dictionary: as it should be, then with each entry mistyped or missing,
+    and with hint arrays of every length."""
+    text = b"BT /F1 12 Tf 72 700 Td (Linearized) Tj ET"
+    base = b"<< /Linearized 1 /L 2000 /H [700 120] /O 4 /E 1500 /N 1 /T 1800 /P 0 >>"
+    variants = [base]
+    for key in (b"Linearized", b"L", b"H", b"O", b"E", b"N", b"T", b"P"):
+        variants += [_with_value(base, key, v) for v in MISTYPED]
+        start = base.index(b"/" + key + b" ")
+        variants.append(base[:start] + base[_value_end(base, start + len(key) + 2) + 1:])
+    variants += [_with_value(base, b"H", h) for h in (b"[]", b"[700]", b"[700 120 900]", b"[700 120 900 40]",
+                                                      b"[-1 120]", b"[700 (x)]")]
+    docs = []
+    for lin in variants:
+        objects = {
+            1: lin,
+            2: b"<< /Type /Catalog /Pages 3 0 R >>",
+            3: b"<< /Type /Pages /Kids [4 0 R] /Count 1 >>",
+            4: b"<< /Type /Page /Parent 3 0 R /MediaBox [0 0 612 792] /Contents 5 0 R"
+               b" /Resources << /Font << /F1 6 0 R >> >> >>",
+            5: b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text),
+            6: b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        }
+        docs.append(classic(objects, edit=lambda where, body: _with_value(body, b"Root", b"2 0 R")))
     return docs
 
 
@@ -1033,7 +1068,7 @@ def _with_value(body, key, value):
 
 
 def open_seeds(rng):
-    return open_documents(rng) + mistyped_open_documents()
+    return open_documents(rng) + mistyped_open_documents() + linearized_documents()
 
 
 TARGETS = {"pdf_open": open_seeds, "parse_batch": batch_documents}
