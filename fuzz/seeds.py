@@ -29,7 +29,8 @@ font's; a page's and a form's resources), given a value of each object
 type in turn, and references to a number, a stream and nothing. Each such
 value fails the reader in its own place, an edge of its own, which random
 mutation finds one at a time over hours. And documents that open with a
-linearization dictionary, whole, then with each entry mistyped or missing.
+linearization dictionary, whole, then with each entry mistyped or missing;
+and, for `pdf_open`, documents of many pages to rebuild by scanning.
 
     seeds.py pdf_open|parse_batch OUT_DIR
 
@@ -1057,6 +1058,66 @@ def linearized_documents():
     return docs
 
 
+def damaged_documents():
+    """Documents of many pages, their objects numbered out of page order,
+    that the reader must rebuild by scanning: cut off before their
+    cross-reference (a table, or a stream with the pages in object
+    streams), without their page tree, and with later copies of some pages
+    appended by an update that was itself cut off."""
+    shuffle = random.Random(41)
+    count = 48
+    nums = list(range(10, 10 + 2 * count))
+    shuffle.shuffle(nums)
+    page_nums, content_nums = nums[:count], nums[count:]
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+    def page(i, text=b"page"):
+        content = b"BT /F1 12 Tf 72 700 Td (%s %03d) Tj ET" % (text, i)
+        return (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                b" /Resources << /Font << /F1 3 0 R >> >> >>" % content_nums[i],
+                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 3: font,
+               2: b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(b"%d 0 R" % n for n in page_nums), count)}
+    for i in range(count):
+        objects[page_nums[i]], objects[content_nums[i]] = page(i)
+    docs = []
+    whole = classic(objects)
+    cut = whole.index(b"\nxref\n")
+    docs.append(whole[:cut])
+    docs.append(whole[:cut - 200])  # mid-object
+    without_tree = dict(objects)
+    del without_tree[2]
+    without_tree = classic(without_tree)
+    docs.append(without_tree[:without_tree.index(b"\nxref\n")])
+    # A later update: new copies of every third page, cut off before its
+    # own table.
+    update = bytearray(whole)
+    for i in range(0, count, 3):
+        body, content = page(i, b"revised")
+        update += b"%d 0 obj\n%s\nendobj\n%d 0 obj\n%s\nendobj\n" % (page_nums[i], body, content_nums[i], content)
+    docs.append(bytes(update))
+    docs.append(bytes(update[:cut]) + bytes(update[len(whole):]))
+    # The pages in object streams, eight to a stream, the file cut before
+    # its cross-reference stream.
+    out, _ = write_objects({n: b for n, b in objects.items() if n not in page_nums})
+    out = bytearray(out)
+    stream_num = 200
+    for k in range(0, count, 8):
+        inside = page_nums[k:k + 8]
+        body, index = bytearray(), []
+        for n in inside:
+            index.append(len(body))
+            body += objects[n] + b"\n"
+        header = b" ".join(b"%d %d" % (n, off) for n, off in zip(inside, index)) + b"\n"
+        packed = zlib.compress(header + bytes(body))
+        out += (b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Length %d /Filter /FlateDecode >>\nstream\n"
+                % (stream_num, len(inside), len(header), len(packed)) + packed + b"\nendstream\nendobj\n")
+        stream_num += 1
+    docs.append(bytes(out))
+    return docs
+
+
 def _with_value(body, key, value):
     """The dictionary `body` with `key`'s value (its first, at any depth)
     replaced by `value`, or the key added if it has none."""
@@ -1068,7 +1129,7 @@ def _with_value(body, key, value):
 
 
 def open_seeds(rng):
-    return open_documents(rng) + mistyped_open_documents() + linearized_documents()
+    return open_documents(rng) + mistyped_open_documents() + linearized_documents() + damaged_documents()
 
 
 TARGETS = {"pdf_open": open_seeds, "parse_batch": batch_documents}
