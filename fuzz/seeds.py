@@ -20,7 +20,8 @@ CMap encodings, character collections and an embedded TrueType `cmap`;
 every text operator, nested forms, an inline image, right-to-left text,
 a CID font whose `/W` entries overwrite each other by the dozen, and every
 encoding, CMap and character collection name the reader tells apart (and
-names that nearly match them).
+names that nearly match them), and every lead byte of each legacy CJK
+charset before trail bytes from each of its ranges.
 
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
@@ -723,6 +724,21 @@ def named_fonts(doc, rng):
     return fonts
 
 
+def legacy_code_fonts(doc, rng):
+    """A font for each legacy CJK charset the reader decodes, showing every
+    lead byte before trail bytes from each range its decoder tells apart."""
+    trails = (0x00, 0x20, 0x30, 0x39, 0x40, 0x7E, 0x7F, 0x80, 0xA0, 0xA1, 0xDF, 0xE0, 0xFE, 0xFF)
+    codes = [bytes([lead, trail]) for lead in range(0x80, 0x100) for trail in trails]
+    fonts = []
+    for name in (b"GBK-EUC-H", b"B5pc-H", b"90ms-RKSJ-H", b"EUC-H", b"KSC-EUC-H"):
+        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
+                       b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
+        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s /DescendantFonts [%d 0 R] >>"
+                    % (name, desc))
+        fonts.append((f, [hexstr(b"".join(codes[i:i + 64])) for i in range(0, len(codes), 64)]))
+    return fonts
+
+
 def truetype_font():
     """A TrueType program with only what the parser reads: a `cmap` with a
     (3,1) format 4, a (3,10) format 12, a (1,0) format 0 and a (0,3)
@@ -941,7 +957,7 @@ def _value_end(data, start):
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
     docs = mistyped_documents() + linearized_documents()
-    for make in (simple_fonts, composite_fonts, named_fonts):
+    for make in (simple_fonts, composite_fonts, named_fonts, legacy_code_fonts):
         doc = Objects()
         fonts = make(doc, rng)
         for start in range(0, len(fonts), 3):
