@@ -21,7 +21,8 @@ every text operator, nested forms, an inline image, right-to-left text,
 a CID font whose `/W` entries overwrite each other by the dozen, and every
 encoding, CMap and character collection name the reader tells apart (and
 names that nearly match them), and every lead byte of each legacy CJK
-charset before trail bytes from each of its ranges.
+charset before trail bytes from each of its ranges; lines that mix
+every bidirectional character class in random runs.
 
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
@@ -954,6 +955,34 @@ def _value_end(data, start):
             i += 1
 
 
+def bidi_document():
+    """A page of lines mixing a character of every bidirectional class
+    (explicit embeddings, overrides and isolates among them) and bracket
+    pairs, in random runs: the sequences the bidi algorithm's weak and
+    neutral rules look at."""
+    chars = ("a", "\u05d0", "\u0627", "1", "+", "-", "$", "%", "\u0661", ",", ":", "/", "\u0301", "\u200b",
+             "\u2029", "\t", " ", "!", "\u202a", "\u202d", "\u202b", "\u202e", "\u202c", "\u2066", "\u2067",
+             "\u2068", "\u2069", "(", ")", "[", "]", "{", "}", "\u00ab", "\u00bb", "\u06f1", "\u200f", "\u200e")
+    doc = Objects()
+    tu = doc.stream(cmap_stream(
+        b"%d beginbfchar " % len(chars)
+        + b" ".join(b"<%02X> %s" % (0x41 + i, hexstr(c.encode("utf-16-be"))) for i, c in enumerate(chars))
+        + b" endbfchar"
+    ))
+    f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode %d 0 R >>" % tu)
+    runs = random.Random(31)
+    lines = [b"BT /F1 10 Tf 40 760 Td 12 TL"]
+    for _ in range(60):
+        spans = []
+        for _ in range(runs.randrange(1, 6)):
+            codes = bytes(0x41 + runs.randrange(len(chars)) for _ in range(runs.randrange(1, 14)))
+            spans.append(hexstr(codes) + b" Tj")
+        lines.append(b" ".join(spans) + b" T*")
+    lines.append(b"ET")
+    doc.page(b"\n".join(lines), [f])
+    return doc.pdf()
+
+
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
     docs = mistyped_documents() + linearized_documents()
@@ -989,6 +1018,7 @@ def batch_documents(rng):
     )
     doc.page(page, [f], b"/XObject << /X2 %d 0 R >>" % outer)
     docs.append(doc.pdf())
+    docs.append(bidi_document())
     return docs
 
 
