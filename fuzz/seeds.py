@@ -17,12 +17,12 @@ password.
 simple-font encoding, glyph-name differences, embedded Type 1 encodings,
 ToUnicode maps, Type 3, Type 0 fonts with Unicode, legacy CJK and embedded
 CMap encodings, character collections and an embedded TrueType `cmap`;
-every text operator, nested forms, an inline image, right-to-left text,
-a CID font whose `/W` entries overwrite each other by the dozen, and every
-encoding, CMap and character collection name the reader tells apart (and
-names that nearly match them), and every lead byte of each legacy CJK
-charset before trail bytes from each of its ranges; lines that mix
-every bidirectional character class in random runs.
+every text operator, nested forms, an inline image, right-to-left text;
+a CID font whose `/W` entries overwrite each other by the dozen; every
+encoding, CMap and character collection name the reader tells apart, and
+names one byte off them at every position; every lead byte of each
+legacy CJK charset before trail bytes from each of its ranges; lines that
+mix every bidirectional character class in random runs.
 
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
@@ -725,6 +725,43 @@ def named_fonts(doc, rng):
     return fonts
 
 
+def near_miss_fonts(doc, rng):
+    """Fonts under names one byte away from each name the readers compare
+    against, at every position: a comparison of names is a chain of
+    branches, one for each byte (or word) that matches."""
+
+    def near(name):
+        return [name[:k] + bytes([name[k] ^ 1]) + name[k + 1:] for k in range(len(name))]
+
+    def token(name):  # as a PDF name's bytes, delimiters escaped
+        return b"".join(b"#%02X" % c if chr(c) in "()<>[]{}/%#" or c <= 32 or c > 126 else bytes([c]) for c in name)
+
+    fonts = []
+    latin = hexstr(bytes(range(0x20, 0x100, 5)))
+    for name in (b"StandardEncoding", b"MacRomanEncoding", b"MacExpertEncoding", b"WinAnsiEncoding",
+                 b"PDFDocEncoding", b"Identity-H", b"Identity-V", b"UniGB-UCS2-H", b"UniGB-UTF16-H"):
+        for odd in near(name):
+            fonts.append((doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /%s >>"
+                                  % token(odd)), [latin]))
+    cids = hexstr(b"\x00\x01\x03\xe8\x4e\x20\x81\x40\xa1\xa1")
+    for name in (b"Identity-H", b"UniJIS-UCS2-H", b"UniGB-UTF16-H", b"GBK-EUC-H", b"GB-EUC-H", b"GBpc-EUC-H",
+                 b"GBT-EUC-H", b"B5pc-H", b"ETen-B5-H", b"HKscs-B5-H", b"ETHK-B5-H", b"90ms-RKSJ-H", b"EUC-H",
+                 b"KSC-EUC-H"):
+        for odd in near(name):
+            desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
+                           b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
+            fonts.append((doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s"
+                                  b" /DescendantFonts [%d 0 R] >>" % (token(odd), desc)),
+                          [cids]))
+    for ordering in (b"GB1", b"CNS1", b"Japan1", b"Korea1", b"KR"):
+        for odd in near(ordering):
+            desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
+                           b" << /Registry (Adobe) /Ordering %s /Supplement 0 >> >>" % hexstr(odd))
+            fonts.append((doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H"
+                                  b" /DescendantFonts [%d 0 R] >>" % desc), [cids]))
+    return fonts
+
+
 def legacy_code_fonts(doc, rng):
     """A font for each legacy CJK charset the reader decodes, showing every
     lead byte before trail bytes from each range its decoder tells apart."""
@@ -986,7 +1023,7 @@ def bidi_document():
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
     docs = mistyped_documents() + linearized_documents()
-    for make in (simple_fonts, composite_fonts, named_fonts, legacy_code_fonts):
+    for make in (simple_fonts, composite_fonts, named_fonts, legacy_code_fonts, near_miss_fonts):
         doc = Objects()
         fonts = make(doc, rng)
         for start in range(0, len(fonts), 3):
