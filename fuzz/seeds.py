@@ -1084,8 +1084,6 @@ def mistyped_open_documents():
     """Every key the reader and the security handlers look up (and some
     they look up only when present), given a value of each object type in
     turn: a document to each."""
-    predicted = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
-    lzw_xref = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
     cases = [
         # (xref stream, crypt revision, {where: keys})
         (False, None, {"trailer": [b"Root", b"Size", b"ID", b"Prev", b"Info", b"Encrypt", b"XRefStm"],
@@ -1101,16 +1099,25 @@ def mistyped_open_documents():
         (False, 4, {9: [b"V", b"R", b"Length", b"CF", b"CFM", b"StmF", b"StrF", b"EncryptMetadata"]}),
         (True, 6, {9: [b"V", b"R", b"Length", b"CF", b"CFM", b"O", b"U", b"OE", b"UE", b"Perms", b"P"]}),
     ]
-    docs = []
-    for xref_stream, revision, keys in cases:
-        for where, names in keys.items():
-            for name in names:
-                for value in MISTYPED:
-                    def edit(at, body, where=where, name=name, value=value):
-                        return _with_value(body, name, value) if at == where else body
-                    docs.append(document(random.Random(len(docs)), predicted, xref_stream,
-                                         lzw_xref if xref_stream else [], revision, edit))
-    return docs
+    return [_open_variant(xref_stream, revision, where, key, value)
+            for xref_stream, revision, keys in cases
+            for where, names in keys.items()
+            for key in names
+            for value in MISTYPED]
+
+
+def _open_variant(xref_stream, revision, where, key, value):
+    """The one-page document of `document`, its streams under Flate with a
+    PNG predictor, with `key` of object `where` (or of the trailer) set to
+    `value`."""
+    predicted = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
+    lzw_xref = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
+
+    def edit(at, body):
+        return _with_value(body, key, value) if at == where else body
+
+    seed = random.Random(repr((xref_stream, revision, where, key, value)))
+    return document(seed, predicted, xref_stream, lzw_xref if xref_stream else [], revision, edit)
 
 
 def linearized_documents():
