@@ -959,13 +959,16 @@ def mistyped_documents():
             % (font, len(form_content), form_content))
     page = (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
             b" /Resources << /Font << /F1 %d 0 R >> /XObject << /X1 %d 0 R >> >> >>")
-    contents = doc.stream(text(1) + b" /X1 Do")
-    for key in (b"Contents", b"Resources", b"Font", b"F1", b"XObject", b"X1", b"MediaBox"):
+    # Each key's page shows text only through what the key leads to, so
+    # that a page left without text says which fonts it had.
+    both, text_only, form_only = (doc.stream(text(1) + b" /X1 Do"), doc.stream(text(1)), doc.stream(b"/X1 Do"))
+    for key, contents in ((b"Contents", both), (b"Resources", both), (b"Font", text_only), (b"F1", text_only),
+                          (b"XObject", form_only), (b"X1", form_only), (b"MediaBox", both)):
         for v in values(doc):
             doc.pages.append(doc.add(_with_value(page % (contents, font, doc.add(form)), key, v)))
     for key in (b"Subtype", b"BBox", b"Matrix", b"Resources"):
         for v in values(doc):
-            doc.pages.append(doc.add(page % (contents, font, doc.add(_with_value(form, key, v)))))
+            doc.pages.append(doc.add(page % (form_only, font, doc.add(_with_value(form, key, v)))))
     docs.append(doc.pdf())
     return docs
 
