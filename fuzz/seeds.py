@@ -421,6 +421,17 @@ def classic(objects, trailer_extra=b"", edit=lambda where, body: body):
     return bytes(out)
 
 
+def object_stream_content(nums, objects):
+    """An object stream's header (number and offset of each object) and
+    the objects `nums` of `objects` after it, before any filter."""
+    body, index = bytearray(), []
+    for n in nums:
+        index.append(len(body))
+        body += objects[n] + b"\n"
+    header = b" ".join(b"%d %d" % (n, off) for n, off in zip(nums, index)) + b"\n"
+    return header, bytes(body)
+
+
 def document(rng, chain, xref_stream, xref_chain, crypt_revision, edit=lambda where, body: body):
     """A one-page document with its streams under `chain`, its
     cross-reference as a table or (under `xref_chain`) a stream with the
@@ -466,13 +477,9 @@ def document(rng, chain, xref_stream, xref_chain, crypt_revision, edit=lambda wh
     # Plain dictionaries go into an object stream (never the encryption
     # dictionary, which must stay outside); streams stay outside it.
     inside = sorted(dicts)
-    body, index = bytearray(), []
-    for n in inside:
-        index.append(len(body))
-        body += dicts[n] + b"\n"
-    header = b" ".join(b"%d %d" % (n, off) for n, off in zip(inside, index)) + b"\n"
+    header, body = object_stream_content(inside, dicts)
     objstm_num = 10
-    packed, entries = encode(header + bytes(body), chain, rng)
+    packed, entries = encode(header + body, chain, rng)
     if crypt:
         packed = crypt.seal(objstm_num, 0, packed)
     objects[objstm_num] = (
@@ -679,6 +686,20 @@ def simple_fonts(doc, rng):
     return fonts
 
 
+def type0_font(doc, encoding, descendant_extra=b"", to_unicode=b"", ordering=b"Identity", kind=b"CIDFontType2"):
+    """A Type 0 font under `encoding` (a name or a reference) over a CID
+    font of kind `kind` (TrueType-based, or CFF-based with CIDFontType0)
+    in the Adobe collection `ordering`."""
+    desc = doc.add(
+        b"<< /Type /Font /Subtype /%s /BaseFont /Seed /CIDSystemInfo"
+        b" << /Registry (Adobe) /Ordering (%s) /Supplement 0 >> %s >>" % (kind, ordering, descendant_extra)
+    )
+    return doc.add(
+        b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding %s /DescendantFonts [%d 0 R] %s >>"
+        % (encoding, desc, to_unicode)
+    )
+
+
 def named_fonts(doc, rng):
     """Fonts under every encoding, CMap and character collection name the
     reader tells apart, and names that nearly match them."""
@@ -695,19 +716,12 @@ def named_fonts(doc, rng):
                  b"B5-H", b"UniCNS-UCS2-H", b"UniKS-UCS2-V", b"UniJIS-UTF16-V", b"UniGB-UTF32-H", b"UniJIS-UTF8-H",
                  b"83pv-RKSJ-H", b"90msp-RKSJ-V", b"EUC-V", b"KSCms-UHC-H", b"KSC-Johab-H", b"Identity-V",
                  b"Identity", b"H", b"V", b"Adobe-Japan1-6"):
-        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
-                       b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
-        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s /DescendantFonts [%d 0 R] >>"
-                    % (name, desc))
+        f = type0_font(doc, b"/" + name, ordering=b"Japan1", kind=b"CIDFontType0")
         fonts.append((f, [legacy, hexstr(b"\xd8\x3d\xde\x00\xdc\x00\x00")]))
     cids = hexstr(b"".join(struct.pack(">H", c) for c in (1, 100, 1000, 8000, 20000, 65535)))
     for ordering in (b"GB1", b"CNS1", b"Japan1", b"Korea1", b"KR", b"GB", b"CNS2", b"Japan2", b"Korea",
                      b"K", b"Identity", b"UCS", b""):
-        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
-                       b" << /Registry (Adobe) /Ordering (%s) /Supplement 0 >> >>" % ordering)
-        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H /DescendantFonts [%d 0 R] >>"
-                    % desc)
-        fonts.append((f, [cids]))
+        fonts.append((type0_font(doc, b"/Identity-H", ordering=ordering), [cids]))
     # An embedded CMap with codes of one to four bytes.
     enc = doc.stream(
         b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
@@ -716,10 +730,7 @@ def named_fonts(doc, rng):
         b"4 begincidrange <00> <3F> 1 <4000> <40FF> 100 <800000> <8000FF> 1000 <C0000000> <C00000FF> 2000"
         b" endcidrange\nendcmap end end"
     )
-    desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
-                   b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
-    f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding %d 0 R /DescendantFonts [%d 0 R] >>"
-                % (enc, desc))
+    f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(bytes([0x01, 0x40, 0x05, 0x80, 0x00, 0x07, 0xC0, 0, 0, 9, 0x3F, 0xC0, 0, 0])),
                       hexstr(bytes([0xC0, 0, 0]))]))
     return fonts
@@ -748,17 +759,10 @@ def near_miss_fonts(doc, rng):
                  b"GBT-EUC-H", b"B5pc-H", b"ETen-B5-H", b"HKscs-B5-H", b"ETHK-B5-H", b"90ms-RKSJ-H", b"EUC-H",
                  b"KSC-EUC-H"):
         for odd in near(name):
-            desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
-                           b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
-            fonts.append((doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s"
-                                  b" /DescendantFonts [%d 0 R] >>" % (token(odd), desc)),
-                          [cids]))
+            fonts.append((type0_font(doc, b"/" + token(odd), ordering=b"Japan1", kind=b"CIDFontType0"), [cids]))
     for ordering in (b"GB1", b"CNS1", b"Japan1", b"Korea1", b"KR"):
         for odd in near(ordering):
-            desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
-                           b" << /Registry (Adobe) /Ordering %s /Supplement 0 >> >>" % hexstr(odd))
-            fonts.append((doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /Identity-H"
-                                  b" /DescendantFonts [%d 0 R] >>" % desc), [cids]))
+            fonts.append((type0_font(doc, b"/Identity-H", ordering=odd), [cids]))
     return fonts
 
 
@@ -769,10 +773,7 @@ def legacy_code_fonts(doc, rng):
     codes = [bytes([lead, trail]) for lead in range(0x80, 0x100) for trail in trails]
     fonts = []
     for name in (b"GBK-EUC-H", b"B5pc-H", b"90ms-RKSJ-H", b"EUC-H", b"KSC-EUC-H"):
-        desc = doc.add(b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
-                       b" << /Registry (Adobe) /Ordering (Japan1) /Supplement 6 >> >>")
-        f = doc.add(b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding /%s /DescendantFonts [%d 0 R] >>"
-                    % (name, desc))
+        f = type0_font(doc, b"/" + name, ordering=b"Japan1", kind=b"CIDFontType0")
         fonts.append((f, [hexstr(b"".join(codes[i:i + 64])) for i in range(0, len(codes), 64)]))
     return fonts
 
@@ -814,14 +815,7 @@ def composite_fonts(doc, rng):
     fonts = []
 
     def type0(encoding, descendant_extra=b"", to_unicode=b"", ordering=b"Identity"):
-        desc = doc.add(
-            b"<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Seed /CIDSystemInfo"
-            b" << /Registry (Adobe) /Ordering (%s) /Supplement 0 >> %s >>" % (ordering, descendant_extra)
-        )
-        return doc.add(
-            b"<< /Type /Font /Subtype /Type0 /BaseFont /Seed /Encoding %s /DescendantFonts [%d 0 R] %s >>"
-            % (encoding, desc, to_unicode)
-        )
+        return type0_font(doc, encoding, descendant_extra, to_unicode, ordering)
 
     tu = doc.stream(cmap_stream(
         b"2 beginbfchar <0001> <05D0> <0002> <0627> endbfchar\n"
@@ -1198,12 +1192,8 @@ def damaged_documents():
     stream_num = 200
     for k in range(0, count, 8):
         inside = page_nums[k:k + 8]
-        body, index = bytearray(), []
-        for n in inside:
-            index.append(len(body))
-            body += objects[n] + b"\n"
-        header = b" ".join(b"%d %d" % (n, off) for n, off in zip(inside, index)) + b"\n"
-        packed = zlib.compress(header + bytes(body))
+        header, body = object_stream_content(inside, objects)
+        packed = zlib.compress(header + body)
         out += (b"%d 0 obj\n<< /Type /ObjStm /N %d /First %d /Length %d /Filter /FlateDecode >>\nstream\n"
                 % (stream_num, len(inside), len(header), len(packed)) + packed + b"\nendstream\nendobj\n")
         stream_num += 1
