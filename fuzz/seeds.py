@@ -814,19 +814,16 @@ def composite_fonts(doc, rng):
     """Type 0 fonts: every way a code becomes a CID and a CID text."""
     fonts = []
 
-    def type0(encoding, descendant_extra=b"", to_unicode=b"", ordering=b"Identity"):
-        return type0_font(doc, encoding, descendant_extra, to_unicode, ordering)
-
     tu = doc.stream(cmap_stream(
         b"2 beginbfchar <0001> <05D0> <0002> <0627> endbfchar\n"
         b"1 beginbfrange <0010> <0020> <0041> endbfrange",
         codespace=b"<0000> <FFFF>",
     ))
-    fonts.append((type0(b"/Identity-H", b"/DW 500 /W [1 [600 700] 16 32 450]", b"/ToUnicode %d 0 R" % tu),
+    fonts.append((type0_font(doc, b"/Identity-H", b"/DW 500 /W [1 [600 700] 16 32 450]", b"/ToUnicode %d 0 R" % tu),
                   [hexstr(bytes([0, 1, 0, 2, 0, 0x10, 0, 0x15, 0, 0x20, 0xFF, 0xFF]))]))
     text = "Grüße, 世界 😀 עברית العربية"
     for name, codec in ((b"UniGB-UCS2-H", "utf-16-be"), (b"UniJIS-UTF16-H", "utf-16-be"), (b"UniKS-UTF16-V", "utf-16-be")):
-        fonts.append((type0(b"/" + name), [hexstr(text.encode(codec)), hexstr(b"\xd8\x3d")]))
+        fonts.append((type0_font(doc, b"/" + name), [hexstr(text.encode(codec)), hexstr(b"\xd8\x3d")]))
     for name, codec, sample in (
         (b"GBK-EUC-H", "gbk", "中文文本 abc"),
         (b"GB-EUC-H", "gbk", "汉字"),
@@ -838,7 +835,7 @@ def composite_fonts(doc, rng):
         (b"HKscs-B5-H", "big5", "香港"),
     ):
         data = sample.encode(codec)
-        fonts.append((type0(b"/" + name), [hexstr(data), hexstr(data[:-1] + b"\xff"), hexstr(b"\x81")]))
+        fonts.append((type0_font(doc, b"/" + name), [hexstr(data), hexstr(data[:-1] + b"\xff"), hexstr(b"\x81")]))
     for ordering in (b"Japan1", b"GB1", b"CNS1", b"Korea1", b"KR"):
         desc = doc.add(
             b"<< /Type /Font /Subtype /CIDFontType0 /BaseFont /Seed /CIDSystemInfo"
@@ -859,7 +856,7 @@ def composite_fonts(doc, rng):
             entries.append(b"%d %d %d" % (first, first + wr.randrange(0, 150), wr.randrange(200, 1000)))
         else:
             entries.append(b"%d [" % first + b" ".join(b"%d" % wr.randrange(200, 1000) for _ in range(wr.randrange(1, 30))) + b"]")
-    f = type0(b"/Identity-H", b"/DW 1000 /W [%s]" % b" ".join(entries))
+    f = type0_font(doc, b"/Identity-H", b"/DW 1000 /W [%s]" % b" ".join(entries))
     fonts.append((f, [hexstr(b"".join(struct.pack(">H", wr.randrange(0, 800)) for _ in range(40)))]))
     # An embedded TrueType font's cmap, directly and through a CIDToGIDMap.
     program = truetype_font()
@@ -867,7 +864,7 @@ def composite_fonts(doc, rng):
     fd = doc.add(b"<< /Type /FontDescriptor /FontName /Seed /Flags 4 /FontFile2 %d 0 R >>" % ttf)
     cid_to_gid = doc.stream(b"".join(struct.pack(">H", (c * 7) % 120) for c in range(300)))
     for extra in (b"", b"/CIDToGIDMap %d 0 R" % cid_to_gid, b"/CIDToGIDMap /Identity"):
-        f = type0(b"/Identity-H", b"/FontDescriptor %d 0 R %s" % (fd, extra))
+        f = type0_font(doc, b"/Identity-H", b"/FontDescriptor %d 0 R %s" % (fd, extra))
         fonts.append((f, [hexstr(b"".join(struct.pack(">H", g) for g in (1, 2, 26, 40, 41, 42, 60, 61, 80, 100, 107, 250)))]))
     # An embedded CMap as the encoding: mixed code lengths, CID ranges and
     # single CIDs, on top of another CMap.
@@ -878,7 +875,7 @@ def composite_fonts(doc, rng):
         b"2 begincidrange <20> <7E> 1 <8140> <817E> 633 endcidrange\n"
         b"1 begincidchar <8180> 7716 endcidchar\nendcmap end end"
     )
-    f = type0(b"%d 0 R" % enc, ordering=b"Japan1")
+    f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(b"AB\x81\x40\x81\x41\x81\x80\xff\xfe"), b"(plain ascii)"]))
     return fonts
 
@@ -1103,18 +1100,22 @@ def mistyped_open_documents():
             for value in MISTYPED]
 
 
+# The filter chains of `_open_variant`'s documents: their streams', and
+# (when it is a stream) their cross-reference's.
+OPEN_VARIANT_CHAIN = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
+OPEN_VARIANT_XREF_CHAIN = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
+
+
 def _open_variant(xref_stream, revision, where, key, value):
     """The one-page document of `document`, its streams under Flate with a
     PNG predictor, with `key` of object `where` (or of the trailer) set to
     `value`."""
-    predicted = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
-    lzw_xref = [("LZWDecode", {"Predictor": 12, "Columns": 6, "EarlyChange": 1})]
-
     def edit(at, body):
         return _with_value(body, key, value) if at == where else body
 
     seed = random.Random(repr((xref_stream, revision, where, key, value)))
-    return document(seed, predicted, xref_stream, lzw_xref if xref_stream else [], revision, edit)
+    xref_chain = OPEN_VARIANT_XREF_CHAIN if xref_stream else []
+    return document(seed, OPEN_VARIANT_CHAIN, xref_stream, xref_chain, revision, edit)
 
 
 def linearized_documents():
