@@ -733,6 +733,19 @@ def named_fonts(doc, rng):
     f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(bytes([0x01, 0x40, 0x05, 0x80, 0x00, 0x07, 0xC0, 0, 0, 9, 0x3F, 0xC0, 0, 0])),
                       hexstr(bytes([0xC0, 0, 0]))]))
+    # An embedded CMap with a long range list out of order: sorting it
+    # leaves the small-slice sort for the full one (fuzz run 31 reached
+    # that path by mutation alone, opening 49 edges at once).
+    order = [k * 37 % 101 for k in range(101)]
+    ranges = b" ".join(b"<%04X> <%04X> %d" % (k << 8, (k << 8) | 0xFF, k * 256 + 1) for k in order)
+    enc = doc.stream(
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        b"/CMapName /Seed-Unordered def /CMapType 1 def\n"
+        b"1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
+        b"101 begincidrange " + ranges + b" endcidrange\nendcmap end end"
+    )
+    f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
+    fonts.append((f, [hexstr(bytes([0x00, 0x41, 0x25, 0x10, 0x64, 0xFF]))]))
     return fonts
 
 
