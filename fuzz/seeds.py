@@ -603,6 +603,17 @@ def cmap_stream(entries, codespace=b"<00> <FF>", usecmap=b""):
     )
 
 
+def encoding_cmap(name, codespace, entries, usecmap=b""):
+    """An embedded CMap for a Type 0 font's /Encoding: `codespace` a list
+    of `<lo> <hi>` pairs, `entries` its cidrange and cidchar blocks."""
+    return (
+        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        b"/CMapName /" + name + b" def /CMapType 1 def" + (b" " + usecmap if usecmap else b"") + b"\n"
+        + b"%d begincodespacerange " % len(codespace) + b" ".join(codespace) + b" endcodespacerange\n"
+        + entries + b"\nendcmap end end"
+    )
+
+
 def show(strings, rng):
     """A text object showing `strings` through every text operator."""
     ops = [b"BT /F1 11 Tf 14 TL 72 740 Td"]
@@ -723,13 +734,12 @@ def named_fonts(doc, rng):
                      b"K", b"Identity", b"UCS", b""):
         fonts.append((type0_font(doc, b"/Identity-H", ordering=ordering), [cids]))
     # An embedded CMap with codes of one to four bytes.
-    enc = doc.stream(
-        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-        b"/CMapName /Seed-Mixed def /CMapType 1 def\n"
-        b"4 begincodespacerange <00> <3F> <4000> <7FFF> <800000> <BFFFFF> <C0000000> <FFFFFFFF> endcodespacerange\n"
+    enc = doc.stream(encoding_cmap(
+        b"Seed-Mixed",
+        [b"<00> <3F>", b"<4000> <7FFF>", b"<800000> <BFFFFF>", b"<C0000000> <FFFFFFFF>"],
         b"4 begincidrange <00> <3F> 1 <4000> <40FF> 100 <800000> <8000FF> 1000 <C0000000> <C00000FF> 2000"
-        b" endcidrange\nendcmap end end"
-    )
+        b" endcidrange",
+    ))
     f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(bytes([0x01, 0x40, 0x05, 0x80, 0x00, 0x07, 0xC0, 0, 0, 9, 0x3F, 0xC0, 0, 0])),
                       hexstr(bytes([0xC0, 0, 0]))]))
@@ -738,12 +748,8 @@ def named_fonts(doc, rng):
     # that path by mutation alone, opening 49 edges at once).
     order = [k * 37 % 101 for k in range(101)]
     ranges = b" ".join(b"<%04X> <%04X> %d" % (k << 8, (k << 8) | 0xFF, k * 256 + 1) for k in order)
-    enc = doc.stream(
-        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-        b"/CMapName /Seed-Unordered def /CMapType 1 def\n"
-        b"1 begincodespacerange <0000> <FFFF> endcodespacerange\n"
-        b"101 begincidrange " + ranges + b" endcidrange\nendcmap end end"
-    )
+    enc = doc.stream(encoding_cmap(
+        b"Seed-Unordered", [b"<0000> <FFFF>"], b"101 begincidrange " + ranges + b" endcidrange"))
     f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(bytes([0x00, 0x41, 0x25, 0x10, 0x64, 0xFF]))]))
     return fonts
@@ -881,13 +887,12 @@ def composite_fonts(doc, rng):
         fonts.append((f, [hexstr(b"".join(struct.pack(">H", g) for g in (1, 2, 26, 40, 41, 42, 60, 61, 80, 100, 107, 250)))]))
     # An embedded CMap as the encoding: mixed code lengths, CID ranges and
     # single CIDs, on top of another CMap.
-    enc = doc.stream(
-        b"/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
-        b"/CMapName /Seed-H def /CMapType 1 def /Identity-H usecmap\n"
-        b"2 begincodespacerange <00> <80> <8140> <FEFE> endcodespacerange\n"
-        b"2 begincidrange <20> <7E> 1 <8140> <817E> 633 endcidrange\n"
-        b"1 begincidchar <8180> 7716 endcidchar\nendcmap end end"
-    )
+    enc = doc.stream(encoding_cmap(
+        b"Seed-H",
+        [b"<00> <80>", b"<8140> <FEFE>"],
+        b"2 begincidrange <20> <7E> 1 <8140> <817E> 633 endcidrange\n1 begincidchar <8180> 7716 endcidchar",
+        usecmap=b"/Identity-H usecmap",
+    ))
     f = type0_font(doc, b"%d 0 R" % enc, ordering=b"Japan1")
     fonts.append((f, [hexstr(b"AB\x81\x40\x81\x41\x81\x80\xff\xfe"), b"(plain ascii)"]))
     return fonts
