@@ -1118,6 +1118,26 @@ def mistyped_open_documents():
             for value in MISTYPED]
 
 
+def predictor_documents():
+    """The predicted stream of `_open_variant`'s document, and its
+    predicted cross-reference stream, under decode parameters that do not
+    fit them: rows whose size overflows, predictors PDF does not define,
+    depths lopdf's predictors do not take, and zero, negative and
+    mismatched row shapes."""
+    parms = [b"<< /Predictor 12 /Columns 1099511627776 /Colors 1099511627776 >>",
+             b"<< /Predictor 2 /Columns 4294967296 /Colors 4294967296 /BitsPerComponent 16 >>",
+             b"<< /Predictor 12 /Columns 4294967296 /Colors 3 >>",
+             b"<< /Predictor 1 /Columns 17 >>", b"<< /Predictor 3 /Columns 17 >>",
+             b"<< /Predictor 16 /Columns 17 >>", b"<< /Predictor 2 /Columns 17 /BitsPerComponent 3 >>",
+             b"<< /Predictor 2 /Columns 17 /Colors 3 /BitsPerComponent 4 >>",
+             b"<< /Predictor 12 /Columns 17 /Colors 3 /BitsPerComponent 1 >>",
+             b"<< /Predictor 10 /Columns -5 >>", b"<< /Predictor 15 /Columns 0 /Colors 0 /BitsPerComponent 0 >>",
+             b"<< /Predictor 12.0 /Columns 17.5 /Colors 3 >>", b"<< /Columns 17 /Colors 3 >>", b"<< >>"]
+    return [_open_variant(xref_stream, None, where, b"DecodeParms", value)
+            for xref_stream, where in ((False, 4), (True, "trailer"))
+            for value in parms]
+
+
 # The filter chains of `_open_variant`'s documents: their streams', and
 # (when it is a stream) their cross-reference's.
 OPEN_VARIANT_CHAIN = [("FlateDecode", {"level": 6, "Predictor": 12, "Columns": 17, "Colors": 3, "BitsPerComponent": 8})]
@@ -1231,7 +1251,8 @@ def _with_value(body, key, value):
 
 
 def open_seeds(rng):
-    return open_documents(rng) + mistyped_open_documents() + linearized_documents() + damaged_documents()
+    return (open_documents(rng) + mistyped_open_documents() + predictor_documents() + linearized_documents()
+            + damaged_documents())
 
 
 TARGETS = {"pdf_open": open_seeds, "parse_batch": batch_documents}
