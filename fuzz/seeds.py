@@ -755,7 +755,8 @@ def named_fonts(doc, rng):
     # Lists in the orders that take a sort down its other paths, each as
     # the encoding's cidrange list and as a ToUnicode bfchar list (fuzz run
     # 33 opened 29 edges in the sort of a cidrange list in its last 30
-    # minutes).
+    # minutes). They draw from a generator of their own, so `rng`'s draws,
+    # and with them every other seed, stay as they were.
     for label, order in sort_orders(random.Random(33)):
         ranges = b" ".join(b"<%04X> <%04X> %d" % (k << 6, (k << 6) | 0x3F, k * 64 + 1) for k in order)
         chars = b" ".join(b"<%04X> <%04X>" % (k << 6, 0x4E00 + k) for k in order)
