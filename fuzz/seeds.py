@@ -757,15 +757,16 @@ def named_fonts(doc, rng):
     # 33 opened 29 edges in the sort of a cidrange list in its last 30
     # minutes). They draw from a generator of their own, so `rng`'s draws,
     # and with them every other seed, stay as they were. A range is
-    # (low, high, CID), compared field by field, so `k`'s bits are spread
-    # over the three: sixteen ranges share each low code and four each
-    # low and high code, so every order also reaches a comparison's later
+    # (low, high, CID), compared field by field; `k`'s bits are spread over
+    # the three, so sixteen ranges share each low code and four each low
+    # and high code, and every order also reaches a comparison's later
     # fields (run 35 found those branches late).
+    def tied_range(k):
+        low = (k >> 4) << 6
+        return low, low | (k >> 2 & 3) << 4 | 0xF, (k & 3) * 1000 + 1
+
     for label, order in sort_orders(random.Random(33)):
-        ranges = b" ".join(
-            b"<%04X> <%04X> %d" % ((k >> 4) << 6, (k >> 4) << 6 | (k >> 2 & 3) << 4 | 0xF, (k & 3) * 1000 + 1)
-            for k in order
-        )
+        ranges = b" ".join(b"<%04X> <%04X> %d" % tied_range(k) for k in order)
         chars = b" ".join(b"<%04X> <%04X>" % (k << 6, 0x4E00 + k) for k in order)
         enc = doc.stream(encoding_cmap(
             b"Seed-" + label, [b"<0000> <FFFF>"], b"%d begincidrange " % len(order) + ranges + b" endcidrange"))
