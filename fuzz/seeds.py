@@ -1073,7 +1073,7 @@ def bidi_document():
 
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
-    docs = mistyped_documents() + linearized_documents()
+    docs = mistyped_documents() + linearized_documents() + updated_documents()
     for make in (simple_fonts, composite_fonts, named_fonts, legacy_code_fonts, near_miss_fonts):
         doc = Objects()
         fonts = make(doc, rng)
@@ -1107,6 +1107,99 @@ def batch_documents(rng):
     doc.page(page, [f], b"/XObject << /X2 %d 0 R >>" % outer)
     docs.append(doc.pdf())
     docs.append(bidi_document())
+    return docs
+
+
+def updated_documents():
+    """A two-page document after incremental updates, each update a new
+    copy of a page and its own cross-reference section whose `/Prev` names
+    the one before: chains of table sections, of stream sections and of
+    both, hybrid sections (`/XRefStm`), and `/Prev` chains that lead back
+    into themselves, to the section `startxref` names, before the file or
+    past its end, or to a value that is no offset."""
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+    def page(i, text):
+        content = b"BT /F1 12 Tf 72 700 Td (%s %d) Tj ET" % (text, i)
+        return (b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                b" /Resources << /Font << /F1 3 0 R >> >> >>" % (6 + i),
+                b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content))
+
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 3: font,
+               2: b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count 2 >>"}
+    for i in range(2):
+        objects[4 + i], objects[6 + i] = page(i, b"first")
+    size = 8
+
+    def table(changed):
+        rows = b"".join(b"%d 1\n%010d 00000 n \n" % (n, off) for n, off in sorted(changed.items()))
+        return b"xref\n0 1\n0000000000 65535 f \n" + rows
+
+    def stream_section(num, changed, dictionary):
+        rows = bytearray([0, 0, 0, 0, 0xFF, 0xFF])
+        index = [0, 1]
+        for n, off in sorted(changed.items()):
+            rows += bytes([1]) + off.to_bytes(3, "big") + bytes(2)
+            index += [n, 1]
+        packed = zlib.compress(bytes(rows))
+        return (b"%d 0 obj\n<< /Type /XRef /W [1 3 2] /Index [%s] /Filter /FlateDecode /Length %d %s >>\nstream\n"
+                % (num, b" ".join(b"%d" % k for k in index), len(packed), dictionary)
+                + packed + b"\nendstream\nendobj\n")
+
+    def build(kinds, prev_of):
+        """`kinds[k]` is "table", "stream" or "hybrid" for section k (0 the
+        original); `prev_of(k, starts, here)` the `/Prev` value of section
+        k > 0, given the offsets of the sections before it and its own."""
+        out = bytearray(HEADER)
+        starts, next_num = [], size
+        for k, kind in enumerate(kinds):
+            changed = {}
+            if k == 0:
+                for n in sorted(objects):
+                    changed[n] = len(out)
+                    out += b"%d 0 obj\n%s\nendobj\n" % (n, objects[n])
+            else:
+                body, content = page(k % 2, b"update %d" % k)
+                for n, data in ((4 + k % 2, body), (6 + k % 2, content)):
+                    changed[n] = len(out)
+                    out += b"%d 0 obj\n%s\nendobj\n" % (n, data)
+            if kind != "table":
+                num, next_num = next_num, next_num + 1
+            if kind == "hybrid":
+                # The new objects only in the stream; the table names the stream.
+                stream_at = len(out)
+                out += stream_section(num, changed | {num: stream_at}, b"/Size %d" % next_num)
+            here = len(out)
+            starts.append(here)
+            prev = b"" if k == 0 else b" /Prev %s" % prev_of(k, starts[:-1], here)
+            if kind == "table":
+                out += table(changed) + b"trailer\n<< /Size %d /Root 1 0 R%s >>\n" % (next_num, prev)
+            elif kind == "stream":
+                out += stream_section(num, changed | {num: here}, b"/Size %d /Root 1 0 R%s" % (next_num, prev))
+            else:
+                out += (b"xref\n0 1\n0000000000 65535 f \ntrailer\n<< /Size %d /Root 1 0 R /XRefStm %d%s >>\n"
+                        % (next_num, stream_at, prev))
+            out += b"startxref\n%d\n%%%%EOF\n" % here
+        return bytes(out)
+
+    back = lambda k, starts, here: b"%d" % starts[-1]
+    chains = [["table"] * 4, ["stream"] * 4, ["table", "stream", "table", "stream"],
+              ["stream", "table", "hybrid", "table"], ["table", "hybrid", "hybrid"]]
+    docs = [build(kinds, back) for kinds in chains]
+    # /Prev chains that lead back into themselves: the oldest update to
+    # itself, and to the newest, which `startxref` names.
+    docs.append(build(["table"] * 3, lambda k, starts, here: b"%d" % (here if k == 1 else starts[-1])))
+    newest = build(["table"] * 3, back).rindex(b"xref\n")
+    docs.append(build(["table"] * 3, lambda k, starts, here: b"%d" % (newest if k == 1 else starts[-1])))
+    for value in (b"-1", b"0", b"99999999", b"1099511627776", b"17.5", b"(12)", b"/Prev", b"[0]", b"null",
+                  b"3 0 R"):
+        docs.append(build(["table", "table", "stream"],
+                          lambda k, starts, here, v=value: v if k == 2 else b"%d" % starts[-1]))
+    # An /XRefStm that points at the file's start, into the header, and
+    # past the end.
+    for value in (b"0", b"9", b"99999999"):
+        doc = build(["table", "table"], back)
+        docs.append(doc.replace(b"/Root 1 0 R /Prev", b"/Root 1 0 R /XRefStm %s /Prev" % value))
     return docs
 
 
