@@ -1189,8 +1189,13 @@ def updated_documents():
     # /Prev chains that lead back into themselves: the oldest update to
     # itself, and to the newest, which `startxref` names.
     docs.append(build(["table"] * 3, lambda k, starts, here: b"%d" % (here if k == 1 else starts[-1])))
-    newest = build(["table"] * 3, back).rindex(b"xref\n")
-    docs.append(build(["table"] * 3, lambda k, starts, here: b"%d" % (newest if k == 1 else starts[-1])))
+    # (The newest section's offset depends on the digits of the /Prev before
+    # it: build until the offset named is the offset it lands at.)
+    newest, doc = 0, b""
+    while not doc or doc.rindex(b"\nxref\n") + 1 != newest:
+        newest = doc.rindex(b"\nxref\n") + 1 if doc else 0
+        doc = build(["table"] * 3, lambda k, starts, here: b"%d" % (newest if k == 1 else starts[-1]))
+    docs.append(doc)
     for value in (b"-1", b"0", b"99999999", b"1099511627776", b"17.5", b"(12)", b"/Prev", b"[0]", b"null",
                   b"3 0 R"):
         docs.append(build(["table", "table", "stream"],
