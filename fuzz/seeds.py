@@ -394,9 +394,10 @@ TO_UNICODE = b"""/CIDInit /ProcSet findresource begin 12 dict begin begincmap
 HEADER = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n"
 
 
-def write_objects(objects):
-    """The header and `objects` in number order; their offsets."""
-    out, offsets = bytearray(HEADER), {}
+def write_objects(objects, out=HEADER):
+    """`out` (the header unless given) and `objects` after it in number
+    order; their offsets."""
+    out, offsets = bytearray(out), {}
     for num in sorted(objects):
         offsets[num] = len(out)
         out += b"%d 0 obj\n%s\nendobj\n" % (num, objects[num])
@@ -1150,19 +1151,10 @@ def updated_documents():
         """`kinds[k]` is "table", "stream" or "hybrid" for section k (0 the
         original); `prev_of(k, starts, here)` the `/Prev` value of section
         k > 0, given the offsets of the sections before it and its own."""
-        out = bytearray(HEADER)
-        starts, next_num = [], size
+        out, starts, next_num = HEADER, [], size
         for k, kind in enumerate(kinds):
-            changed = {}
-            if k == 0:
-                for n in sorted(objects):
-                    changed[n] = len(out)
-                    out += b"%d 0 obj\n%s\nendobj\n" % (n, objects[n])
-            else:
-                body, content = page(k % 2, b"update %d" % k)
-                for n, data in ((4 + k % 2, body), (6 + k % 2, content)):
-                    changed[n] = len(out)
-                    out += b"%d 0 obj\n%s\nendobj\n" % (n, data)
+            update = objects if k == 0 else dict(zip((4 + k % 2, 6 + k % 2), page(k % 2, b"update %d" % k)))
+            out, changed = write_objects(update, out)
             if kind != "table":
                 num, next_num = next_num, next_num + 1
             if kind == "hybrid":
