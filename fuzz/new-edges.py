@@ -65,16 +65,16 @@ def frames(binary, pcs):
 def classify(stack):
     """`hash`, `rng` or `code`, and the frame that decided it: the innermost
     one outside core and alloc (whose helpers are inlined everywhere),
-    judged by its source file, or, where the instrumentation's own block
-    has no line, by the path of its function."""
+    judged by its source file (which llvm-symbolizer names even where the
+    instrumentation's own block has line 0) or, where that block has no
+    line, also by the path of its function."""
     within = lambda f, files: any(h in f.get("FileName", "") for h in files)
     library = lambda f: "/rustc/" in f.get("FileName", "") and not within(f, HASH_FILES)
     inner = next((f for f in stack if not library(f)), stack[0] if stack else {})
     for kind, files, paths in (("hash", HASH_FILES, HASH_PATHS), ("rng", RNG_FILES, RNG_PATHS)):
-        if inner.get("Line", 0):
-            if within(inner, files):
-                return kind, inner
-        elif inner.get("FunctionName", "").lstrip("<").startswith(paths):
+        if within(inner, files):
+            return kind, inner
+        if not inner.get("Line", 0) and inner.get("FunctionName", "").lstrip("<").startswith(paths):
             return kind, inner
     return "code", inner
 
