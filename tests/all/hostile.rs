@@ -1002,6 +1002,55 @@ fn huge_tounicode() -> Case {
     })
 }
 
+/// A ToUnicode map whose four ranges of 65,536 codes each map every code
+/// to 1,000 bytes (500 CJK characters, 1,500 bytes of text): 390 MB of
+/// text from 4 KB of map, until a target was cut at the format's 512
+/// bytes and a map's text at 4 MB.
+fn long_tounicode_targets() -> Case {
+    sandwich("tounicode-targets-of-1000-bytes", |d| {
+        let hello: String = "Hello CMap"
+            .chars()
+            .map(|ch| format!("<{:04X}> <{:04X}>\n", ch as u32, ch as u32))
+            .collect();
+        let target = "4E00".repeat(500);
+        let ranges: String = (1..=4)
+            .map(|k| format!("<{k:04X}0000> <{k:04X}FFFF> <{target}>\n"))
+            .collect();
+        let body =
+            format!("10 beginbfchar\n{hello}endbfchar\n4 beginbfrange\n{ranges}endbfrange\n");
+        font_page(
+            d,
+            |d, f| type0_font(d, f, &cmap("<0000> <FFFF>", &body), Enc::Flate, ""),
+            CMAP_TEXT,
+        );
+    })
+}
+
+/// Page 2 selects a font given inline in its resources, with a ToUnicode
+/// map of all 65,536 codes, 100,000 times before it shows its text: 1 MB
+/// of content that loaded the font again at each selection (850 MB in
+/// a native build) until fonts were known by their dictionary.
+fn inline_font_selected() -> Case {
+    sandwich("inline-font-selected-100000-times", |d| {
+        let tu = d.id();
+        let body = "1 beginbfrange\n<0000> <FFFF> <0000>\nendbfrange\n";
+        d.pdf
+            .stream(tu, "", &cmap("<0000> <FFFF>", body), Enc::Flate);
+        let font = format!(
+            "<< /Type /Font /Subtype /Type0 /BaseFont /Hostile /Encoding /Identity-H /ToUnicode {tu} 0 R /DescendantFonts [<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /DW 500 >>] >>"
+        );
+        let content = format!(
+            "BT {}72 700 Td {CMAP_TEXT} Tj ET\n",
+            "/F2 12 Tf ".repeat(100_000)
+        );
+        d.page_with(
+            &format!("/Font << /F1 3 0 R /F2 {font} >>"),
+            content.as_bytes(),
+            Enc::Flate,
+        );
+    })
+}
+
 fn absurd_cmap() -> Case {
     sandwich("tounicode-absurd-ranges", |d| {
         let body = "4 beginbfrange\n<0000> <FFFFFFFF> <0041>\n<00000000> <FFFFFFFF> <0041>\n<0000> <FFFF> [<0041> <0042>]\n<FFFF> <0000> <0041>\nendbfrange\n2 begincidrange\n<00000000> <FFFFFFFF> 0\n<0000> <FFFF> 4294967295\nendcidrange\n";
@@ -1595,6 +1644,8 @@ pub(crate) fn cases() -> Vec<Case> {
         form_draws_itself(),
         type3_recursive(),
         huge_tounicode().also(2, "Hello CMap"),
+        long_tounicode_targets().also(2, "Hello CMap"),
+        inline_font_selected().also(2, "Hello CMap"),
         // What the absurd ranges map the codes to is garbage by definition.
         absurd_cmap().also(2, "Hello page 2"),
         // 20 MB of content: whether page 2 is read depends on

@@ -2,11 +2,28 @@
 //! stream of a Type0 font), and Adobe's CID → Unicode tables for the CJK
 //! character collections, embedded in the component.
 
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use lopdf::{Object, ObjectId};
 use pdf_syntax::{is_delim, is_white};
+
+use crate::Batch;
 
 /// Most code → Unicode entries one CMap keeps: real ones (a CJK font's)
 /// hold tens of thousands; more are dropped rather than filling memory.
 const MAX_ENTRIES: usize = 1 << 18;
+
+/// Longest target one entry maps a code to, in bytes: the CMap format's
+/// own limit on a `dstString` (Adobe Technical Note #5099, 512 bytes). A
+/// longer one keeps its first 512 bytes: a range of 65,536 codes each
+/// mapped to a 50 KB target would otherwise be billions of characters.
+const MAX_TARGET_BYTES: usize = 512;
+
+/// Most text, in UTF-8 bytes, the entries of one CMap map codes to
+/// together: a CJK font's map of 65,536 codes holds about 200 KB. Entries
+/// past it are dropped, as past [`MAX_ENTRIES`].
+const MAX_TEXT_BYTES: usize = 4 << 20;
 
 /// A parsed CMap: how to cut a string into codes, and what each code means.
 #[derive(Default)]
@@ -156,6 +173,9 @@ impl CMap {
         cmap.unicode.reverse();
         cmap.unicode.sort_by_key(|e| e.0);
         cmap.unicode.dedup_by_key(|e| e.0);
+        cmap.unicode.shrink_to_fit();
+        cmap.cids.shrink_to_fit();
+        cmap.text.shrink_to_fit();
         cmap
     }
 
@@ -163,7 +183,7 @@ impl CMap {
     /// unpaired surrogates become U+FFFD where `lossy`, else the entry is
     /// dropped.
     fn map(&mut self, code: u32, units: &[u16], lossy: bool) {
-        if self.unicode.len() >= MAX_ENTRIES {
+        if self.unicode.len() >= MAX_ENTRIES || self.text.len() >= MAX_TEXT_BYTES {
             return;
         }
         let start = self.text.len();
@@ -179,6 +199,13 @@ impl CMap {
         }
         self.unicode
             .push((code, start as u32, self.text.len() as u32));
+    }
+
+    /// Roughly the memory it holds, in bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.codespace.capacity() * size_of::<(u8, u32, u32)>()
+            + (self.unicode.capacity() + self.cids.capacity()) * size_of::<(u32, u32, u32)>()
+            + self.text.capacity()
     }
 
     /// Whether the CMap declares its own code space.
@@ -230,6 +257,46 @@ impl CMap {
     }
 }
 
+/// The CMaps one batch has read, by stream: fonts that name the same
+/// `/ToUnicode` or `/Encoding` stream share one map.
+#[derive(Default)]
+pub(crate) struct CMaps {
+    by_id: HashMap<ObjectId, Rc<CMap>>,
+    /// What every map read so far holds, shared or not, in bytes.
+    bytes: usize,
+}
+
+impl CMaps {
+    /// The map in the stream `obj` refers to, read the first time it is
+    /// asked for; `None` when there is no such stream, or it cannot be
+    /// decoded (a limit it passed is noted in `limit`).
+    pub(crate) fn read(
+        &mut self,
+        batch: &Batch,
+        obj: Option<&Object>,
+        limit: &mut Option<String>,
+    ) -> Option<Rc<CMap>> {
+        let id = match obj {
+            Some(Object::Reference(id)) => Some(*id),
+            _ => None,
+        };
+        if let Some(map) = id.and_then(|id| self.by_id.get(&id)) {
+            return Some(Rc::clone(map));
+        }
+        let map = Rc::new(CMap::parse(&batch.stream(obj, limit)?));
+        self.bytes += map.heap_bytes();
+        if let Some(id) = id {
+            self.by_id.insert(id, Rc::clone(&map));
+        }
+        Some(map)
+    }
+
+    /// What the maps read so far hold, in bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
 /// Adobe's CID → Unicode table for a character collection (`/Ordering`).
 pub(crate) fn collection_table(ordering: &[u8]) -> Option<&'static [u8]> {
     Some(match ordering {
@@ -258,9 +325,10 @@ fn be(bytes: &[u8]) -> u32 {
 }
 
 /// Replaces `units` with the UTF-16 code units of big-endian `bytes` (a
-/// single byte is one unit).
+/// single byte is one unit), of at most [`MAX_TARGET_BYTES`] of them.
 fn utf16_units(bytes: &[u8], units: &mut Vec<u16>) {
     units.clear();
+    let bytes = &bytes[..bytes.len().min(MAX_TARGET_BYTES)];
     if bytes.len() == 1 {
         units.push(bytes[0] as u16);
         return;
@@ -386,6 +454,37 @@ mod tests {
         );
         assert_eq!(cmap.unicode(5), Some("😀"));
         assert_eq!(cmap.unicode(6), None);
+    }
+
+    #[test]
+    fn long_targets_are_cut_and_the_text_is_bounded() {
+        // 300 units of 中 (600 bytes) for one code, then 65,536 codes each
+        // mapped to 256 units of U+4E00 (768 UTF-8 bytes): 50 MB of text
+        // if kept whole.
+        let long = "4E2D".repeat(300);
+        let target = "4E00".repeat(256);
+        let data = format!(
+            "1 beginbfchar <00020000> <{long}> endbfchar\n\
+             1 beginbfrange <0000> <FFFF> <{target}> endbfrange\n\
+             1 beginbfchar <00030000> <0041> endbfchar"
+        );
+        let cmap = CMap::parse(data.as_bytes());
+        // The range ran out of room after its first few thousand codes;
+        // what came after it finds none either.
+        assert_eq!(cmap.unicode(0x20000), Some("中".repeat(256).as_str()));
+        assert_eq!(cmap.unicode(0), Some("一".repeat(256).as_str()));
+        assert_eq!(
+            cmap.unicode(1),
+            Some(format!("{}丁", "一".repeat(255)).as_str())
+        );
+        assert_eq!(cmap.unicode(0xFFFF), None);
+        assert_eq!(cmap.unicode(0x30000), None);
+        assert!(cmap.text.len() < MAX_TEXT_BYTES + MAX_TARGET_BYTES * 3 / 2);
+        assert!(
+            cmap.heap_bytes() < 2 * MAX_TEXT_BYTES,
+            "{}",
+            cmap.heap_bytes()
+        );
     }
 
     #[test]

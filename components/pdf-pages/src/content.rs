@@ -5,7 +5,9 @@
 //!
 //! A page's work is bounded: it may run at most `page_operators` operators,
 //! counting a form's each time it is drawn, and hold at most
-//! `page_text_bytes` of text; a form's content is decoded once per batch.
+//! `page_text_bytes` of text; a form's content is decoded once per batch,
+//! and so is a font loaded (with its CMaps, each read once), the batch's
+//! fonts holding at most 64 MiB together.
 //! Past a limit the page stops, and becomes an error naming the limit.
 
 use std::collections::{HashMap, HashSet};
@@ -14,6 +16,7 @@ use std::rc::Rc;
 use lopdf::{Dictionary, Object, ObjectId};
 
 use crate::Batch;
+use crate::cmap::CMaps;
 use crate::fonts::{Font, deref, number};
 use crate::layout::{Layout, Placed};
 use pdf_syntax::{is_delim, is_white, unescape_name};
@@ -54,52 +57,92 @@ const MAX_ARRAY: usize = 1 << 16;
 const MAX_ARRAY_DEPTH: usize = 32;
 /// Decoded form contents kept for the batch, in bytes.
 const FORM_CACHE_BYTES: usize = 8 << 20;
+/// Memory the fonts loaded for one batch may hold, in bytes, as
+/// [`Font::heap_bytes`] and [`CMaps::heap_bytes`] count it: a quarter of
+/// the parser's default memory. Real fonts hold well under a megabyte
+/// each, their CMaps too.
+const FONT_CACHE_BYTES: usize = 64 << 20;
 
 /// What the pages of one batch share: the fonts already loaded, and the
-/// forms already decoded (or refused, with why).
+/// forms already decoded (or refused, with why). `'d` is the batch's
+/// document, where every dictionary the pages name lives.
 #[derive(Default)]
-pub(crate) struct Cache {
+pub(crate) struct Cache<'d> {
     fonts: Vec<Font>,
-    by_id: HashMap<ObjectId, usize>,
+    /// Each font dictionary's font, whether the resources name it by
+    /// reference or hold it inline: a page that selects an inline font a
+    /// million times loads it once.
+    by_dict: HashMap<ByAddress<'d>, usize>,
+    /// What `fonts` hold, in bytes, but for their CMaps.
+    font_bytes: usize,
+    cmaps: CMaps,
     forms: HashMap<ObjectId, Result<Rc<[u8]>, String>>,
     form_bytes: usize,
 }
 
-impl Cache {
+/// A dictionary known by where it is: the document does not change while
+/// a batch is read, so one address is one dictionary.
+struct ByAddress<'d>(&'d Dictionary);
+
+impl PartialEq for ByAddress<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for ByAddress<'_> {}
+
+impl std::hash::Hash for ByAddress<'_> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        std::ptr::hash(self.0, state)
+    }
+}
+
+impl<'d> Cache<'d> {
+    /// The font `resources` name `name`, loaded the first time it is
+    /// asked for; or why the page must stop: loading it would take the
+    /// batch's fonts past [`FONT_CACHE_BYTES`].
     fn lookup(
         &mut self,
-        batch: &Batch,
-        resources: Option<&Dictionary>,
+        batch: &'d Batch,
+        resources: Option<&'d Dictionary>,
         name: &[u8],
-    ) -> Option<usize> {
+    ) -> Result<Option<usize>, String> {
         let doc = &batch.doc;
-        let fonts = resources?
-            .get(b"Font")
-            .ok()
-            .map(|o| deref(doc, o))?
-            .as_dict()
-            .ok()?;
-        let entry = fonts.get(name).ok()?;
-        if let Object::Reference(id) = entry
-            && let Some(&i) = self.by_id.get(id)
-        {
-            return Some(i);
+        let Some(dict) = resources
+            .and_then(|r| r.get(b"Font").ok())
+            .and_then(|o| deref(doc, o).as_dict().ok())
+            .and_then(|fonts| fonts.get(name).ok())
+            .and_then(|o| deref(doc, o).as_dict().ok())
+        else {
+            return Ok(None);
+        };
+        if let Some(&i) = self.by_dict.get(&ByAddress(dict)) {
+            return Ok(Some(i));
         }
-        let dict = deref(doc, entry).as_dict().ok()?;
-        self.fonts.push(Font::load(batch, dict));
-        let i = self.fonts.len() - 1;
-        if let Object::Reference(id) = entry {
-            self.by_id.insert(*id, i);
+        let font = Font::load(batch, dict, &mut self.cmaps);
+        let size = font.heap_bytes();
+        let held = self.font_bytes + self.cmaps.heap_bytes();
+        if held + size > FONT_CACHE_BYTES {
+            return Err(format!(
+                "loading it would take the fonts of the batch past {} MiB of memory ({} KiB in {} fonts and their CMaps)",
+                FONT_CACHE_BYTES >> 20,
+                (held + size) >> 10,
+                self.fonts.len() + 1,
+            ));
         }
-        Some(i)
+        self.font_bytes += size;
+        self.fonts.push(font);
+        self.by_dict.insert(ByAddress(dict), self.fonts.len() - 1);
+        Ok(Some(self.fonts.len() - 1))
     }
 }
 
 /// Interprets one page's content streams (its own, and its forms') into
 /// `layout`.
-pub(crate) struct Interpreter<'a> {
-    batch: &'a Batch,
-    cache: &'a mut Cache,
+pub(crate) struct Interpreter<'a, 'd> {
+    batch: &'d Batch,
+    cache: &'a mut Cache<'d>,
     layout: &'a mut Layout,
     forms_open: HashSet<ObjectId>,
     /// Operators the page may still run.
@@ -110,8 +153,8 @@ pub(crate) struct Interpreter<'a> {
     images: usize,
 }
 
-impl<'a> Interpreter<'a> {
-    pub(crate) fn new(batch: &'a Batch, cache: &'a mut Cache, layout: &'a mut Layout) -> Self {
+impl<'a, 'd> Interpreter<'a, 'd> {
+    pub(crate) fn new(batch: &'d Batch, cache: &'a mut Cache<'d>, layout: &'a mut Layout) -> Self {
         Interpreter {
             batch,
             cache,
@@ -141,7 +184,7 @@ impl<'a> Interpreter<'a> {
     pub(crate) fn run(
         &mut self,
         content: &[u8],
-        resources: Option<&Dictionary>,
+        resources: Option<&'d Dictionary>,
         ctm: Matrix,
         depth: usize,
     ) {
@@ -203,7 +246,13 @@ impl<'a> Interpreter<'a> {
                 }
                 b"Tf" => {
                     if let [.., Operand::Name(name), size] = operands.as_slice() {
-                        gs.font = self.cache.lookup(self.batch, resources, name);
+                        gs.font = match self.cache.lookup(self.batch, resources, name) {
+                            Ok(font) => font,
+                            Err(why) => {
+                                self.stop(format!("a font of the page: {why}"));
+                                return;
+                            }
+                        };
                         if let Some(why) = gs
                             .font
                             .and_then(|i| self.cache.fonts.get(i))
@@ -339,7 +388,7 @@ impl<'a> Interpreter<'a> {
         }
     }
 
-    fn form(&mut self, resources: Option<&Dictionary>, name: &[u8], ctm: &Matrix, depth: usize) {
+    fn form(&mut self, resources: Option<&'d Dictionary>, name: &[u8], ctm: &Matrix, depth: usize) {
         let batch = self.batch;
         let doc = &batch.doc;
         let Some(xobjects) = resources
@@ -637,6 +686,8 @@ fn lenient_number(word: &[u8]) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    use lopdf::dictionary;
+
     use super::*;
 
     fn tokens(data: &[u8]) -> Vec<String> {
@@ -681,5 +732,101 @@ mod tests {
     #[test]
     fn broken_numbers_do_not_stop_the_page() {
         assert_eq!(tokens(b"--5 1.2.3 Td"), vec!["-5", "1.2", "Td"]);
+    }
+
+    /// A batch whose document holds `objects`, for pages run by hand.
+    fn batch(objects: impl FnOnce(&mut lopdf::Document)) -> Batch {
+        let mut doc = lopdf::Document::with_version("1.7");
+        objects(&mut doc);
+        Batch {
+            doc,
+            inflater: pdf_syntax::limits::Inflater::new(Default::default()),
+        }
+    }
+
+    /// Runs `content` with `resources` as one page; its text, or why it
+    /// stopped.
+    fn page<'d>(
+        batch: &'d Batch,
+        cache: &mut Cache<'d>,
+        resources: &'d Dictionary,
+        content: &[u8],
+    ) -> Result<String, String> {
+        let mut layout = Layout::new(1 << 20);
+        let mut interpreter = Interpreter::new(batch, cache, &mut layout);
+        interpreter.run(content, Some(resources), IDENTITY, 0);
+        match interpreter.stopped() {
+            Some(why) => Err(why),
+            None => Ok(layout.finish().0),
+        }
+    }
+
+    /// A ToUnicode CMap of 65,536 codes, each to a CJK character: about
+    /// a megabyte once read.
+    const WIDE_CMAP: &[u8] = b"1 begincodespacerange <00> <FF> endcodespacerange\n\
+        1 beginbfrange <0000> <FFFF> <4E00> endbfrange\n\
+        1 beginbfchar <41> <005A> endbfchar";
+
+    fn font_dict(to_unicode: lopdf::ObjectId) -> Dictionary {
+        dictionary! {
+            "Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica",
+            "ToUnicode" => to_unicode,
+        }
+    }
+
+    #[test]
+    fn an_inline_font_is_loaded_once_however_often_it_is_selected() {
+        let mut resources = Dictionary::new();
+        let batch = batch(|doc| {
+            let cmap = doc.add_object(lopdf::Stream::new(Dictionary::new(), WIDE_CMAP.to_vec()));
+            let fonts = dictionary! { "F1" => font_dict(cmap) };
+            resources.set("Font", fonts);
+        });
+        let mut cache = Cache::default();
+        // Before fonts were known by their dictionary, each `Tf` loaded the
+        // inline font again: 8 KB and a CMap's megabyte a time.
+        let content = format!("BT {}(A) Tj ET", "/F1 12 Tf ".repeat(200_000));
+        assert_eq!(
+            page(&batch, &mut cache, &resources, content.as_bytes()),
+            Ok("Z".into())
+        );
+        assert_eq!(cache.fonts.len(), 1);
+        assert!(cache.font_bytes + cache.cmaps.heap_bytes() < 2 << 20);
+    }
+
+    #[test]
+    fn fonts_share_a_cmap_and_past_their_budget_stop_the_page() {
+        // 200 fonts: on page 1 they share one CMap stream, on page 2 each
+        // has its own.
+        let (mut shared, mut own) = (Dictionary::new(), Dictionary::new());
+        let batch = batch(|doc| {
+            let cmap = doc.add_object(lopdf::Stream::new(Dictionary::new(), WIDE_CMAP.to_vec()));
+            let (mut a, mut b) = (Dictionary::new(), Dictionary::new());
+            for i in 0..200 {
+                a.set(format!("F{i}"), doc.add_object(font_dict(cmap)));
+                let cmap =
+                    doc.add_object(lopdf::Stream::new(Dictionary::new(), WIDE_CMAP.to_vec()));
+                b.set(format!("F{i}"), doc.add_object(font_dict(cmap)));
+            }
+            shared.set("Font", a);
+            own.set("Font", b);
+        });
+        let content: String = (0..200)
+            .map(|i| format!("BT /F{i} 12 Tf 72 {} Td (A) Tj ET\n", 3000 - i * 14))
+            .collect();
+        let mut cache = Cache::default();
+        let text = page(&batch, &mut cache, &shared, content.as_bytes()).unwrap();
+        assert_eq!(text.matches('Z').count(), 200);
+        assert_eq!(cache.fonts.len(), 200);
+        let kib = cache.cmaps.heap_bytes() >> 10;
+        assert!((900..1100).contains(&kib), "one CMap read, of {kib} KiB");
+        let why = page(&batch, &mut cache, &own, content.as_bytes()).unwrap_err();
+        assert!(
+            why.starts_with("a font of the page: loading it would take the fonts of the batch past 64 MiB of memory"),
+            "{why}"
+        );
+        assert!(cache.font_bytes + cache.cmaps.heap_bytes() <= FONT_CACHE_BYTES + (2 << 20));
+        // The fonts it holds go on serving.
+        assert!(page(&batch, &mut cache, &shared, b"BT /F7 12 Tf (A) Tj ET").is_ok());
     }
 }

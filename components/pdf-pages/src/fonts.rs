@@ -8,11 +8,12 @@
 //! font's own `cmap` table.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use lopdf::{Dictionary, Document, Object};
 
 use crate::Batch;
-use crate::cmap::{self, CMap};
+use crate::cmap::{self, CMap, CMaps};
 use crate::glyph_list::GLYPHS;
 use crate::truetype;
 
@@ -36,7 +37,7 @@ enum Decoder {
 /// A simple font's text per code, worked out the first time the code is
 /// shown: a page shows a few dozen of a font's 256 codes.
 struct Simple {
-    to_unicode: Option<CMap>,
+    to_unicode: Option<Rc<CMap>>,
     /// Unicode from the encoding, for codes `/ToUnicode` lacks.
     base: Base,
     /// Each code's normalized text, as (start, end) in `text`; `UNREAD`
@@ -56,21 +57,33 @@ enum Base {
 
 struct Composite {
     /// The `/Encoding` CMap when embedded (or `None` for Identity).
-    encoding: Option<CMap>,
+    encoding: Option<Rc<CMap>>,
     /// A predefined encoding that is itself Unicode or a legacy CJK charset.
     text_encoding: Option<TextEncoding>,
     /// How many bytes a code takes when the encoding does not say.
     default_len: usize,
-    to_unicode: Option<CMap>,
+    to_unicode: Option<Rc<CMap>>,
     collection: Option<&'static [u8]>,
     /// GID → text, from an embedded TrueType font's `cmap`.
     glyph_text: HashMap<u16, char>,
     cid_to_gid: Option<Vec<u16>>,
     widths: CidWidths,
     default_width: f32,
-    /// Per-code text, filled as codes are met.
+    /// Per-code text, filled as codes are met, for up to
+    /// [`MAX_CACHED_CODES`] codes.
     cache: HashMap<u32, Box<str>>,
+    /// The text of the last code shown that the cache had no room for.
+    uncached: Box<str>,
 }
+
+/// Most codes a composite font keeps the text of: a page of CJK text shows
+/// a few thousand; four-byte codes could otherwise fill memory with
+/// millions.
+const MAX_CACHED_CODES: usize = 1 << 16;
+
+/// Most entries a `/CIDToGIDMap` stream gives: one per CID, and CIDs stop
+/// at 65,535.
+const MAX_CIDS: usize = 1 << 16;
 
 #[derive(Clone, Copy)]
 enum TextEncoding {
@@ -91,17 +104,16 @@ pub(crate) struct Font {
 impl Font {
     /// Builds a font from its dictionary. Never fails: what cannot be read
     /// degrades to glyphs with no text, which the page reports; a stream
-    /// past a limit is remembered (see [`Font::limit`]).
-    pub(crate) fn load(batch: &Batch, dict: &Dictionary) -> Font {
+    /// past a limit is remembered (see [`Font::limit`]). Its CMaps come
+    /// from, or go into, the batch's `cmaps`.
+    pub(crate) fn load(batch: &Batch, dict: &Dictionary, cmaps: &mut CMaps) -> Font {
         let doc = &batch.doc;
         let subtype = name_of(doc, dict.get(b"Subtype").ok()).unwrap_or_default();
         if subtype == b"Type0" {
-            return Self::load_composite(batch, dict);
+            return Self::load_composite(batch, dict, cmaps);
         }
         let mut limit = None;
-        let to_unicode = batch
-            .stream(dict.get(b"ToUnicode").ok(), &mut limit)
-            .map(|d| CMap::parse(&d));
+        let to_unicode = cmaps.read(batch, dict.get(b"ToUnicode").ok(), &mut limit);
         let base = match to_unicode {
             Some(_) => Base::Unread(dict.clone()),
             None => Base::Read(simple_base_table(batch, dict, &mut limit, |_| false)),
@@ -119,12 +131,40 @@ impl Font {
         }
     }
 
+    /// Roughly the memory it holds once loaded, in bytes, but for its
+    /// CMaps, which [`CMaps`] counts. What it works out later, code by
+    /// code, is bounded apart: 256 codes for a simple font,
+    /// [`MAX_CACHED_CODES`] for a composite one.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        let decoder = match &self.decoder {
+            Decoder::Simple(s) => {
+                let base = match &s.base {
+                    Base::Read(table) => {
+                        table.capacity() * size_of::<Option<String>>()
+                            + table.iter().flatten().map(String::capacity).sum::<usize>()
+                    }
+                    Base::Unread(_) => 0,
+                };
+                size_of::<Simple>() + base
+            }
+            Decoder::Composite(c) => {
+                size_of::<Composite>()
+                    + c.glyph_text.capacity() * size_of::<(u16, char)>()
+                    + c.cid_to_gid
+                        .as_ref()
+                        .map_or(0, |m| m.capacity() * size_of::<u16>())
+                    + c.widths.ranges.len() * size_of::<(u32, (u32, f32))>() * 2
+            }
+        };
+        size_of::<Font>() + decoder + self.widths.capacity() * size_of::<f32>()
+    }
+
     /// The limit one of the font's streams passed, if one did.
     pub(crate) fn limit(&self) -> Option<&str> {
         self.limit.as_deref()
     }
 
-    fn load_composite(batch: &Batch, dict: &Dictionary) -> Font {
+    fn load_composite(batch: &Batch, dict: &Dictionary, cmaps: &mut CMaps) -> Font {
         let doc = &batch.doc;
         let mut limit = None;
         let descendant = dict
@@ -133,10 +173,9 @@ impl Font {
             .and_then(|o| deref(doc, o).as_array().ok())
             .and_then(|a| a.first())
             .and_then(|o| deref(doc, o).as_dict().ok());
-        let to_unicode = batch
-            .stream(dict.get(b"ToUnicode").ok(), &mut limit)
-            .map(|d| CMap::parse(&d))
-            .filter(CMap::has_unicode);
+        let to_unicode = cmaps
+            .read(batch, dict.get(b"ToUnicode").ok(), &mut limit)
+            .filter(|m| m.has_unicode());
 
         let mut encoding = None;
         let mut text_encoding = None;
@@ -146,9 +185,7 @@ impl Font {
                 (text_encoding, default_len) = predefined_encoding(name);
             }
             Ok(Object::Stream(_)) => {
-                encoding = batch
-                    .stream(dict.get(b"Encoding").ok(), &mut limit)
-                    .map(|data| CMap::parse(&data));
+                encoding = cmaps.read(batch, dict.get(b"Encoding").ok(), &mut limit);
             }
             _ => {}
         }
@@ -192,6 +229,7 @@ impl Font {
                 if let Some(map) = batch.stream(desc.get(b"CIDToGIDMap").ok(), &mut limit) {
                     cid_to_gid = Some(
                         map.chunks(2)
+                            .take(MAX_CIDS)
                             .map(|c| ((c[0] as u16) << 8) | *c.get(1).unwrap_or(&0) as u16)
                             .collect(),
                     );
@@ -210,6 +248,7 @@ impl Font {
                 widths,
                 default_width,
                 cache: HashMap::new(),
+                uncached: Box::default(),
             })),
             widths: Vec::new(),
             limit,
@@ -242,11 +281,15 @@ impl Font {
                     let cid = c.cid(code);
                     let width = c.widths.get(cid).unwrap_or(c.default_width);
                     if !c.cache.contains_key(&code) {
-                        let text = c.text_for(code, code_bytes, cid);
-                        c.cache.insert(code, normalize(&text).into_boxed_str());
+                        let text = normalize(&c.text_for(code, code_bytes, cid)).into_boxed_str();
+                        if c.cache.len() < MAX_CACHED_CODES {
+                            c.cache.insert(code, text);
+                        } else {
+                            c.uncached = text;
+                        }
                     }
                     each(Glyph {
-                        text: &c.cache[&code],
+                        text: c.cache.get(&code).unwrap_or(&c.uncached),
                         width,
                         is_space_code: len == 1 && code == 32,
                     });

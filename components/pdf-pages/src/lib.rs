@@ -121,10 +121,10 @@ fn page_content(batch: &Batch, page_id: lopdf::ObjectId) -> Result<Vec<u8>, Stri
     Ok(content)
 }
 
-fn page_text(
-    batch: &Batch,
+fn page_text<'d>(
+    batch: &'d Batch,
     page_id: lopdf::ObjectId,
-    cache: &mut content::Cache,
+    cache: &mut content::Cache<'d>,
 ) -> Result<String, String> {
     let doc = &batch.doc;
     let content = page_content(batch, page_id)
