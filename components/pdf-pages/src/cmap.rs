@@ -14,10 +14,11 @@ use crate::Batch;
 /// hold tens of thousands; more are dropped rather than filling memory.
 const MAX_ENTRIES: usize = 1 << 18;
 
-/// Longest target one entry maps a code to, in bytes: the CMap format's
-/// own limit on a `dstString` (Adobe Technical Note #5099, 512 bytes). A
-/// longer one keeps its first 512 bytes: a range of 65,536 codes each
-/// mapped to a 50 KB target would otherwise be billions of characters.
+/// Longest target one entry maps a code to, in bytes: the limit on a
+/// ToUnicode `dstString` (PDF Reference 1.7, 5.9.2: "a string of up to 512
+/// bytes"). A longer one keeps its first 512 bytes: a range of 65,536
+/// codes each mapped to a 50 KB target would otherwise be billions of
+/// characters.
 const MAX_TARGET_BYTES: usize = 512;
 
 /// Most text, in UTF-8 bytes, the entries of one CMap map codes to
