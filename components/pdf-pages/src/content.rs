@@ -122,19 +122,26 @@ impl<'d> Cache<'d> {
         }
         let font = Font::load(batch, dict, &mut self.cmaps);
         let size = font.heap_bytes();
-        let held = self.font_bytes + self.cmaps.heap_bytes();
-        if held + size > FONT_CACHE_BYTES {
-            return Err(format!(
-                "loading it would take the fonts of the batch past {} MiB of memory ({} KiB in {} fonts and their CMaps)",
-                FONT_CACHE_BYTES >> 20,
-                (held + size) >> 10,
-                self.fonts.len() + 1,
-            ));
+        if let Some(why) = self.over_budget(size, self.fonts.len() + 1) {
+            return Err(why);
         }
         self.font_bytes += size;
         self.fonts.push(font);
         self.by_dict.insert(ByAddress(dict), self.fonts.len() - 1);
         Ok(Some(self.fonts.len() - 1))
+    }
+
+    /// Why `fonts` fonts may not hold `more` bytes beyond what the batch's
+    /// fonts and CMaps hold now, if they may not.
+    fn over_budget(&self, more: usize, fonts: usize) -> Option<String> {
+        let held = self.font_bytes + self.cmaps.heap_bytes() + more;
+        (held > FONT_CACHE_BYTES).then(|| {
+            format!(
+                "the fonts of the batch would hold more than {} MiB of memory ({} KiB in {fonts} fonts and their CMaps)",
+                FONT_CACHE_BYTES >> 20,
+                held >> 10,
+            )
+        })
     }
 }
 
@@ -351,7 +358,7 @@ impl<'a, 'd> Interpreter<'a, 'd> {
             gs.ctm,
         );
         let batch = self.batch;
-        font.decode(batch, bytes, |glyph| {
+        let grown = font.decode(batch, bytes, |glyph| {
             let m = mul(tm, &ctm);
             let trm = mul(&[size * scale, 0.0, 0.0, size, 0.0, rise], &m);
             let mut tx = (glyph.width / 1000.0 * size + cs) * scale;
@@ -385,6 +392,13 @@ impl<'a, 'd> Interpreter<'a, 'd> {
         if let Some(why) = font.limit() {
             let why = format!("a font of the page: {why}");
             self.stop(why);
+        }
+        // So is each code's text, which the font keeps.
+        if grown > 0 {
+            self.cache.font_bytes += grown;
+            if let Some(why) = self.cache.over_budget(0, self.cache.fonts.len()) {
+                self.stop(format!("a font of the page: {why}"));
+            }
         }
     }
 
@@ -822,11 +836,54 @@ mod tests {
         assert!((900..1100).contains(&kib), "one CMap read, of {kib} KiB");
         let why = page(&batch, &mut cache, &own, content.as_bytes()).unwrap_err();
         assert!(
-            why.starts_with("a font of the page: loading it would take the fonts of the batch past 64 MiB of memory"),
+            why.starts_with(
+                "a font of the page: the fonts of the batch would hold more than 64 MiB of memory"
+            ),
             "{why}"
         );
         assert!(cache.font_bytes + cache.cmaps.heap_bytes() <= FONT_CACHE_BYTES + (2 << 20));
         // The fonts it holds go on serving.
         assert!(page(&batch, &mut cache, &shared, b"BT /F7 12 Tf (A) Tj ET").is_ok());
+    }
+
+    #[test]
+    fn the_text_fonts_keep_for_their_codes_counts_against_their_budget() {
+        // One shared CMap gives each of 256 codes 768 bytes of text, which
+        // each of 400 fonts keeps for itself once it shows them (256 KiB,
+        // its string grown by doubling): 100 MiB over 400 pages of 196 KB
+        // of text each.
+        let target = "4E00".repeat(256);
+        let entries: String = (0..256)
+            .map(|c| format!("<{c:02X}> <{target}>\n"))
+            .collect();
+        let map = format!("256 beginbfchar\n{entries}endbfchar");
+        let mut resources = Dictionary::new();
+        let batch = batch(|doc| {
+            let cmap = doc.add_object(lopdf::Stream::new(Dictionary::new(), map.into_bytes()));
+            let mut fonts = Dictionary::new();
+            for i in 0..400 {
+                fonts.set(format!("F{i}"), doc.add_object(font_dict(cmap)));
+            }
+            resources.set("Font", fonts);
+        });
+        let codes: String = (0..256).map(|c| format!("{c:02X}")).collect();
+        let mut cache = Cache::default();
+        let mut pages = 0;
+        let why = loop {
+            let content = format!("BT /F{pages} 12 Tf <{codes}> Tj ET");
+            match page(&batch, &mut cache, &resources, content.as_bytes()) {
+                Ok(text) => assert_eq!(text.chars().count(), 256 * 256),
+                Err(why) => break why,
+            }
+            pages += 1;
+            assert!(pages < 400, "every page read");
+        };
+        assert!((245..256).contains(&pages), "{pages} pages read");
+        assert!(
+            why.starts_with(
+                "a font of the page: the fonts of the batch would hold more than 64 MiB of memory"
+            ),
+            "{why}"
+        );
     }
 }

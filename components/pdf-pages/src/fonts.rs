@@ -133,20 +133,10 @@ impl Font {
 
     /// Roughly the memory it holds once loaded, in bytes, but for its
     /// CMaps, which [`CMaps`] counts. What it works out later, code by
-    /// code, is bounded apart: 256 codes for a simple font,
-    /// [`MAX_CACHED_CODES`] for a composite one.
+    /// code, [`Font::decode`] counts.
     pub(crate) fn heap_bytes(&self) -> usize {
         let decoder = match &self.decoder {
-            Decoder::Simple(s) => {
-                let base = match &s.base {
-                    Base::Read(table) => {
-                        table.capacity() * size_of::<Option<String>>()
-                            + table.iter().flatten().map(String::capacity).sum::<usize>()
-                    }
-                    Base::Unread(_) => 0,
-                };
-                size_of::<Simple>() + base
-            }
+            Decoder::Simple(s) => size_of::<Simple>() + s.base.heap_bytes(),
             Decoder::Composite(c) => {
                 size_of::<Composite>()
                     + c.glyph_text.capacity() * size_of::<(u16, char)>()
@@ -255,13 +245,23 @@ impl Font {
         }
     }
 
-    /// Decodes `bytes` glyph by glyph.
-    pub(crate) fn decode(&mut self, batch: &Batch, bytes: &[u8], mut each: impl FnMut(Glyph<'_>)) {
+    /// Decodes `bytes` glyph by glyph. Returns how much more memory, in
+    /// bytes, the font holds for the codes it met for the first time.
+    pub(crate) fn decode(
+        &mut self,
+        batch: &Batch,
+        bytes: &[u8],
+        mut each: impl FnMut(Glyph<'_>),
+    ) -> usize {
+        let mut grown = 0;
         match &mut self.decoder {
             Decoder::Simple(simple) => {
                 for &b in bytes {
                     if simple.spans[b as usize] == UNREAD {
+                        let before = simple.text.capacity() + simple.base.heap_bytes();
                         simple.read(batch, b, &mut self.limit);
+                        grown += (simple.text.capacity() + simple.base.heap_bytes())
+                            .saturating_sub(before);
                     }
                     let (start, end) = simple.spans[b as usize];
                     each(Glyph {
@@ -283,6 +283,7 @@ impl Font {
                     if !c.cache.contains_key(&code) {
                         let text = normalize(&c.text_for(code, code_bytes, cid)).into_boxed_str();
                         if c.cache.len() < MAX_CACHED_CODES {
+                            grown += text.len() + size_of::<(u32, Box<str>)>() + 1;
                             c.cache.insert(code, text);
                         } else {
                             c.uncached = text;
@@ -295,6 +296,21 @@ impl Font {
                     });
                 }
             }
+        }
+        grown
+    }
+}
+
+impl Base {
+    /// Roughly the memory a read table holds (an unread one, a copy of the
+    /// font's dictionary, is not counted).
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Base::Read(table) => {
+                table.capacity() * size_of::<Option<String>>()
+                    + table.iter().flatten().map(String::capacity).sum::<usize>()
+            }
+            Base::Unread(_) => 0,
         }
     }
 }
