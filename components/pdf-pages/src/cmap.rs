@@ -103,7 +103,7 @@ impl CMap {
                             Tok::Hex(dst) => {
                                 utf16_units(bytes(dst), &mut units);
                                 for code in lo..=hi {
-                                    if cmap.unicode.len() >= MAX_ENTRIES {
+                                    if cmap.is_full() {
                                         break;
                                     }
                                     cmap.map(code, &units, false);
@@ -184,7 +184,7 @@ impl CMap {
     /// unpaired surrogates become U+FFFD where `lossy`, else the entry is
     /// dropped.
     fn map(&mut self, code: u32, units: &[u16], lossy: bool) {
-        if self.unicode.len() >= MAX_ENTRIES || self.text.len() >= MAX_TEXT_BYTES {
+        if self.is_full() {
             return;
         }
         let start = self.text.len();
@@ -200,6 +200,12 @@ impl CMap {
         }
         self.unicode
             .push((code, start as u32, self.text.len() as u32));
+    }
+
+    /// Whether the code → Unicode entries have no more room: past
+    /// [`MAX_ENTRIES`] entries or [`MAX_TEXT_BYTES`] of text.
+    fn is_full(&self) -> bool {
+        self.unicode.len() >= MAX_ENTRIES || self.text.len() >= MAX_TEXT_BYTES
     }
 
     /// Roughly the memory it holds, in bytes.
@@ -464,9 +470,15 @@ mod tests {
         // if kept whole.
         let long = "4E2D".repeat(300);
         let target = "4E00".repeat(256);
+        // 1,000 more ranges after the map is full: each is skipped whole,
+        // not walked code by code (65 million steps).
+        let more: String = (0..1000)
+            .map(|k| format!("<{:04X}0000> <{:04X}FFFF> <0041>\n", k + 16, k + 16))
+            .collect();
         let data = format!(
             "1 beginbfchar <00020000> <{long}> endbfchar\n\
              1 beginbfrange <0000> <FFFF> <{target}> endbfrange\n\
+             1000 beginbfrange {more}endbfrange\n\
              1 beginbfchar <00030000> <0041> endbfchar"
         );
         let cmap = CMap::parse(data.as_bytes());
@@ -480,6 +492,7 @@ mod tests {
         );
         assert_eq!(cmap.unicode(0xFFFF), None);
         assert_eq!(cmap.unicode(0x30000), None);
+        assert_eq!(cmap.unicode(0x10_0000), None);
         assert!(cmap.text.len() < MAX_TEXT_BYTES + MAX_TARGET_BYTES * 3 / 2);
         assert!(
             cmap.heap_bytes() < 2 * MAX_TEXT_BYTES,

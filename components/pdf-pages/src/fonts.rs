@@ -258,10 +258,16 @@ impl Font {
             Decoder::Simple(simple) => {
                 for &b in bytes {
                     if simple.spans[b as usize] == UNREAD {
-                        let before = simple.text.capacity() + simple.base.heap_bytes();
+                        let (text, unread) = (
+                            simple.text.capacity(),
+                            matches!(simple.base, Base::Unread(_)),
+                        );
                         simple.read(batch, b, &mut self.limit);
-                        grown += (simple.text.capacity() + simple.base.heap_bytes())
-                            .saturating_sub(before);
+                        grown += simple.text.capacity() - text;
+                        // The encoding, read at most once.
+                        if unread && matches!(simple.base, Base::Read(_)) {
+                            grown += simple.base.heap_bytes();
+                        }
                     }
                     let (start, end) = simple.spans[b as usize];
                     each(Glyph {
