@@ -13,8 +13,11 @@ encrypted document: it reseeds from the OS once the process has drawn
 
     new-edges.py LOG [LOG ...] BINARY [--since MINUTES] [--every MINUTES]
 
-prints one line per edge found at or after `--since`, then the count of
-each kind in every `--every`-minute window (default 10). Given the logs of
+prints one line per edge found at or after `--since` (minute, kind,
+address, the crate whose source holds it, file and line, function), then
+the count of each kind in every `--every`-minute window (default 10), and
+of the edges in code, by crate: ours (`pdf-pages`, `pdf-syntax`, ...) or
+a dependency's (`lopdf`, `nom`, ...). Given the logs of
 several processes of one run (one work directory, started together), it
 counts each edge once, at the first minute any of them found it.
 """
@@ -79,6 +82,20 @@ def classify(stack):
     return "code", inner
 
 
+def crate(frame):
+    """The crate whose source file holds `frame`: a registry crate's name,
+    `std` for the standard library, or the directory above a workspace
+    crate's `src/`."""
+    name = frame.get("FileName", "")
+    registry = re.search(r"/registry/src/[^/]+/([^/]+)-\d+\.\d+[^/]*/", name)
+    if registry:
+        return registry[1]
+    if "/rustc/" in name:
+        return "std"
+    parts = name.split("/src/")[0].rstrip("/").split("/")
+    return parts[-1] or "?"
+
+
 def main():
     args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     args.add_argument("log", nargs="+")
@@ -92,14 +109,18 @@ def main():
         for minute, pc in new_pcs(log):
             first[pc] = min(minute, first.get(pc, minute))
     found = sorted((m, pc) for pc, m in first.items() if m >= args.since)
-    windows = Counter()
+    windows, crates = Counter(), Counter()
     for (minute, pc), stack in zip(found, frames(args.binary, [pc for _, pc in found])):
         kind, inner = classify(stack)
         windows[(int(minute // args.every) * args.every, kind)] += 1
+        owner = crate(inner)
+        if kind == "code":
+            crates[owner] += 1
         where = f"{inner.get('FileName', '?').split('/src/')[-1]}:{inner.get('Line', 0)}"
-        print(f"{minute:6.1f} {kind} {pc:#x} {where} {inner.get('FunctionName', '?')[:70]}")
+        print(f"{minute:6.1f} {kind} {pc:#x} {owner} {where} {inner.get('FunctionName', '?')[:70]}")
     for (start, kind), n in sorted(windows.items()):
         print(f"minutes {start}-{start + args.every}: {n} {kind}")
+    print("in code, by crate: " + ", ".join(f"{name} {n}" for name, n in crates.most_common()))
 
 
 if __name__ == "__main__":

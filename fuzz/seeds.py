@@ -17,12 +17,14 @@ password.
 simple-font encoding, glyph-name differences, embedded Type 1 encodings,
 ToUnicode maps, Type 3, Type 0 fonts with Unicode, legacy CJK and embedded
 CMap encodings, character collections and an embedded TrueType `cmap`;
-every text operator, nested forms, an inline image, right-to-left text;
-a CID font whose `/W` entries overwrite each other by the dozen; every
-encoding, CMap and character collection name the reader tells apart, and
-names one byte off them at every position; every lead byte of each
-legacy CJK charset before trail bytes from each of its ranges; lines that
-mix every bidirectional character class in random runs.
+every text operator, nested forms, inline images (`ID` and `EI` with
+every white space and delimiter around them, and near misses),
+right-to-left text; a CID font whose `/W` entries overwrite each other by
+the dozen; every encoding, CMap and character collection name the reader
+tells apart, and names one byte off them at every position; every lead
+byte of each legacy CJK charset before trail bytes from each of its
+ranges; lines that mix every bidirectional character class in random
+runs.
 
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
@@ -1072,6 +1074,40 @@ def bidi_document():
     return doc.pdf()
 
 
+def inline_image_document():
+    """A page for each way an inline image's `ID` and `EI` stand alone or
+    do not: each white-space byte before and after both, each delimiter
+    and the end of the content after `EI`, and near misses (`ID` and `EI`
+    inside a word, `EI` in the image data), each followed by text that
+    must still be read."""
+    doc = Objects()
+    f = doc.add(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
+    after = b"BT /F1 12 Tf 72 700 Td (after the image) Tj ET"
+    head = b"q BI /W 2 /H 1 /CS /G /BPC 8"
+
+    def image(before_id, after_id, data, before_ei, after_ei):
+        return head + before_id + b"ID" + after_id + data + before_ei + b"EI" + after_ei
+
+    for w in b" \t\r\n\x0c\x00":
+        w = bytes([w])
+        doc.page(image(w, w, b"\x41\x42", w, w) + b"Q " + after, [f])
+    for d in b"()<>[]{}/%":
+        doc.page(image(b" ", b" ", b"\x41\x42", b" ", bytes([d])) + b" Q " + after, [f])
+    doc.page(image(b" ", b" ", b"\x41\x42", b" ", b""), [f])
+    near = [
+        image(b" ", b" ", b"EI EIx \nEI", b" ", b" "),
+        head + b" /IDx 1 /XID 2 ID \x41\x42 XEI EIZ EI Q ",
+        head + b"ID \x41\x42 EI Q ",
+        head + b" IDX \x41\x42 EI ID \x41 EI Q ",
+        head + b" ID",
+        head + b" ID \x41\x42",
+        b"BI ID EI",
+    ]
+    for content in near:
+        doc.page(content + after, [f])
+    return doc.pdf()
+
+
 def batch_documents(rng):
     """Documents of a few pages, a font kind to each page."""
     docs = mistyped_documents() + linearized_documents() + updated_documents()
@@ -1108,6 +1144,7 @@ def batch_documents(rng):
     doc.page(page, [f], b"/XObject << /X2 %d 0 R >>" % outer)
     docs.append(doc.pdf())
     docs.append(bidi_document())
+    docs.append(inline_image_document())
     return docs
 
 
