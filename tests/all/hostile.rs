@@ -1051,6 +1051,62 @@ fn inline_font_selected() -> Case {
     })
 }
 
+/// A CID font with no ToUnicode map, so its text comes from its embedded
+/// TrueType program's `cmap`: a format 12 subtable whose first group maps
+/// `A`-`Z` and whose 100,000 more each map the same 65,536 codes again:
+/// 1.2 MB whose walk took 6.5 billion steps until a subtable's walk
+/// stopped after every Unicode code once (fuzzing run 39's slow input).
+fn truetype_cmap_overlapping_groups() -> Case {
+    sandwich("truetype-cmap-100000-overlapping-groups", |d| {
+        font_page(
+            d,
+            |d, f| {
+                let (desc, fd, ff) = (d.id(), d.id(), d.id());
+                d.pdf.obj(
+                    f,
+                    format!(
+                        "<< /Type /Font /Subtype /Type0 /BaseFont /Hostile /Encoding /Identity-H /DescendantFonts [{desc} 0 R] >>"
+                    ),
+                );
+                d.pdf.obj(
+                    desc,
+                    format!(
+                        "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {fd} 0 R /DW 500 >>"
+                    ),
+                );
+                d.pdf.obj(fd, descriptor(&format!("/FontFile2 {ff} 0 R")));
+                let mut groups = vec![(0x41u32, 0x5Au32, 0x41u32)];
+                groups.extend(std::iter::repeat_n((0x2_0000, 0x2_FFFF, 1), 100_000));
+                // Unfiltered: Flate would pass `pdf.max_inflate_ratio`.
+                d.pdf.stream(ff, "", &truetype_cmap_12(&groups), Enc::Plain);
+            },
+            "<00480045004C004C004F>",
+        );
+    })
+}
+
+/// A TrueType program with one table, `cmap`, of one (3,10) subtable of
+/// format 12 with `groups` (start code, end code, first glyph id).
+fn truetype_cmap_12(groups: &[(u32, u32, u32)]) -> Vec<u8> {
+    let mut sub = vec![0, 12, 0, 0];
+    for n in [16 + 12 * groups.len() as u32, 0, groups.len() as u32] {
+        sub.extend_from_slice(&n.to_be_bytes());
+    }
+    for &(start, end, gid) in groups {
+        for n in [start, end, gid] {
+            sub.extend_from_slice(&n.to_be_bytes());
+        }
+    }
+    let mut cmap = vec![0, 0, 0, 1, 0, 3, 0, 10, 0, 0, 0, 12];
+    cmap.extend(sub);
+    let mut font = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    font.extend_from_slice(b"cmap\0\0\0\0");
+    font.extend_from_slice(&28u32.to_be_bytes());
+    font.extend_from_slice(&(cmap.len() as u32).to_be_bytes());
+    font.extend(cmap);
+    font
+}
+
 fn absurd_cmap() -> Case {
     sandwich("tounicode-absurd-ranges", |d| {
         let body = "4 beginbfrange\n<0000> <FFFFFFFF> <0041>\n<00000000> <FFFFFFFF> <0041>\n<0000> <FFFF> [<0041> <0042>]\n<FFFF> <0000> <0041>\nendbfrange\n2 begincidrange\n<00000000> <FFFFFFFF> 0\n<0000> <FFFF> 4294967295\nendcidrange\n";
@@ -1646,6 +1702,7 @@ pub(crate) fn cases() -> Vec<Case> {
         huge_tounicode().also(2, "Hello CMap"),
         long_tounicode_targets().also(2, "Hello CMap"),
         inline_font_selected().also(2, "Hello CMap"),
+        truetype_cmap_overlapping_groups().also(2, "HELLO"),
         // What the absurd ranges map the codes to is garbage by definition.
         absurd_cmap().also(2, "Hello page 2"),
         // 20 MB of content: whether page 2 is read depends on
