@@ -1427,9 +1427,8 @@ def open_seeds(rng):
 
 
 def parse_batch_seeds(rng):
-    # `linearized_documents` is in both.
-    return batch_documents(rng) + open_documents(rng) + mistyped_open_documents() + predictor_documents() \
-        + damaged_documents()
+    # A seed in both (`linearized_documents`) is written once, by its hash.
+    return batch_documents(rng) + open_seeds(rng)
 
 
 TARGETS = {"pdf_open": open_seeds, "parse_batch": parse_batch_seeds}

@@ -512,11 +512,20 @@ fn font_page(d: &mut Doc, font: impl FnOnce(&mut Doc, u32), text: &str) {
 /// A Type0 font, Identity-H, with `cmap` as its /ToUnicode written as `enc`
 /// and `desc_extra` in its descendant font's dictionary.
 fn type0_font(d: &mut Doc, f: u32, cmap: &[u8], enc: Enc, desc_extra: &str) {
-    let (desc, fd, tu) = (d.id(), d.id(), d.id());
+    let tu = d.id();
+    cid_font(d, f, &format!("/ToUnicode {tu} 0 R"), desc_extra, "");
+    d.pdf.stream(tu, "", cmap, enc);
+}
+
+/// A Type0 font, Identity-H, with `font_extra` in its dictionary, over a
+/// CIDFontType2 with `desc_extra` in its dictionary and `file` in its
+/// descriptor.
+fn cid_font(d: &mut Doc, f: u32, font_extra: &str, desc_extra: &str, file: &str) {
+    let (desc, fd) = (d.id(), d.id());
     d.pdf.obj(
         f,
         format!(
-            "<< /Type /Font /Subtype /Type0 /BaseFont /Hostile /Encoding /Identity-H /DescendantFonts [{desc} 0 R] /ToUnicode {tu} 0 R >>"
+            "<< /Type /Font /Subtype /Type0 /BaseFont /Hostile /Encoding /Identity-H /DescendantFonts [{desc} 0 R] {font_extra} >>"
         ),
     );
     d.pdf.obj(
@@ -525,8 +534,7 @@ fn type0_font(d: &mut Doc, f: u32, cmap: &[u8], enc: Enc, desc_extra: &str) {
             "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {fd} 0 R /DW 500 {desc_extra} >>"
         ),
     );
-    d.pdf.obj(fd, descriptor(""));
-    d.pdf.stream(tu, "", cmap, enc);
+    d.pdf.obj(fd, descriptor(file));
 }
 
 fn descriptor(file: &str) -> String {
@@ -1061,20 +1069,8 @@ fn truetype_cmap_overlapping_groups() -> Case {
         font_page(
             d,
             |d, f| {
-                let (desc, fd, ff) = (d.id(), d.id(), d.id());
-                d.pdf.obj(
-                    f,
-                    format!(
-                        "<< /Type /Font /Subtype /Type0 /BaseFont /Hostile /Encoding /Identity-H /DescendantFonts [{desc} 0 R] >>"
-                    ),
-                );
-                d.pdf.obj(
-                    desc,
-                    format!(
-                        "<< /Type /Font /Subtype /CIDFontType2 /BaseFont /Hostile /CIDSystemInfo << /Registry (Adobe) /Ordering (Identity) /Supplement 0 >> /FontDescriptor {fd} 0 R /DW 500 >>"
-                    ),
-                );
-                d.pdf.obj(fd, descriptor(&format!("/FontFile2 {ff} 0 R")));
+                let ff = d.id();
+                cid_font(d, f, "", "", &format!("/FontFile2 {ff} 0 R"));
                 let mut groups = vec![(0x41u32, 0x5Au32, 0x41u32)];
                 groups.extend(std::iter::repeat_n((0x2_0000, 0x2_FFFF, 1), 100_000));
                 // Unfiltered: Flate would pass `pdf.max_inflate_ratio`.
