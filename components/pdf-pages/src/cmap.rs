@@ -8,7 +8,7 @@ use std::rc::Rc;
 use lopdf::{Object, ObjectId};
 use pdf_syntax::{is_delim, is_white};
 
-use crate::Batch;
+use crate::{Batch, truetype};
 
 /// Most code → Unicode entries one CMap keeps: real ones (a CJK font's)
 /// hold tens of thousands; more are dropped rather than filling memory.
@@ -265,13 +265,18 @@ impl CMap {
 }
 
 /// The CMaps one batch has read, by stream: fonts that name the same
-/// `/ToUnicode` or `/Encoding` stream share one map.
+/// `/ToUnicode` or `/Encoding` stream share one map, and fonts that embed
+/// the same TrueType program share what its `cmap` gives each glyph.
 #[derive(Default)]
 pub(crate) struct CMaps {
     by_id: HashMap<ObjectId, Rc<CMap>>,
+    glyphs_by_id: HashMap<ObjectId, Rc<GlyphText>>,
     /// What every map read so far holds, shared or not, in bytes.
     bytes: usize,
 }
+
+/// Glyph id → its text, from a TrueType program's `cmap`.
+pub(crate) type GlyphText = HashMap<u16, char>;
 
 impl CMaps {
     /// The map in the stream `obj` refers to, read the first time it is
@@ -283,25 +288,60 @@ impl CMaps {
         obj: Option<&Object>,
         limit: &mut Option<String>,
     ) -> Option<Rc<CMap>> {
-        let id = match obj {
-            Some(Object::Reference(id)) => Some(*id),
-            _ => None,
-        };
-        if let Some(map) = id.and_then(|id| self.by_id.get(&id)) {
-            return Some(Rc::clone(map));
-        }
-        let map = Rc::new(CMap::parse(&batch.stream(obj, limit)?));
-        self.bytes += map.heap_bytes();
-        if let Some(id) = id {
-            self.by_id.insert(id, Rc::clone(&map));
-        }
-        Some(map)
+        once(
+            &mut self.by_id,
+            &mut self.bytes,
+            obj,
+            CMap::heap_bytes,
+            || Some(CMap::parse(&batch.stream(obj, limit)?)),
+        )
+    }
+
+    /// What the TrueType program in the stream `obj` refers to gives each
+    /// glyph (see [`truetype::glyph_to_char`]), read the first time it is
+    /// asked for: forty fonts embedding one program walk its `cmap` once.
+    /// `None` as for [`CMaps::read`].
+    pub(crate) fn glyph_text(
+        &mut self,
+        batch: &Batch,
+        obj: Option<&Object>,
+        limit: &mut Option<String>,
+    ) -> Option<Rc<GlyphText>> {
+        let size = |text: &GlyphText| text.capacity() * size_of::<(u16, char)>();
+        once(&mut self.glyphs_by_id, &mut self.bytes, obj, size, || {
+            Some(truetype::glyph_to_char(&batch.stream(obj, limit)?))
+        })
     }
 
     /// What the maps read so far hold, in bytes.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.bytes
     }
+}
+
+/// What the stream `obj` refers to gives, made by `make` the first time
+/// and kept in `by_id` (a stream given inline is made each time); what
+/// each one made holds, by `size`, is added to `bytes`.
+fn once<T>(
+    by_id: &mut HashMap<ObjectId, Rc<T>>,
+    bytes: &mut usize,
+    obj: Option<&Object>,
+    size: impl Fn(&T) -> usize,
+    make: impl FnOnce() -> Option<T>,
+) -> Option<Rc<T>> {
+    let id = match obj {
+        Some(Object::Reference(id)) => Some(*id),
+        _ => None,
+    };
+    if let Some(kept) = id.and_then(|id| by_id.get(&id)) {
+        return Some(Rc::clone(kept));
+    }
+    let new = Rc::new(make()?);
+    *bytes += size(&new);
+    if let Some(id) = id {
+        by_id.insert(id, Rc::clone(&new));
+    }
+    Some(new)
 }
 
 /// Adobe's CID → Unicode table for a character collection (`/Ordering`).

@@ -13,9 +13,8 @@ use std::rc::Rc;
 use lopdf::{Dictionary, Document, Object};
 
 use crate::Batch;
-use crate::cmap::{self, CMap, CMaps};
+use crate::cmap::{self, CMap, CMaps, GlyphText};
 use crate::glyph_list::GLYPHS;
-use crate::truetype;
 
 /// One decoded glyph.
 pub(crate) struct Glyph<'a> {
@@ -64,8 +63,9 @@ struct Composite {
     default_len: usize,
     to_unicode: Option<Rc<CMap>>,
     collection: Option<&'static [u8]>,
-    /// GID → text, from an embedded TrueType font's `cmap`.
-    glyph_text: HashMap<u16, char>,
+    /// GID → text, from an embedded TrueType font's `cmap` (which
+    /// [`CMaps`] keeps and counts).
+    glyph_text: Rc<GlyphText>,
     cid_to_gid: Option<Vec<u16>>,
     widths: CidWidths,
     default_width: f32,
@@ -132,14 +132,13 @@ impl Font {
     }
 
     /// Roughly the memory it holds once loaded, in bytes, but for its
-    /// CMaps, which [`CMaps`] counts. What it works out later, code by
-    /// code, [`Font::decode`] counts.
+    /// CMaps and glyph text, which [`CMaps`] counts. What it works out
+    /// later, code by code, [`Font::decode`] counts.
     pub(crate) fn heap_bytes(&self) -> usize {
         let decoder = match &self.decoder {
             Decoder::Simple(s) => size_of::<Simple>() + s.base.heap_bytes(),
             Decoder::Composite(c) => {
                 size_of::<Composite>()
-                    + c.glyph_text.capacity() * size_of::<(u16, char)>()
                     + c.cid_to_gid
                         .as_ref()
                         .map_or(0, |m| m.capacity() * size_of::<u16>())
@@ -181,7 +180,7 @@ impl Font {
         }
 
         let mut collection = None;
-        let mut glyph_text = HashMap::new();
+        let mut glyph_text = Rc::default();
         let mut cid_to_gid = None;
         let mut widths = CidWidths::default();
         let mut default_width = 1000.0;
@@ -213,8 +212,8 @@ impl Font {
                     .ok()
                     .and_then(|o| deref(doc, o).as_dict().ok())
                     .and_then(|fd| fd.get(b"FontFile2").ok());
-                if let Some(data) = batch.stream(font_file, &mut limit) {
-                    glyph_text = truetype::glyph_to_char(&data);
+                if let Some(text) = cmaps.glyph_text(batch, font_file, &mut limit) {
+                    glyph_text = text;
                 }
                 if let Some(map) = batch.stream(desc.get(b"CIDToGIDMap").ok(), &mut limit) {
                     cid_to_gid = Some(
