@@ -1,7 +1,8 @@
 //! A short fuzz run inside the test suite: every fuzz target's entry point
 //! (see `fuzz/`) over its committed corpus and regressions, then over
-//! deterministic mutations of them for a bounded time. An input that panics
-//! or runs too long fails the test and is saved beside the target directory
+//! deterministic mutations of them for a bounded time; and some targets'
+//! inputs replayed through a second entry point. An input that panics or
+//! runs too long fails the test and is saved beside the target directory
 //! so it can be replayed with `cargo +nightly fuzz run TARGET FILE`.
 
 use std::path::{Path, PathBuf};
@@ -19,6 +20,13 @@ const TARGETS: [Target; 6] = [
     ("chunker", chunker::fuzz::chunk),
     ("schema", warmlane_host::fuzz::schema),
 ];
+
+/// Entry points whose target's inputs are replayed, not mutated: the
+/// parser under the host's default limits, which its fuzz target caps
+/// (see `pdf_pages::fuzz::parse_batch`).
+const REPLAYS: [Target; 1] = [("parse_batch", |data| {
+    let _ = pdf_pages::parse_batch(data, 1);
+})];
 
 /// Mutated inputs per target, at most; and time per target, at most.
 const MUTATIONS: usize = 4000;
@@ -210,6 +218,16 @@ fn every_fuzz_target_survives_its_corpus_and_a_short_mutation_run() {
             corpus.len(),
             started.elapsed().as_secs_f64()
         );
+    }
+    for (target, entry) in REPLAYS {
+        for (path, data) in &inputs(target) {
+            if let Err(why) = run_one(entry, data) {
+                failures.push(format!(
+                    "{target} (replayed): {} {why}",
+                    path.display()
+                ));
+            }
+        }
     }
     std::panic::set_hook(quiet);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
