@@ -222,10 +222,7 @@ fn every_fuzz_target_survives_its_corpus_and_a_short_mutation_run() {
     for (target, entry) in REPLAYS {
         for (path, data) in &inputs(target) {
             if let Err(why) = run_one(entry, data) {
-                failures.push(format!(
-                    "{target} (replayed): {} {why}",
-                    path.display()
-                ));
+                failures.push(format!("{target} (replayed): {} {why}", path.display()));
             }
         }
     }

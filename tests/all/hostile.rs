@@ -1062,8 +1062,8 @@ fn inline_font_selected() -> Case {
 /// A CID font with no ToUnicode map, so its text comes from its embedded
 /// TrueType program's `cmap`: a format 12 subtable whose first group maps
 /// `A`-`Z` and whose 100,000 more each map the same 65,536 codes again:
-/// 1.2 MB whose walk took 6.5 billion steps until a subtable's walk
-/// stopped after every Unicode code once (fuzzing run 39's slow input).
+/// 1.2 MB whose walk took 6.5 billion steps until a subtable's walk took
+/// each code once (fuzzing run 39's slow input).
 fn truetype_cmap_overlapping_groups() -> Case {
     sandwich("truetype-cmap-100000-overlapping-groups", |d| {
         font_page(
@@ -1077,6 +1077,91 @@ fn truetype_cmap_overlapping_groups() -> Case {
                 d.pdf.stream(ff, "", &truetype_cmap_12(&groups), Enc::Plain);
             },
             "<00480045004C004C004F>",
+        );
+    })
+}
+
+/// 2,000 CID fonts with no ToUnicode map that embed one TrueType program,
+/// whose `cmap` maps `A`-`Z` and then, group by group, 1,048,576 more
+/// codes to the same glyphs. Each font walked them all again, until fonts
+/// came to share a program's glyph text (fuzzing run 40's slow input: 40
+/// fonts on one program, 3.3 s).
+fn truetype_program_shared() -> Case {
+    sandwich("truetype-program-shared-by-2000-fonts", |d| {
+        let ff = d.id();
+        let program = truetype_cmap_12(&hello_and_groups_to(1));
+        d.pdf.stream(ff, "", &program, Enc::Plain);
+        truetype_fonts_page(d, 2000, |_| ff);
+    })
+}
+
+/// 500 CID fonts as in [`truetype_program_shared`], each with a program
+/// of its own whose groups map 1,048,576 codes to the last 536 glyph ids:
+/// a million steps a font until a walk skipped the glyphs that had their
+/// code (and glyph ids past 65,535, which wrapped around). Each walk
+/// still sets up a table of every glyph id (512 KiB): 2,000 such fonts
+/// take page 2 past its CPU budget.
+fn truetype_programs_of_their_own() -> Case {
+    sandwich("truetype-programs-of-500-fonts-each-its-own", |d| {
+        let program = truetype_cmap_12(&hello_and_groups_to(65_000));
+        truetype_fonts_page(d, 500, |d| {
+            let ff = d.id();
+            d.pdf.stream(ff, "", &program, Enc::Plain);
+            ff
+        });
+    })
+}
+
+/// Format 12 groups: `A`-`Z` to their own glyph ids, then 16 groups of
+/// 65,536 codes each (planes 1 to 16) from glyph `gid`.
+fn hello_and_groups_to(gid: u32) -> Vec<(u32, u32, u32)> {
+    let mut groups = vec![(0x41, 0x5A, 0x41)];
+    groups.extend((1..=16).map(|plane| (plane << 16, (plane << 16) | 0xFFFF, gid)));
+    groups
+}
+
+/// Page 2 shows `HELLO` in each of `n` CID fonts with no ToUnicode map,
+/// whose text comes from the TrueType program `program` gives (a stream
+/// of `d`).
+fn truetype_fonts_page(d: &mut Doc, n: usize, mut program: impl FnMut(&mut Doc) -> u32) {
+    let (mut names, mut content) = (String::new(), String::from("BT 72 700 Td "));
+    for i in 0..n {
+        let (f, ff) = (d.id(), program(d));
+        cid_font(d, f, "", "", &format!("/FontFile2 {ff} 0 R"));
+        names += &format!("/G{i} {f} 0 R ");
+        content += &format!("/G{i} 12 Tf <00480045004C004C004F> Tj ");
+    }
+    content += "ET\n";
+    d.page_with(
+        &format!("/Font << /F1 3 0 R {names}>>"),
+        content.as_bytes(),
+        Enc::Flate,
+    );
+}
+
+/// Page 2's 20 lines of Arabic each hold one letter and 9,999 marks
+/// (fatha), drawn left to right: the last glyph a line may hold. Placing
+/// each mark by its letter searched the line from the mark, 50 million
+/// steps a line, until one pass found every mark's letter; and the host
+/// panicked cutting the page's text into pieces for the chunker, inside
+/// a two-byte character.
+fn rtl_marks() -> Case {
+    sandwich("rtl-20-lines-of-a-letter-and-9999-marks", |d| {
+        let f = d.id();
+        let body = "2 beginbfchar\n<0001> <0628>\n<0002> <064E>\nendbfchar\n";
+        type0_font(d, f, &cmap("<0000> <FFFF>", body), Enc::Plain, "");
+        let mut content = String::new();
+        for line in 0..20 {
+            let y = 680 - line * 20;
+            content += &format!(
+                "BT /F2 12 Tf 72 {y} Td <0001{}> Tj ET\n",
+                "0002".repeat(9_999)
+            );
+        }
+        d.page_with(
+            &format!("/Font << /F1 3 0 R /F2 {f} 0 R >>"),
+            content.as_bytes(),
+            Enc::Plain,
         );
     })
 }
@@ -1699,6 +1784,9 @@ pub(crate) fn cases() -> Vec<Case> {
         long_tounicode_targets().also(2, "Hello CMap"),
         inline_font_selected().also(2, "Hello CMap"),
         truetype_cmap_overlapping_groups().also(2, "HELLO"),
+        truetype_program_shared().also(2, "HELLOHELLO"),
+        truetype_programs_of_their_own().also(2, "HELLOHELLO"),
+        rtl_marks().also(2, "Hello page 2"),
         // What the absurd ranges map the codes to is garbage by definition.
         absurd_cmap().also(2, "Hello page 2"),
         // 20 MB of content: whether page 2 is read depends on

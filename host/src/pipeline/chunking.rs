@@ -340,9 +340,14 @@ fn pieces(text: PageText, max: usize) -> Vec<PageText> {
             while !s.is_char_boundary(end) {
                 end -= 1;
             }
-            let floor = at + max * 3 / 4;
-            if let Some(ws) = s[floor.min(end)..end].rfind(char::is_whitespace) {
-                let cut = floor.min(end) + ws;
+            // The last quarter's start, at a character's start (a page of
+            // two-byte marks after one newline panicked here).
+            let mut floor = (at + max * 3 / 4).min(end);
+            while !s.is_char_boundary(floor) {
+                floor -= 1;
+            }
+            if let Some(ws) = s[floor..end].rfind(char::is_whitespace) {
+                let cut = floor + ws;
                 let width = s[cut..].chars().next().map_or(1, char::len_utf8);
                 end = cut + width;
             }
@@ -418,6 +423,22 @@ mod tests {
             1024,
         );
         assert_eq!(short.len(), 1);
+        // Two-byte characters from an odd offset: the last quarter starts
+        // inside one.
+        let text = "x".to_string() + &"\u{064E}".repeat(3000);
+        let parts = pieces(
+            PageText {
+                number: 2,
+                offset: 0,
+                text: text.clone(),
+            },
+            1024,
+        );
+        assert!(parts.iter().all(|p| p.text.len() <= 1024));
+        assert_eq!(
+            parts.iter().map(|p| p.text.as_str()).collect::<String>(),
+            text
+        );
     }
 
     #[test]
