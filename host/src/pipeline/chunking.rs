@@ -335,26 +335,18 @@ fn pieces(text: PageText, max: usize) -> Vec<PageText> {
     let mut at = 0;
     let s = text.text.as_str();
     while at < s.len() {
-        let mut end = (at + max).min(s.len());
+        let mut end = s.floor_char_boundary(at + max);
         if end < s.len() {
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            // The last quarter's start, at a character's start (a page of
-            // two-byte marks after one newline panicked here).
-            let mut floor = (at + max * 3 / 4).min(end);
-            while !s.is_char_boundary(floor) {
-                floor -= 1;
-            }
+            // The last quarter's start, at a character's start too (a page
+            // of two-byte marks after one newline panicked here).
+            let floor = s.floor_char_boundary(at + max * 3 / 4).min(end);
             if let Some(ws) = s[floor..end].rfind(char::is_whitespace) {
                 let cut = floor + ws;
                 let width = s[cut..].chars().next().map_or(1, char::len_utf8);
                 end = cut + width;
             }
             if end <= at {
-                end = (at + 1..=s.len())
-                    .find(|&i| s.is_char_boundary(i))
-                    .unwrap_or(s.len());
+                end = s.ceil_char_boundary(at + 1);
             }
         }
         out.push(PageText {
