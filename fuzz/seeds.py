@@ -29,7 +29,8 @@ runs.
 Both also get mistyped documents: every key their reader looks up (the
 trailer's, the page tree's, a stream's filters and parameters, the
 security handler's; a font's, its encoding's, descriptor's and descendant
-font's; a page's and a form's resources), given a value of each object
+font's; a page's and a form's resources; the catalog's and the page
+tree's in a document read by scanning), given a value of each object
 type in turn, and references to a number, a stream and nothing. Each such
 value fails the reader in its own place, an edge of its own, which random
 mutation finds one at a time over hours. And documents that open with a
@@ -1411,6 +1412,35 @@ def damaged_documents():
     return docs
 
 
+def mistyped_damaged_documents():
+    """Six pages under a two-level page tree, whole and cut off before
+    the cross-reference (so read by scanning), with each key of the
+    catalog and of the tree's nodes given a value of each object type in
+    turn: a scan checks them on its own path, and the inner nodes still to
+    come are counted on another (`lopdf`'s page iterator's size hint)."""
+    count = 6
+    font = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+    objects = {1: b"<< /Type /Catalog /Pages 2 0 R >>", 3: font,
+               2: b"<< /Type /Pages /Kids [4 0 R 5 0 R] /Count %d >>" % count,
+               4: b"<< /Type /Pages /Parent 2 0 R /Kids [10 0 R 11 0 R 12 0 R] /Count 3 >>",
+               5: b"<< /Type /Pages /Parent 2 0 R /Kids [13 0 R 14 0 R 15 0 R] /Count 3 >>"}
+    for i in range(count):
+        content = b"BT /F1 12 Tf 72 700 Td (page %03d) Tj ET" % i
+        objects[10 + i] = (b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 612 792] /Contents %d 0 R"
+                           b" /Resources << /Font << /F1 3 0 R >> >> >>" % (4 + i // 3, 20 + i))
+        objects[20 + i] = b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content)
+    docs = []
+    for where, keys in ((1, [b"Type", b"Pages"]), (2, [b"Type", b"Kids", b"Count"]),
+                        (4, [b"Type", b"Kids", b"Parent"]), (5, [b"Count"])):
+        for key in keys:
+            for value in MISTYPED + [b"20 0 R"]:  # and a stream
+                edited = dict(objects)
+                edited[where] = _with_value(objects[where], key, value)
+                whole = classic(edited)
+                docs += [whole, whole[:whole.index(b"\nxref\n")]]
+    return docs
+
+
 def _with_value(body, key, value):
     """The dictionary `body` with `key`'s value (its first, at any depth)
     replaced by `value`, or the key added if it has none."""
@@ -1423,7 +1453,7 @@ def _with_value(body, key, value):
 
 def open_seeds(rng):
     return (open_documents(rng) + mistyped_open_documents() + predictor_documents() + linearized_documents()
-            + damaged_documents())
+            + damaged_documents() + mistyped_damaged_documents())
 
 
 def parse_batch_seeds(rng):
