@@ -91,18 +91,16 @@ fn parse_batch_at_most(
         inflater: Inflater::new(limits),
     };
     let mut cache = content::Cache::default();
-    Ok(batch
-        .doc
-        .get_pages()
-        .into_values()
-        .enumerate()
-        .map(|(i, page_id)| {
-            (
-                first_page + i as u32,
-                page_text(&batch, page_id, &mut cache),
-            )
-        })
-        .collect())
+    // Not `get_pages` (nor `collect`): `lopdf`'s page iterator hints the
+    // `/Count` its inner page-tree nodes claim, and collecting reserves
+    // that much, so a count of 2^32 in 2 KB asked for 51 GB. Pages are
+    // kept as the tree yields them.
+    let mut pages = Vec::new();
+    for page_id in batch.doc.page_iter() {
+        let number = first_page + pages.len() as u32;
+        pages.push((number, page_text(&batch, page_id, &mut cache)));
+    }
+    Ok(pages)
 }
 
 /// A page's content streams, decoded and joined; together no larger than
@@ -332,6 +330,45 @@ mod tests {
         let mut out = Vec::new();
         doc.save_to(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn an_inner_page_tree_node_lying_about_its_count_costs_only_its_pages() {
+        // Two pages, the second under a node claiming 10^12 of them.
+        let two = pdf(&["BT /F1 9 Tf (one) Tj ET", "BT /F1 9 Tf (two) Tj ET"]);
+        let mut doc = Document::load_mem_with_options(&two, lopdf::LoadOptions::default()).unwrap();
+        let root = doc
+            .catalog()
+            .unwrap()
+            .get(b"Pages")
+            .unwrap()
+            .as_reference()
+            .unwrap();
+        let kids = doc
+            .get_dictionary(root)
+            .unwrap()
+            .get(b"Kids")
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone();
+        let inner = doc.add_object(dictionary! {
+            "Type" => "Pages", "Parent" => root, "Kids" => vec![kids[1].clone()], "Count" => 1_000_000_000_000i64,
+        });
+        doc.get_dictionary_mut(root)
+            .unwrap()
+            .set("Kids", vec![kids[0].clone(), inner.into()]);
+        let mut out = Vec::new();
+        doc.save_to(&mut out).unwrap();
+
+        let pages = super::parse_batch(&out, 7).unwrap();
+        let numbers: Vec<u32> = pages.iter().map(|(n, _)| *n).collect();
+        assert_eq!(numbers, [7, 8]);
+        assert!(
+            pages[1].1.as_ref().unwrap().contains("two"),
+            "{:?}",
+            pages[1].1
+        );
     }
 
     #[test]
