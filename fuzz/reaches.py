@@ -11,11 +11,16 @@ PIE, so the table holds zeros until it is loaded).
 
     reaches.py BINARY EDGES INPUTS
 
-prints each edge of EDGES as `reached` or `missed`, then the count.
+prints each edge of EDGES as `reached` or `missed`, then the count; if an
+input crashed the target (the merge goes on past it), keeps libFuzzer's
+`crash-` (or `oom-`, `timeout-`) file in the current directory, names it
+and exits with an error.
 """
 import argparse
 import os
+import shutil
 import subprocess
+import sys
 import tempfile
 
 
@@ -45,18 +50,27 @@ def pc_table(binary):
 
 
 def covered(binary, inputs):
-    """The addresses of every edge `inputs` cover."""
+    """The addresses of every edge `inputs` cover, and the inputs that
+    crashed the target on the way (the merge goes on past them): libFuzzer
+    writes each as `crash-HASH` (or `oom-`, `timeout-`, `slow-unit-`),
+    which are moved into the current directory."""
     with tempfile.TemporaryDirectory() as scratch:
         control, empty = f"{scratch}/control", f"{scratch}/merged"
+        artifacts = f"{scratch}/artifacts/"
         os.mkdir(empty)
+        os.mkdir(artifacts)
         subprocess.run(
-            ["setarch", "-R", binary, "-merge=1", f"-merge_control_file={control}", empty, inputs],
+            ["setarch", "-R", binary, "-merge=1", f"-merge_control_file={control}",
+             f"-artifact_prefix={artifacts}", empty, inputs],
             capture_output=True,
             check=True,
         )
+        found = sorted(os.listdir(artifacts))
+        for name in found:
+            shutil.move(artifacts + name, name)
         table = pc_table(binary)
         with open(control) as lines:
-            return {table[int(i)] for line in lines if line.startswith("COV ") for i in line.split()[2:]}
+            return {table[int(i)] for line in lines if line.startswith("COV ") for i in line.split()[2:]}, found
 
 
 def main():
@@ -66,13 +80,15 @@ def main():
     args.add_argument("inputs", help="a directory of inputs")
     args = args.parse_args()
     edges = [line.split(None, 3) for line in open(args.edges) if line.startswith(" ")]
-    reach = covered(args.binary, args.inputs)
+    reach, found = covered(args.binary, args.inputs)
     hits = 0
     for minute, kind, pc, place in edges:
         hit = int(pc, 16) in reach
         hits += hit
         print(f"{'reached' if hit else 'missed '} {minute:>6} {kind:<4} {pc} {place.rstrip()}")
     print(f"{hits} of {len(edges)} reached")
+    if found:
+        sys.exit(f"{len(found)} input(s) crashed the target, kept here: {' '.join(found)}")
 
 
 if __name__ == "__main__":
