@@ -877,6 +877,25 @@ fn page_trees() -> Vec<Case> {
         Some(2),
     ));
 
+    // An inner node claiming 2^32 pages: `lopdf` reserved room for what
+    // such nodes claim (5bc1a11).
+    let mut d = Doc::new();
+    d.good();
+    d.good();
+    let inner = d.id();
+    let kids = d.kids();
+    d.pdf.obj(
+        inner,
+        format!("<< /Type /Pages /Parent 2 0 R /Kids [{kids}] /Count 4294967296 >>"),
+    );
+    d.tree(&format!("{inner} 0 R"), "4294967296");
+    out.push(case(
+        "pagetree-inner-count-lies-2^32",
+        d.pdf.finish("/Root 1 0 R"),
+        &[1, 2],
+        Some(2),
+    ));
+
     let mut d = Doc::new();
     d.good();
     d.good();
