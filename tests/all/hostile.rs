@@ -877,8 +877,9 @@ fn page_trees() -> Vec<Case> {
         Some(2),
     ));
 
-    // An inner node claiming 2^32 pages: `lopdf` reserved room for what
-    // such nodes claim (5bc1a11).
+    // An inner node claiming 2^32 pages. The guest's `lopdf` reserved room
+    // for what such nodes claim (5bc1a11); the batches the host writes
+    // have one flat tree, so this checks the host's own reading of it.
     let mut d = Doc::new();
     d.good();
     d.good();
