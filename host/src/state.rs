@@ -238,11 +238,7 @@ impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String) {
         let mut message = message;
         if message.len() > MAX_LOG_LINE {
-            let mut cut = MAX_LOG_LINE;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
+            message.truncate(message.floor_char_boundary(MAX_LOG_LINE));
             message.push('…');
         }
         let component = &*self.component;

@@ -178,11 +178,7 @@ impl CallRecord {
 
     /// `error` cut to [`CallRecord::ERROR_BYTES`], on a character boundary.
     pub fn error_text(error: &str) -> String {
-        let mut end = error.len().min(Self::ERROR_BYTES);
-        while !error.is_char_boundary(end) {
-            end -= 1;
-        }
-        error[..end].to_string()
+        error[..error.floor_char_boundary(Self::ERROR_BYTES)].to_string()
     }
 }
 

@@ -310,3 +310,17 @@ fn ids_are_checked_and_random_ones_do_not_repeat() {
     assert!(SessionId::parse(one.as_str()).is_ok());
     assert_eq!(one.as_str().len(), 34);
 }
+
+#[test]
+fn a_call_error_is_cut_on_a_character_boundary() {
+    assert_eq!(CallRecord::error_text("short"), "short");
+    // Two-byte characters: the limit falls inside one when it is odd.
+    let long = "é".repeat(CallRecord::ERROR_BYTES);
+    let cut = CallRecord::error_text(&long);
+    assert_eq!(cut.len(), CallRecord::ERROR_BYTES / 2 * 2);
+    assert!(cut.chars().all(|c| c == 'é'));
+    let odd = format!("a{long}");
+    let cut = CallRecord::error_text(&odd);
+    assert_eq!(cut.len(), CallRecord::ERROR_BYTES - 1);
+    assert!(odd.starts_with(&cut));
+}
