@@ -1505,8 +1505,7 @@ const LPPL: [(u32, &str); 8] = [
 /// `at`: the eight real pages must all still come out.
 fn lppl_with_page(name: &'static str, at: u32, content: Stream) -> Case {
     let mut doc = lppl_doc();
-    let pages = doc.get_pages();
-    let before = pages[&at];
+    let before = doc.page_iter().nth(at as usize - 1).unwrap();
     let parent = doc
         .get_dictionary(before)
         .unwrap()

@@ -450,7 +450,7 @@ mod tests {
                 &Object::Reference(catalog)
             );
             assert_eq!(read.max_id, written.max_id);
-            assert_eq!(read.get_pages().len(), 1);
+            assert_eq!(read.page_iter().count(), 1);
         }
         assert!(read_sequential(b"%PDF-1.7\n1 0 obj << /A [ ").is_none());
         assert!(
