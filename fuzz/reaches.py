@@ -12,9 +12,9 @@ PIE, so the table holds zeros until it is loaded).
     reaches.py BINARY EDGES INPUTS
 
 prints each edge of EDGES as `reached` or `missed`, then the count; if an
-input crashed the target (the merge goes on past it), keeps libFuzzer's
-`crash-` (or `oom-`, `timeout-`) file in the current directory, names it
-and exits with an error.
+input crashed or stalled the target (the merge goes on past it), keeps the
+file libFuzzer wrote for it (`crash-`, `oom-`, `timeout-`, `slow-unit-`) in
+the current directory, names it and exits with an error.
 """
 import argparse
 import os
@@ -88,7 +88,7 @@ def main():
         print(f"{'reached' if hit else 'missed '} {minute:>6} {kind:<4} {pc} {place.rstrip()}")
     print(f"{hits} of {len(edges)} reached")
     if found:
-        sys.exit(f"{len(found)} input(s) crashed the target, kept here: {' '.join(found)}")
+        sys.exit(f"{len(found)} input(s) crashed or stalled the target, kept here: {' '.join(found)}")
 
 
 if __name__ == "__main__":
